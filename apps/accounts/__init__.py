@@ -1,0 +1,1 @@
+"""Tenants, plans, API keys, credits and the ledger."""

@@ -1,0 +1,107 @@
+"""API-key authentication: ``Authorization: Bearer sk_…`` or ``X-API-KEY: sk_…`` (SPEC §2)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from .models import Account, ApiKey
+from .selectors import api_key_by_raw
+
+KEY_FORMAT = re.compile(r"^sk_(live|test)_[A-Za-z0-9]{32,128}$")
+
+
+def raw_key_from_request(request: Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise exceptions.AuthenticationFailed(
+                "Use 'Authorization: Bearer <key>'", code="invalid_api_key"
+            )
+        return value.strip()
+    return request.headers.get("X-API-KEY") or None
+
+
+def client_ip(request: Request) -> str:
+    if settings.TRUST_X_FORWARDED_FOR:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def ip_allowed(ip: str, allowlist: list[str]) -> bool:
+    if not allowlist:
+        return True
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    for entry in allowlist:
+        try:
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """Resolve the key to (account, key); 401 for bad keys, 403 for plan or IP refusals."""
+
+    def authenticate(self, request: Request) -> tuple[Account, ApiKey] | None:
+        raw = raw_key_from_request(request)
+        if raw is None:
+            return None
+        if not KEY_FORMAT.match(raw):
+            raise exceptions.AuthenticationFailed("Malformed API key", code="invalid_api_key")
+        key = api_key_by_raw(raw)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Unknown API key", code="invalid_api_key")
+        if key.revoked_at is not None:
+            raise exceptions.AuthenticationFailed(
+                "This API key has been revoked", code="api_key_revoked"
+            )
+        if not key.account.plan.api_access:
+            raise exceptions.PermissionDenied(
+                f"The {key.account.plan.name} plan has no API access",
+                code="plan_without_api_access",
+            )
+        if not ip_allowed(client_ip(request), key.ip_allowlist):
+            raise exceptions.PermissionDenied(
+                "Request IP is not in this key's allowlist", code="ip_not_allowed"
+            )
+        self._touch(key)
+        return key.account, key
+
+    @staticmethod
+    def _touch(key: ApiKey) -> None:
+        # One write per key per minute at most, not one per request.
+        now = timezone.now()
+        resolution = timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+        if key.last_used_at is None or now - key.last_used_at > resolution:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="sluice"'
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "apps.accounts.authentication.ApiKeyAuthentication"
+    name = ["BearerAuth", "ApiKeyHeader"]
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return [
+            {"type": "http", "scheme": "bearer", "bearerFormat": "sk_live_… / sk_test_…"},
+            {"type": "apiKey", "in": "header", "name": "X-API-KEY"},
+        ]

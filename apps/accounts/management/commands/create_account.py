@@ -1,0 +1,50 @@
+"""``manage.py create_account``: make a tenant and print its credentials as one JSON line.
+
+The last stdout line is a fixed contract for scripts (SPEC §2):
+``{"account_id": "...", "api_key": "sk_test_...", "webhook_secret": "whsec_..."}``
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.accounts.services import account_create
+from apps.core.errors import SluiceError
+
+
+class Command(BaseCommand):
+    help = "Create an account with one API key and print its credentials as JSON."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--plan", required=True, help="free, starter, growth or pro")
+        parser.add_argument("--credits", type=int, default=0)
+        parser.add_argument("--mode", choices=["live", "test"], default="test")
+        parser.add_argument(
+            "--consent",
+            action="store_true",
+            help="the account consented to personal-email enrichment",
+        )
+
+    def handle(self, *args, **options) -> None:
+        try:
+            created = account_create(
+                name=options["name"],
+                plan_code=options["plan"],
+                credits=options["credits"],
+                mode=options["mode"],
+                personal_email_consent=options["consent"],
+            )
+        except SluiceError as exc:
+            raise CommandError(f"{exc.message}: {exc.details}")
+        self.stdout.write(
+            json.dumps(
+                {
+                    "account_id": str(created.account.id),
+                    "api_key": created.key.raw_key,
+                    "webhook_secret": created.account.callback_secret,
+                }
+            )
+        )

@@ -1,0 +1,194 @@
+"""Writes for accounts: creating tenants and keys, and every change of a balance (the ledger)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.core.errors import Conflict, InvalidRequest
+
+from .models import Account, ApiKey, LedgerEntry, Plan
+
+BASE62 = string.ascii_letters + string.digits
+KEY_RANDOM_LENGTH = 40
+KEY_DISPLAY_LENGTH = 4
+
+
+def api_key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def _random_base62(length: int) -> str:
+    return "".join(secrets.choice(BASE62) for _ in range(length))
+
+
+def webhook_secret_generate() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    api_key: ApiKey
+    raw_key: str
+
+
+@dataclass(frozen=True)
+class CreatedAccount:
+    account: Account
+    key: CreatedKey
+
+
+def api_key_create(
+    *,
+    account: Account,
+    mode: str,
+    name: str = "default",
+    ip_allowlist: list[str] | None = None,
+    scopes: list[str] | None = None,
+) -> CreatedKey:
+    """Mint a key; the raw value exists only in the return value (show it once)."""
+    if mode not in (ApiKey.MODE_LIVE, ApiKey.MODE_TEST):
+        raise InvalidRequest(details={"mode": "Must be 'live' or 'test'."})
+    unknown = set(scopes or []) - set(ApiKey.ALL_SCOPES)
+    if unknown:
+        raise InvalidRequest(details={"scopes": f"Unknown scopes: {', '.join(sorted(unknown))}."})
+    with transaction.atomic():
+        # Lock the account so two concurrent creations cannot both pass the plan's key cap.
+        plan = Account.objects.select_for_update().select_related("plan").get(pk=account.pk).plan
+        if plan.max_active_keys is not None:
+            active = ApiKey.objects.filter(account=account, revoked_at__isnull=True).count()
+            if active >= plan.max_active_keys:
+                raise Conflict(
+                    f"The {plan.name} plan allows {plan.max_active_keys} active keys",
+                    code="too_many_keys",
+                )
+        raw = f"sk_{mode}_{_random_base62(KEY_RANDOM_LENGTH)}"
+        key = ApiKey.objects.create(
+            account=account,
+            mode=mode,
+            name=name,
+            prefix=raw[: len(f"sk_{mode}_") + KEY_DISPLAY_LENGTH],
+            key_hash=api_key_hash(raw),
+            ip_allowlist=list(ip_allowlist or []),
+            scopes=list(scopes or []),
+        )
+    return CreatedKey(api_key=key, raw_key=raw)
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_key.refresh_from_db(fields=["revoked_at"])
+    return api_key
+
+
+def account_create(
+    *,
+    name: str,
+    plan_code: str,
+    credits: int = 0,
+    mode: str = ApiKey.MODE_TEST,
+    personal_email_consent: bool = False,
+    default_phone_country_codes: list[str] | None = None,
+) -> CreatedAccount:
+    """Create a tenant with its first API key and, if any, its opening credit top-up."""
+    try:
+        plan = Plan.objects.get(code=plan_code)
+    except Plan.DoesNotExist:
+        raise InvalidRequest(details={"plan": f"Unknown plan '{plan_code}'."})
+    if credits < 0:
+        raise InvalidRequest(details={"credits": "Must be zero or more."})
+    with transaction.atomic():
+        account = Account.objects.create(
+            name=name,
+            plan=plan,
+            personal_email_consent=personal_email_consent,
+            default_phone_country_codes=list(default_phone_country_codes or []),
+            callback_secret=webhook_secret_generate(),
+        )
+        if credits:
+            credits_add(
+                account=account,
+                amount=credits,
+                entry_type=LedgerEntry.TOPUP,
+                reason="opening balance",
+            )
+            account.refresh_from_db(fields=["credits"])
+        key = api_key_create(account=account, mode=mode)
+    return CreatedAccount(account=account, key=key)
+
+
+# --- Credits: every change goes through here and writes a ledger row ---------------------------
+
+
+def credits_add(
+    *,
+    account: Account,
+    amount: int,
+    entry_type: str = LedgerEntry.TOPUP,
+    reason: str = "",
+    created_by: Any = None,
+) -> LedgerEntry:
+    """Top-up, refund or adjustment. A negative adjustment may not take the balance below 0."""
+    if entry_type == LedgerEntry.CHARGE:
+        raise ValueError("charges go through credits_charge")
+    if amount == 0:
+        raise InvalidRequest(details={"amount": "Must not be zero."})
+    if amount < 0 and entry_type != LedgerEntry.ADJUSTMENT:
+        raise InvalidRequest(details={"amount": "Only adjustments may be negative."})
+    with transaction.atomic():
+        query = Account.objects.filter(pk=account.pk)
+        if amount < 0:
+            query = query.filter(credits__gte=-amount)
+        if not query.update(credits=F("credits") + amount):
+            raise InvalidRequest(details={"amount": "The balance cannot go below zero."})
+        balance = Account.objects.values_list("credits", flat=True).get(pk=account.pk)
+        return LedgerEntry.objects.create(
+            account=account,
+            entry_type=entry_type,
+            amount=amount,
+            balance_after=balance,
+            reason=reason,
+            created_by=created_by,
+        )
+
+
+def credits_charge(
+    *, account_id: Any, contact_id: Any, amount: int, reason: str = ""
+) -> int | None:
+    """Charge a contact once. Returns the new balance, or ``None`` when the balance is short.
+
+    The conditional UPDATE makes a negative balance impossible under any concurrency; the
+    partial unique index on (contact, charge) makes a second charge for one contact
+    impossible even if a task runs twice. A duplicate raises ``AlreadyCharged``.
+    """
+    if amount <= 0:
+        raise ValueError("a charge is a positive amount")
+    try:
+        with transaction.atomic():
+            if not Account.objects.filter(pk=account_id, credits__gte=amount).update(
+                credits=F("credits") - amount
+            ):
+                return None
+            balance = Account.objects.values_list("credits", flat=True).get(pk=account_id)
+            LedgerEntry.objects.create(
+                account_id=account_id,
+                entry_type=LedgerEntry.CHARGE,
+                amount=-amount,
+                balance_after=balance,
+                contact_id=contact_id,
+                reason=reason,
+            )
+    except IntegrityError as exc:
+        raise AlreadyCharged(str(contact_id)) from exc
+    return balance
+
+
+class AlreadyCharged(Exception):
+    """The contact already has a charge row; the caller must not charge again."""

@@ -1,0 +1,1 @@
+"""What every Sluice app shares: errors, request ids, pagination, health."""

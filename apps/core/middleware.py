@@ -1,0 +1,56 @@
+"""Request id on every response; optional HTTPS enforcement for API requests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from .context import new_request_id, request_id_var
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Echo a sane client ``X-Request-ID`` or mint ``req_…``; expose it to logs and errors."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        supplied = request.headers.get("X-Request-ID", "")
+        request_id = supplied if _CLIENT_ID.match(supplied) else new_request_id()
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class RequireHttpsMiddleware:
+    """Refuse plain-HTTP API calls when ``REQUIRE_HTTPS`` is on (honours X-Forwarded-Proto)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            settings.REQUIRE_HTTPS
+            and request.path.startswith("/api/v1/")
+            and not request.is_secure()
+        ):
+            return JsonResponse(
+                {
+                    "error": "HTTPS is required",
+                    "code": "https_required",
+                    "details": {},
+                    "request_id": getattr(request, "request_id", None),
+                },
+                status=403,
+            )
+        return self.get_response(request)

@@ -1,0 +1,69 @@
+"""Keyset (cursor) pagination over ``(created_at, id)``, newest first.
+
+Stable under inserts, one query per page: ``{"data": [...], "pagination": {...}}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Model, Q, QuerySet
+
+from .errors import InvalidRequest
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw in (None, ""):
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise InvalidRequest(details={"limit": "Must be an integer between 1 and 100."})
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(details={"limit": "Must be an integer between 1 and 100."})
+    return limit
+
+
+def encode_cursor(created_at: datetime, pk: Any) -> str:
+    raw = f"{created_at.isoformat()}|{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, pk = base64.urlsafe_b64decode(padded.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), pk
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest(details={"cursor": "Invalid cursor."})
+
+
+def paginate(
+    queryset: QuerySet,
+    *,
+    cursor: str | None,
+    limit: int,
+    serialize: Callable[[Sequence[Model]], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Return one page of ``queryset`` (newest first) in the SPEC list envelope."""
+    queryset = queryset.order_by("-created_at", "-pk")
+    if cursor:
+        created_at, pk = decode_cursor(cursor)
+        queryset = queryset.filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
+        )
+    rows = list(queryset[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].pk) if has_more and rows else None
+    return {
+        "data": serialize(rows),
+        "pagination": {"next_cursor": next_cursor, "has_more": has_more},
+    }

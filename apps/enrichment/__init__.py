@@ -1,0 +1,1 @@
+"""Contacts, bulk jobs and the waterfall that enriches them."""

@@ -1,0 +1,137 @@
+"""Contacts submitted for enrichment, the bulk jobs that group them, and provider attempts."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class BulkJob(models.Model):
+    """One ``POST /enrich/bulk``. Counters are bumped by F() updates as contacts finish."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="bulk_jobs"
+    )
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    sandbox = models.BooleanField(default=False)
+    enrichment_type = models.JSONField(default=list)
+    webhook_url = models.URLField(max_length=2048, blank=True, default="")
+    total = models.PositiveIntegerField()
+    finished = models.PositiveIntegerField(default=0)
+    verified = models.PositiveIntegerField(default=0)
+    not_found = models.PositiveIntegerField(default=0)
+    no_credits = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    credits_used = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"bulk {self.id} ({self.finished}/{self.total})"
+
+    @property
+    def status(self) -> str:
+        return "completed" if self.completed_at else "pending"
+
+
+class Contact(models.Model):
+    """One contact to enrich; its id is the public ``enrichment_id``."""
+
+    PENDING = "pending"
+    FINISHED = "finished"
+    STATUSES = [(PENDING, "pending"), (FINISHED, "finished")]
+
+    VERIFIED = "VERIFIED"
+    NOT_FOUND = "NOT_FOUND"
+    NO_CREDITS = "NO_CREDITS"
+    FAILED = "FAILED"
+    RESULT_STATUSES = [(s, s) for s in (VERIFIED, NOT_FOUND, NO_CREDITS, FAILED)]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="contacts"
+    )
+    api_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    bulk = models.ForeignKey(
+        BulkJob, null=True, blank=True, on_delete=models.CASCADE, related_name="contacts"
+    )
+    position = models.PositiveIntegerField(default=0, help_text="Index in the bulk request")
+    sandbox = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    company_name = models.CharField(max_length=200, blank=True, default="")
+    domain = models.CharField(max_length=253, blank=True, default="")
+    linkedin_url = models.CharField(max_length=500, blank=True, default="")
+    enrichment_type = models.JSONField(default=list)
+    phone_country_codes = models.JSONField(default=list, blank=True)
+    webhook_url = models.URLField(max_length=2048, blank=True, default="")
+    custom = models.JSONField(null=True, blank=True)
+    max_credits = models.PositiveIntegerField(null=True, blank=True)
+    # Normalised identity of the person (LinkedIn URL, else name + domain) for result reuse.
+    person_key = models.CharField(max_length=600, blank=True, default="")
+
+    result = models.JSONField(null=True, blank=True)
+    result_status = models.CharField(max_length=10, choices=RESULT_STATUSES, null=True, blank=True)
+    credits_charged = models.PositiveIntegerField(default=0)
+
+    # A worker holds a lease while it runs the waterfall; the reaper re-enqueues expired ones.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    run_count = models.PositiveIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["account", "-created_at"]),
+            models.Index(fields=["account", "status", "-created_at"]),
+            models.Index(fields=["account", "updated_at"]),
+            models.Index(fields=["bulk", "position"]),
+            models.Index(
+                fields=["created_at"], name="contact_pending_idx", condition=Q(status="pending")
+            ),
+            models.Index(
+                fields=["account", "person_key", "-finished_at"],
+                name="contact_reuse_idx",
+                condition=Q(result_status="VERIFIED"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name} ({self.status})"
+
+
+class ProviderAttempt(models.Model):
+    """One provider call (or cache reuse, or skip) made for one contact and one kind."""
+
+    HIT = "hit"
+    MISS = "miss"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    CACHE = "cache"
+    OUTCOMES = [(o, o) for o in (HIT, MISS, ERROR, SKIPPED, CACHE)]
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="attempts")
+    provider = models.CharField(max_length=50, db_index=True)
+    kind = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=10, choices=OUTCOMES)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(null=True, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["contact", "position"]
+        indexes = [models.Index(fields=["provider", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.kind}: {self.outcome}"

@@ -1,0 +1,143 @@
+"""Reads for enrichment, always scoped to one account (another account's id is a 404)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from apps.accounts.models import Account
+from apps.core.errors import InvalidRequest, NotFound
+from apps.core.timefmt import iso
+
+from .models import BulkJob, Contact, ProviderAttempt
+
+_ATTEMPTS = Prefetch(
+    "attempts",
+    queryset=ProviderAttempt.objects.only(
+        "contact_id", "provider", "kind", "outcome", "duration_ms", "error", "position"
+    ).order_by("position"),
+)
+
+
+def _uuid_or_404(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound()
+
+
+def contact_get(*, account: Account, enrichment_id: str) -> Contact:
+    pk = _uuid_or_404(enrichment_id)
+    contact = Contact.objects.filter(account=account, pk=pk).prefetch_related(_ATTEMPTS).first()
+    if contact is None:
+        raise NotFound()
+    return contact
+
+
+def contact_list(*, account: Account, filters: dict[str, str]) -> QuerySet[Contact]:
+    qs = Contact.objects.filter(account=account).prefetch_related(_ATTEMPTS)
+    status = filters.get("status")
+    if status:
+        if status not in (Contact.PENDING, Contact.FINISHED):
+            raise InvalidRequest(details={"status": "Must be 'pending' or 'finished'."})
+        qs = qs.filter(status=status)
+    result_status = filters.get("result_status")
+    if result_status:
+        if result_status not in dict(Contact.RESULT_STATUSES):
+            raise InvalidRequest(
+                details={"result_status": "Must be VERIFIED, NOT_FOUND, NO_CREDITS or FAILED."}
+            )
+        qs = qs.filter(result_status=result_status)
+    bulk_id = filters.get("bulk_id")
+    if bulk_id:
+        try:
+            qs = qs.filter(bulk_id=uuid.UUID(bulk_id))
+        except ValueError:
+            raise InvalidRequest(details={"bulk_id": "Must be a UUID."})
+    updated_after = filters.get("updated_after")
+    if updated_after:
+        try:
+            moment = datetime.fromisoformat(updated_after.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidRequest(details={"updated_after": "Must be an ISO-8601 timestamp."})
+        if moment.tzinfo is None:
+            raise InvalidRequest(details={"updated_after": "Must include a time zone, e.g. Z."})
+        qs = qs.filter(updated_at__gt=moment)
+    return qs
+
+
+def bulk_get(*, account: Account, bulk_id: str) -> BulkJob:
+    pk = _uuid_or_404(bulk_id)
+    bulk = BulkJob.objects.filter(account=account, pk=pk).first()
+    if bulk is None:
+        raise NotFound()
+    return bulk
+
+
+# --- Representations (the API's JSON shapes) ----------------------------------------------------
+
+
+def contact_data(contact: Contact) -> dict[str, Any]:
+    """The GET /contacts/{id} object; also the ``data`` of contact events."""
+    return {
+        "enrichment_id": str(contact.pk),
+        "status": contact.status,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "company_name": contact.company_name or None,
+        "domain": contact.domain or None,
+        "linkedin_url": contact.linkedin_url or None,
+        "enrichment_type": contact.enrichment_type,
+        "result": contact.result,
+        "credits_charged": contact.credits_charged,
+        "sandbox": contact.sandbox,
+        "bulk_id": str(contact.bulk_id) if contact.bulk_id else None,
+        "custom": contact.custom,
+        "attempts": [
+            {
+                "provider": a.provider,
+                "kind": a.kind,
+                "outcome": a.outcome,
+                "duration_ms": a.duration_ms,
+                "error": a.error,
+            }
+            for a in contact.attempts.all()
+        ],
+        "created_at": iso(contact.created_at),
+        "finished_at": iso(contact.finished_at),
+    }
+
+
+def contacts_data(contacts: Sequence[Contact]) -> list[dict[str, Any]]:
+    return [contact_data(c) for c in contacts]
+
+
+def contact_accepted_data(contact: Contact) -> dict[str, Any]:
+    return {
+        "enrichment_id": str(contact.pk),
+        "status": contact.status,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "custom": contact.custom,
+        "created_at": iso(contact.created_at),
+    }
+
+
+def bulk_data(bulk: BulkJob) -> dict[str, Any]:
+    return {
+        "bulk_id": str(bulk.pk),
+        "status": bulk.status,
+        "total": bulk.total,
+        "finished": bulk.finished,
+        "verified": bulk.verified,
+        "not_found": bulk.not_found,
+        "no_credits": bulk.no_credits,
+        "failed": bulk.failed,
+        "credits_used": bulk.credits_used,
+        "created_at": iso(bulk.created_at),
+        "completed_at": iso(bulk.completed_at),
+    }

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("enrich", views.EnrichView.as_view(), name="enrich"),
+    path("enrich/bulk", views.BulkEnrichView.as_view(), name="enrich-bulk"),
+    path("contacts", views.ContactListView.as_view(), name="contact-list"),
+    path("contacts/<str:enrichment_id>", views.ContactDetailView.as_view(), name="contact-detail"),
+    path("bulk/<str:bulk_id>", views.BulkDetailView.as_view(), name="bulk-detail"),
+]

@@ -1,0 +1,333 @@
+"""Validation of enrich and bulk request bodies (SPEC §4), field path -> message.
+
+Plain functions rather than DRF serializers: a bulk of 100 contacts is validated in well
+under a millisecond each, and every message is exactly the one the contract names. The DRF
+serializers in ``serializers.py`` describe the same shapes for the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.webhooks.targets import webhook_url_problem
+
+from .normalize import normalize_domain, normalize_linkedin, person_key
+
+KINDS = ("email", "phone", "personal_email")
+CONSENT_MESSAGE = (
+    "You can't use the personal email enrichment feature without consenting with our terms of use"
+)
+CUSTOM_MAX_BYTES = 4096
+CUSTOM_MAX_DEPTH = 3
+ISO_ALPHA2 = frozenset(
+    (
+        "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ "
+        "BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM "
+        "DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS "
+        "GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN "
+        "KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ "
+        "MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM "
+        "PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV "
+        "SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI "
+        "VN VU WF WS YE YT ZA ZM ZW"
+    ).split()
+)
+CONTACT_FIELDS = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "company_name",
+        "domain",
+        "linkedin_url",
+        "enrichment_type",
+        "phone_country_codes",
+        "webhook_url",
+        "custom",
+        "max_credits",
+    }
+)
+
+
+@dataclass
+class CleanContact:
+    first_name: str
+    last_name: str
+    company_name: str
+    domain: str
+    linkedin_url: str
+    enrichment_type: list[str]
+    phone_country_codes: list[str]
+    webhook_url: str
+    custom: dict[str, Any] | None
+    max_credits: int | None
+    person_key: str = ""
+
+
+@dataclass
+class Problems:
+    """Collects field path -> message; ``prefix`` scopes paths for bulk items."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def add(self, path: str, message: str) -> None:
+        self.errors.setdefault(path, message)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _name(data: dict, key: str, path: str, problems: Problems) -> str:
+    value = data.get(key)
+    if value is None:
+        problems.add(path, "This field is required.")
+        return ""
+    if not isinstance(value, str):
+        problems.add(path, "Must be a string.")
+        return ""
+    value = value.strip()
+    if not value:
+        problems.add(path, "This field may not be blank.")
+    elif len(value) > 100:
+        problems.add(path, "Must be at most 100 characters.")
+    return value
+
+
+def _optional_str(data: dict, key: str, path: str, problems: Problems, max_len: int) -> str:
+    value = data.get(key)
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str):
+        problems.add(path, "Must be a string.")
+        return ""
+    value = value.strip()
+    if len(value) > max_len:
+        problems.add(path, f"Must be at most {max_len} characters.")
+    return value
+
+
+def clean_enrichment_type(value: Any, path: str, problems: Problems) -> list[str]:
+    if value is None:
+        problems.add(path, "This field is required.")
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        problems.add(path, "Must be a non-empty list of 'email', 'phone', 'personal_email'.")
+        return []
+    if not all(isinstance(v, str) for v in value):
+        problems.add(path, "Every value must be a string.")
+        return []
+    unknown = [v for v in value if v not in KINDS]
+    if unknown:
+        problems.add(
+            path, f"Unknown enrichment type '{unknown[0]}'; use email, phone or personal_email."
+        )
+        return []
+    if len(set(value)) != len(value):
+        problems.add(path, "Values must be distinct.")
+        return []
+    return list(value)
+
+
+def clean_country_codes(value: Any, path: str, problems: Problems) -> list[str]:
+    if value in (None, []):
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.add(path, "Must be a list of ISO 3166-1 alpha-2 country codes.")
+        return []
+    codes = [v.strip().upper() for v in value]
+    bad = [c for c in codes if c not in ISO_ALPHA2]
+    if bad:
+        problems.add(path, f"'{bad[0]}' is not an ISO 3166-1 alpha-2 country code.")
+        return []
+    return list(dict.fromkeys(codes))
+
+
+def clean_webhook_url(value: Any, path: str, problems: Problems) -> str:
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str):
+        problems.add(path, "Must be a string.")
+        return ""
+    problem = webhook_url_problem(value.strip())
+    if problem:
+        problems.add(path, problem)
+        return ""
+    return value.strip()
+
+
+def _custom(value: Any, path: str, problems: Problems) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.add(path, "Must be a JSON object.")
+        return None
+    if (
+        len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        > CUSTOM_MAX_BYTES
+    ):
+        problems.add(path, f"Must be at most {CUSTOM_MAX_BYTES} bytes serialised.")
+        return None
+    if _depth(value) > CUSTOM_MAX_DEPTH:
+        problems.add(path, f"Must be nested at most {CUSTOM_MAX_DEPTH} levels deep.")
+        return None
+    return value
+
+
+def _max_credits(value: Any, path: str, problems: Problems) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        problems.add(path, "Must be an integer greater than or equal to 0.")
+        return None
+    return value
+
+
+def clean_contact(
+    data: Any,
+    *,
+    problems: Problems,
+    prefix: str = "",
+    consent: bool,
+    batch: dict[str, Any] | None = None,
+) -> CleanContact | None:
+    """Validate one contact; batch-level values (bulk) apply where the contact has none."""
+    p = (lambda name: f"{prefix}.{name}") if prefix else (lambda name: name)
+    if not isinstance(data, dict):
+        problems.add(prefix or "non_field_errors", "Must be a JSON object.")
+        return None
+    before = len(problems.errors)
+    batch = batch or {}
+    first = _name(data, "first_name", p("first_name"), problems)
+    last = _name(data, "last_name", p("last_name"), problems)
+    company = _optional_str(data, "company_name", p("company_name"), problems, 200)
+
+    domain = ""
+    raw_domain = data.get("domain")
+    if raw_domain not in (None, ""):
+        if not isinstance(raw_domain, str):
+            problems.add(p("domain"), "Must be a string.")
+        else:
+            domain = normalize_domain(raw_domain) or ""
+            if not domain:
+                problems.add(p("domain"), "Must be a hostname such as 'stripe.com'.")
+
+    linkedin = ""
+    raw_linkedin = data.get("linkedin_url")
+    if raw_linkedin not in (None, ""):
+        if not isinstance(raw_linkedin, str) or not normalize_linkedin(raw_linkedin):
+            problems.add(
+                p("linkedin_url"),
+                "Must be an http(s) LinkedIn profile URL such as https://www.linkedin.com/in/name.",
+            )
+        else:
+            linkedin = raw_linkedin.strip()
+
+    if "enrichment_type" in data:
+        kinds = clean_enrichment_type(data["enrichment_type"], p("enrichment_type"), problems)
+    elif "enrichment_type" in batch:
+        kinds = batch["enrichment_type"]
+    else:
+        kinds = clean_enrichment_type(None, p("enrichment_type"), problems)
+
+    if "email" in kinds and not (domain or company) and p("domain") not in problems.errors:
+        problems.add(p("domain"), "The email enrichment needs a domain or a company_name.")
+    for kind in ("phone", "personal_email"):
+        if kind in kinds and not linkedin and p("linkedin_url") not in problems.errors:
+            problems.add(p("linkedin_url"), f"The {kind} enrichment needs a linkedin_url.")
+    if "personal_email" in kinds and not consent:
+        problems.add(p("enrichment_type"), CONSENT_MESSAGE)
+
+    if "phone_country_codes" in data:
+        codes = clean_country_codes(data["phone_country_codes"], p("phone_country_codes"), problems)
+    else:
+        codes = batch.get("phone_country_codes", [])
+    if "webhook_url" in data:
+        webhook_url = clean_webhook_url(data["webhook_url"], p("webhook_url"), problems)
+    else:
+        webhook_url = batch.get("webhook_url", "")
+    custom = _custom(data.get("custom"), p("custom"), problems)
+    max_credits = _max_credits(data.get("max_credits"), p("max_credits"), problems)
+
+    unknown = sorted(set(data) - CONTACT_FIELDS)
+    if unknown:
+        problems.add(p(unknown[0]), "Unknown field.")
+
+    if len(problems.errors) != before:
+        return None
+    return CleanContact(
+        first_name=first,
+        last_name=last,
+        company_name=company,
+        domain=domain,
+        linkedin_url=linkedin,
+        enrichment_type=kinds,
+        phone_country_codes=codes,
+        webhook_url=webhook_url,
+        custom=custom,
+        max_credits=max_credits,
+        person_key=person_key(
+            linkedin_url=linkedin, first_name=first, last_name=last, domain=domain
+        ),
+    )
+
+
+BULK_FIELDS = frozenset({"contacts", "enrichment_type", "phone_country_codes", "webhook_url"})
+
+
+@dataclass
+class CleanBulk:
+    contacts: list[CleanContact]
+    enrichment_type: list[str]
+    webhook_url: str
+
+
+def clean_bulk(
+    data: dict[str, Any], *, consent: bool, bulk_max: int
+) -> tuple[CleanBulk | None, dict[str, str]]:
+    problems = Problems()
+    batch: dict[str, Any] = {}
+    if "enrichment_type" in data:
+        kinds = clean_enrichment_type(data["enrichment_type"], "enrichment_type", problems)
+        if kinds:
+            batch["enrichment_type"] = kinds
+    if "phone_country_codes" in data:
+        batch["phone_country_codes"] = clean_country_codes(
+            data["phone_country_codes"], "phone_country_codes", problems
+        )
+    if "webhook_url" in data:
+        batch["webhook_url"] = clean_webhook_url(data["webhook_url"], "webhook_url", problems)
+    unknown = sorted(set(data) - BULK_FIELDS)
+    if unknown:
+        problems.add(unknown[0], "Unknown field.")
+
+    contacts_raw = data.get("contacts")
+    if not isinstance(contacts_raw, list) or not contacts_raw:
+        problems.add("contacts", "Must be a non-empty list of contacts.")
+        return None, problems.errors
+    if len(contacts_raw) > bulk_max:
+        problems.add("contacts", f"At most {bulk_max} contacts per request on this plan.")
+        return None, problems.errors
+    if problems.errors:
+        return None, problems.errors
+    clean: list[CleanContact] = []
+    for index, item in enumerate(contacts_raw):
+        contact = clean_contact(
+            item, problems=problems, prefix=f"contacts[{index}]", consent=consent, batch=batch
+        )
+        if contact is not None:
+            clean.append(contact)
+    if problems.errors:
+        return None, problems.errors
+    return CleanBulk(
+        contacts=clean,
+        enrichment_type=batch.get("enrichment_type", []),
+        webhook_url=batch.get("webhook_url", ""),
+    ), {}

@@ -1,0 +1,1 @@
+"""Data-provider adapters (one module per vendor), their registry, and the simulator."""

@@ -1,0 +1,1 @@
+"""Vendor adapters; each module knows one vendor's HTTP shape and nothing else."""

@@ -1,0 +1,48 @@
+"""The provider interface: the only thing the waterfall knows about a data vendor."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ContactQuery:
+    """What a provider is told about the person it must find."""
+
+    first_name: str
+    last_name: str
+    company_name: str = ""
+    domain: str = ""
+    linkedin_url: str = ""
+    phone_country_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Found:
+    """A provider's answer. ``data`` keys: email, email_status, phones, personal_email,
+    job_title, company_domain (each optional). ``confidence`` is 0-100."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    confidence: int = 100
+
+
+class ProviderError(Exception):
+    """A provider call failed. ``retryable`` says whether trying again could help."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Provider(ABC):
+    """One data vendor. ``lookup`` returns ``Found``, ``None`` (not found) or raises."""
+
+    name: str = ""
+    kinds: frozenset[str] = frozenset()
+    cost: int = 0  # what one call costs us, in the vendor's credits
+
+    @abstractmethod
+    def lookup(self, query: ContactQuery, kind: str) -> Found | None: ...

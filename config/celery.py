@@ -1,0 +1,63 @@
+"""The Celery application: queues, routes and the reliability settings from STYLE.md."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("sluice")
+
+
+def _configure() -> None:
+    from django.conf import settings
+
+    broker_url = settings.CELERY_BROKER_URL
+    transport_options: dict = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    if broker_url.startswith("filesystem://"):
+        # Embedded default: a broker that needs no server. Every process shares one folder.
+        folder = settings.BROKER_DIR
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        transport_options.update(
+            {
+                "data_folder_in": str(folder / "queue"),
+                "data_folder_out": str(folder / "queue"),
+                "processed_folder": str(folder / "processed"),
+                "store_processed": False,
+            }
+        )
+
+    app.conf.update(
+        broker_url=broker_url,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+        task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
+        task_default_queue="enrichment",
+        task_queues=[Queue("enrichment"), Queue("webhooks"), Queue("maintenance")],
+        task_routes={
+            "apps.enrichment.tasks.*": {"queue": "enrichment"},
+            "apps.webhooks.tasks.*": {"queue": "webhooks"},
+            "maintenance.*": {"queue": "maintenance"},
+        },
+        beat_schedule=settings.CELERY_BEAT_SCHEDULE,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+    )
+
+
+_configure()
+app.autodiscover_tasks()

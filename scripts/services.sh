@@ -1,0 +1,91 @@
+# Sourced by scripts/test and bench scripts: start throwaway PostgreSQL and Redis on free
+# loopback ports when DATABASE_URL / REDIS_URL are unset; stop them on exit.
+# Installs the Debian packages `postgresql` and `redis-server` when missing (root only).
+
+_sluice_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+_sluice_apt_install() {
+  if [ "$(id -u)" != "0" ]; then
+    echo "error: $* not installed; install the Debian packages ($*) or set DATABASE_URL/REDIS_URL" >&2
+    exit 2
+  fi
+  echo "installing $* ..." >&2
+  if [ -z "${_SLUICE_APT_UPDATED:-}" ]; then
+    apt-get update -qq >&2
+    _SLUICE_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+_sluice_pg_bin() {
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do
+    [ -x "$dir/initdb" ] && { echo "$dir"; return 0; }
+  done
+  command -v initdb >/dev/null 2>&1 && { dirname "$(command -v initdb)"; return 0; }
+  return 1
+}
+
+SLUICE_SERVICES_DIR=""
+
+sluice_services_stop() {
+  [ -n "$SLUICE_SERVICES_DIR" ] || return 0
+  if [ -f "$SLUICE_SERVICES_DIR/redis.pid" ]; then
+    kill "$(cat "$SLUICE_SERVICES_DIR/redis.pid")" 2>/dev/null || true
+  fi
+  if [ -d "$SLUICE_SERVICES_DIR/pg" ]; then
+    _sluice_as_pg "$SLUICE_PG_BIN/pg_ctl" -D "$SLUICE_SERVICES_DIR/pg" -m immediate stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$SLUICE_SERVICES_DIR"
+  SLUICE_SERVICES_DIR=""
+}
+
+_sluice_as_pg() {
+  # PostgreSQL refuses to run as root: use the `postgres` system user then.
+  if [ "$(id -u)" = "0" ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+sluice_services_start() {
+  if [ -n "${DATABASE_URL:-}" ] && [ -n "${REDIS_URL:-}" ]; then
+    return 0
+  fi
+  SLUICE_SERVICES_DIR=$(mktemp -d /tmp/sluice-services.XXXXXX)
+  chmod 755 "$SLUICE_SERVICES_DIR"
+  trap sluice_services_stop EXIT
+
+  if [ -z "${DATABASE_URL:-}" ]; then
+    SLUICE_PG_BIN=$(_sluice_pg_bin) || { _sluice_apt_install postgresql; SLUICE_PG_BIN=$(_sluice_pg_bin); }
+    if [ "$(id -u)" = "0" ] && ! id postgres >/dev/null 2>&1; then
+      useradd --system --no-create-home postgres
+    fi
+    local port; port=$(_sluice_free_port)
+    mkdir -p "$SLUICE_SERVICES_DIR/pg"
+    [ "$(id -u)" = "0" ] && chown postgres "$SLUICE_SERVICES_DIR/pg"
+    _sluice_as_pg "$SLUICE_PG_BIN/initdb" -D "$SLUICE_SERVICES_DIR/pg" -U sluice --auth=trust \
+      --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    _sluice_as_pg "$SLUICE_PG_BIN/pg_ctl" -D "$SLUICE_SERVICES_DIR/pg" -w -l "$SLUICE_SERVICES_DIR/pg/log" \
+      -o "-p $port -k $SLUICE_SERVICES_DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off \
+          -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
+    _sluice_as_pg "$SLUICE_PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U sluice sluice
+    export DATABASE_URL="postgres://sluice@127.0.0.1:$port/sluice"
+  fi
+
+  if [ -z "${REDIS_URL:-}" ]; then
+    command -v redis-server >/dev/null 2>&1 || _sluice_apt_install redis-server
+    local rport; rport=$(_sluice_free_port)
+    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+      --maxmemory-policy noeviction --dir "$SLUICE_SERVICES_DIR" \
+      --pidfile "$SLUICE_SERVICES_DIR/redis.pid" --daemonize yes >/dev/null
+    for _ in $(seq 50); do
+      redis-cli -p "$rport" ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    export REDIS_URL="redis://127.0.0.1:$rport/0"
+  fi
+}

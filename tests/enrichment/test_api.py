@@ -1,0 +1,273 @@
+"""The intake and read API (SPEC §4): shapes, validation, status codes, isolation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.enrichment.models import BulkJob, Contact
+from apps.enrichment.validation import CONSENT_MESSAGE
+from tests.conftest import make_client, queue_length
+from tests.factories import ContactFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SARAH = {
+    "first_name": "Sarah",
+    "last_name": "Chen",
+    "company_name": "Stripe",
+    "domain": "https://www.Stripe.com/about",
+    "linkedin_url": "https://www.linkedin.com/in/sarahchen",
+    "enrichment_type": ["email", "phone"],
+    "phone_country_codes": ["US"],
+    "custom": {"hubspot_id": "4447901"},
+}
+
+
+def post(client, path, body):
+    return client.post(path, json.dumps(body), content_type="application/json")
+
+
+def test_enrich_accepts_and_enqueues_after_commit(api, redis_client):
+    response = post(api, "/api/v1/enrich", SARAH)
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert set(body) == {
+        "enrichment_id",
+        "status",
+        "first_name",
+        "last_name",
+        "custom",
+        "created_at",
+    }
+    assert body["status"] == "pending"
+    assert body["custom"] == {"hubspot_id": "4447901"}
+    assert body["created_at"].endswith("Z")
+    assert response["Location"] == f"/api/v1/contacts/{body['enrichment_id']}"
+    contact = Contact.objects.get(pk=body["enrichment_id"])
+    assert contact.domain == "stripe.com"
+    assert contact.sandbox is True
+    assert queue_length(redis_client) == 1
+
+
+def test_single_string_enrichment_type_is_wrapped(api):
+    response = post(api, "/api/v1/enrich", {**SARAH, "enrichment_type": "email"})
+    assert response.status_code == 202
+    assert Contact.objects.get().enrichment_type == ["email"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"first_name": None}, "first_name"),
+        ({"first_name": "   "}, "first_name"),
+        ({"last_name": "x" * 101}, "last_name"),
+        ({"enrichment_type": []}, "enrichment_type"),
+        ({"enrichment_type": ["email", "email"]}, "enrichment_type"),
+        ({"enrichment_type": ["fax"]}, "enrichment_type"),
+        ({"enrichment_type": ["email"], "domain": None, "company_name": None}, "domain"),
+        ({"linkedin_url": None}, "linkedin_url"),
+        ({"linkedin_url": "https://www.linkedin.com/company/stripe"}, "linkedin_url"),
+        ({"linkedin_url": "ftp://linkedin.com/in/x"}, "linkedin_url"),
+        ({"linkedin_url": "https://evil.com/in/sarah"}, "linkedin_url"),
+        ({"domain": "localhost"}, "domain"),
+        ({"domain": "not a domain"}, "domain"),
+        ({"phone_country_codes": ["USA"]}, "phone_country_codes"),
+        ({"phone_country_codes": "US"}, "phone_country_codes"),
+        ({"webhook_url": "ftp://example.com/hook"}, "webhook_url"),
+        ({"webhook_url": "https://user:pw@example.com/hook"}, "webhook_url"),
+        ({"custom": ["not", "object"]}, "custom"),
+        ({"custom": {"a": "x" * 5000}}, "custom"),
+        ({"custom": {"a": {"b": {"c": {"d": 1}}}}}, "custom"),
+        ({"max_credits": -1}, "max_credits"),
+        ({"max_credits": "5"}, "max_credits"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_contact_is_422_with_field_message(api, redis_client, change, field):
+    body = {k: v for k, v in {**SARAH, **change}.items() if v is not None}
+    response = post(api, "/api/v1/enrich", body)
+    assert response.status_code == 422, response.json()
+    payload = response.json()
+    assert payload["code"] == "validation_error"
+    assert field in payload["details"], payload
+    assert Contact.objects.count() == 0
+    assert queue_length(redis_client) == 0
+
+
+def test_custom_depth_three_is_accepted(api):
+    response = post(api, "/api/v1/enrich", {**SARAH, "custom": {"a": {"b": {"c": 1}}}})
+    assert response.status_code == 202
+
+
+def test_idna_domain_is_normalised(api):
+    response = post(api, "/api/v1/enrich", {**SARAH, "domain": "Bücher.example:8080/x"})
+    assert response.status_code == 202
+    assert Contact.objects.get().domain == "xn--bcher-kva.example"
+
+
+def test_personal_email_needs_consent_with_exact_message(api):
+    response = post(api, "/api/v1/enrich", {**SARAH, "enrichment_type": ["personal_email"]})
+    assert response.status_code == 422
+    assert response.json()["details"]["enrichment_type"] == CONSENT_MESSAGE
+    consenting = make_client(consent=True)
+    ok = post(consenting, "/api/v1/enrich", {**SARAH, "enrichment_type": ["personal_email"]})
+    assert ok.status_code == 202
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"', b"", b"null"])
+def test_body_not_a_json_object_is_400(api, raw):
+    response = api.post("/api/v1/enrich", raw, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] in {"invalid_json", "invalid_body"}
+
+
+def test_live_key_with_zero_balance_is_402(db, redis_client):
+    client = make_client(mode="live", credits=0)
+    response = post(client, "/api/v1/enrich", SARAH)
+    assert response.status_code == 402
+    assert response.json()["code"] == "insufficient_credits"
+    bulk = post(client, "/api/v1/enrich/bulk", {"contacts": [SARAH], "enrichment_type": ["email"]})
+    assert bulk.status_code == 402
+    assert Contact.objects.count() == 0
+    assert queue_length(redis_client) == 0
+
+
+def test_sandbox_key_with_zero_balance_is_accepted(db):
+    client = make_client(mode="test", credits=0)
+    assert post(client, "/api/v1/enrich", SARAH).status_code == 202
+
+
+def _bulk_body(n: int, **extra):
+    contacts = [
+        {"first_name": f"P{i}", "last_name": "Doe", "company_name": "Acme", "custom": {"row": i}}
+        for i in range(n)
+    ]
+    return {"contacts": contacts, "enrichment_type": ["email"], **extra}
+
+
+def test_bulk_accepts_in_request_order_with_one_message(api, redis_client):
+    response = post(api, "/api/v1/enrich/bulk", _bulk_body(30))
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["status"] == "pending"
+    assert body["total"] == 30
+    assert [c["custom"]["row"] for c in body["contacts"]] == list(range(30))
+    assert BulkJob.objects.get(pk=body["bulk_id"]).total == 30
+    assert Contact.objects.filter(bulk_id=body["bulk_id"]).count() == 30
+    assert queue_length(redis_client) == 1
+
+
+def test_bulk_is_all_or_nothing(api, redis_client):
+    body = _bulk_body(5)
+    body["contacts"][3]["enrichment_type"] = ["phone"]
+    body["contacts"][1]["first_name"] = ""
+    response = post(api, "/api/v1/enrich/bulk", body)
+    assert response.status_code == 422
+    details = response.json()["details"]
+    assert "contacts[3].linkedin_url" in details
+    assert "contacts[1].first_name" in details
+    assert Contact.objects.count() == 0 and BulkJob.objects.count() == 0
+    assert queue_length(redis_client) == 0
+
+
+def test_bulk_over_plan_max_is_422(db):
+    client = make_client(plan_code="growth")
+    response = post(client, "/api/v1/enrich/bulk", _bulk_body(51))
+    assert response.status_code == 422
+    assert "contacts" in response.json()["details"]
+    assert post(client, "/api/v1/enrich/bulk", _bulk_body(50)).status_code == 202
+
+
+def test_bulk_query_count_does_not_grow_with_contacts(api, redis_client):
+    post(api, "/api/v1/enrich/bulk", _bulk_body(1))  # warm: last_used_at write, caches
+    counts = []
+    for n in (2, 100):
+        with CaptureQueriesContext(connection) as ctx:
+            assert post(api, "/api/v1/enrich/bulk", _bulk_body(n)).status_code == 202
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1], counts
+    assert counts[1] <= 8, counts
+    assert queue_length(redis_client) == 3
+
+
+def test_get_contact_shape(api):
+    created = post(api, "/api/v1/enrich", SARAH).json()
+    response = api.get(f"/api/v1/contacts/{created['enrichment_id']}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "pending"
+    assert body["result"] is None
+    assert body["custom"] == {"hubspot_id": "4447901"}
+    assert body["domain"] == "stripe.com"
+    assert body["sandbox"] is True
+    assert body["attempts"] == []
+
+
+def test_other_accounts_ids_are_404(api):
+    other = make_client()
+    theirs = post(other, "/api/v1/enrich", SARAH).json()["enrichment_id"]
+    their_bulk = post(other, "/api/v1/enrich/bulk", _bulk_body(2)).json()["bulk_id"]
+    assert api.get(f"/api/v1/contacts/{theirs}").status_code == 404
+    assert api.get(f"/api/v1/bulk/{their_bulk}").status_code == 404
+    assert api.get("/api/v1/contacts").json()["data"] == []
+    assert api.get(f"/api/v1/contacts?bulk_id={their_bulk}").json()["data"] == []
+    assert api.get("/api/v1/contacts/not-a-uuid").status_code == 404
+    assert other.get(f"/api/v1/contacts/{theirs}").status_code == 200
+
+
+def test_list_is_newest_first_and_cursor_paginated(api):
+    contacts = [ContactFactory(account=api.account) for _ in range(7)]
+    seen = []
+    cursor = None
+    while True:
+        url = "/api/v1/contacts?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(url).json()
+        seen += [c["enrichment_id"] for c in page["data"]]
+        if not page["pagination"]["has_more"]:
+            assert page["pagination"]["next_cursor"] is None
+            break
+        cursor = page["pagination"]["next_cursor"]
+    expected = [
+        str(c.pk) for c in sorted(contacts, key=lambda c: (c.created_at, c.pk), reverse=True)
+    ]
+    assert seen == expected
+
+
+def test_list_filters(api):
+    done = ContactFactory(account=api.account, status="finished", result_status="VERIFIED")
+    ContactFactory(account=api.account)
+    assert [
+        c["enrichment_id"] for c in api.get("/api/v1/contacts?status=finished").json()["data"]
+    ] == [str(done.pk)]
+    assert len(api.get("/api/v1/contacts?result_status=VERIFIED").json()["data"]) == 1
+    assert api.get("/api/v1/contacts?status=weird").status_code == 422
+    assert api.get("/api/v1/contacts?limit=101").status_code == 422
+    assert api.get("/api/v1/contacts?cursor=@@@").status_code == 422
+    assert api.get("/api/v1/contacts?updated_after=2000-01-01T00:00:00Z").json()["data"]
+
+
+def test_list_query_count_is_constant(api, django_assert_max_num_queries):
+    for _ in range(30):
+        ContactFactory(account=api.account)
+    api.get("/api/v1/contacts?limit=5")
+    with django_assert_max_num_queries(4):
+        assert len(api.get("/api/v1/contacts?limit=30").json()["data"]) == 30
+
+
+def test_bulk_status(api):
+    bulk_id = post(api, "/api/v1/enrich/bulk", _bulk_body(3)).json()["bulk_id"]
+    body = api.get(f"/api/v1/bulk/{bulk_id}").json()
+    assert body["status"] == "pending"
+    assert body["total"] == 3 and body["finished"] == 0
+    assert body["completed_at"] is None
+
+
+def test_credits(live_api):
+    body = live_api.get("/api/v1/credits").json()
+    assert body["credits"] == 1000
+    assert body["plan"] == "pro"
+    assert body["daily_limit"] == 1000
