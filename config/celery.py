@@ -28,6 +28,8 @@ def _configure() -> None:
                 "data_folder_out": str(folder / "queue"),
                 "processed_folder": str(folder / "processed"),
                 "store_processed": False,
+                # The default 1 s poll would add up to a second to every contact.
+                "polling_interval": 0.1,
             }
         )
 

@@ -1,0 +1,14 @@
+# One image for every Sluice process; the Procfile / docker-compose.yml pick the command.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 SLUICE_VAR_DIR=/app/var
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config ./config
+COPY apps ./apps
+COPY manage.py Procfile ./
+RUN pip install --no-cache-dir . && mkdir -p /app/var \
+    && SECRET_KEY=build python manage.py collectstatic --noinput >/dev/null
+RUN useradd --system --home /app sluice && chown -R sluice /app/var
+USER sluice
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]
