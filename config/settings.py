@@ -199,8 +199,9 @@ TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 # Webhook URL rules (SPEC §6). Development defaults are permissive; production is strict.
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=not PRODUCTION)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=not PRODUCTION)
+# Floats allowed so that tests can shrink the schedule below a second.
 WEBHOOK_RETRY_SCHEDULE = [
-    int(x)
+    float(x)
     for x in env.list(
         "WEBHOOK_RETRY_SCHEDULE",
         default=["0", "5", "300", "1800", "7200", "18000", "36000", "36000"],
@@ -208,6 +209,17 @@ WEBHOOK_RETRY_SCHEDULE = [
 ]
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
 WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default=432000)
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
+WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=15.0)
+# Events (and their deliveries) are kept this long; never less than 24 h (SPEC §6).
+WEBHOOK_EVENT_RETENTION_SECONDS = max(
+    86400, env.int("WEBHOOK_EVENT_RETENTION_SECONDS", default=7 * 86400)
+)
+WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10.0)
+# A due delivery whose message went out this long ago without an attempt is re-published.
+WEBHOOK_REPUBLISH_AFTER_SECONDS = env.float("WEBHOOK_REPUBLISH_AFTER_SECONDS", default=300.0)
+# credits.low fires when a charge takes the balance from at or above this to below it.
+CREDITS_LOW_THRESHOLD = env.int("CREDITS_LOW_THRESHOLD", default=100)
 
 PROVIDER_SIMULATOR_URL = env.str("PROVIDER_SIMULATOR_URL", default="")
 
@@ -232,6 +244,11 @@ LOGGING = {
 # Each app's maintenance tasks are named "maintenance.<what>" and routed to that queue.
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-contacts": {"task": "maintenance.reap_stuck_contacts", "schedule": 30.0},
+    "sweep-webhook-deliveries": {
+        "task": "maintenance.sweep_webhook_deliveries",
+        "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,
+    },
+    "purge-webhook-events": {"task": "maintenance.purge_webhook_events", "schedule": 3600.0},
 }
 
 # --- Providers (SPEC §5) ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import string
@@ -30,7 +31,8 @@ def _random_base62(length: int) -> str:
 
 
 def webhook_secret_generate() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    # Standard Webhooks: the part after "whsec_" is the base64 (standard alphabet) of the key.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 @dataclass(frozen=True)
