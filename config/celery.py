@@ -20,13 +20,14 @@ def _configure() -> None:
     if broker_url.startswith("filesystem://"):
         # Embedded default: a broker that needs no server. Every process shares one folder.
         folder = settings.BROKER_DIR
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         transport_options.update(
             {
                 "data_folder_in": str(folder / "queue"),
                 "data_folder_out": str(folder / "queue"),
                 "processed_folder": str(folder / "processed"),
+                "control_folder": str(folder / "control"),
                 "store_processed": False,
                 # The default 1 s poll would add up to a second to every contact.
                 "polling_interval": 0.1,

@@ -1,0 +1,167 @@
+"""Intake API benchmark: run by bench/api.sh, which provides PostgreSQL, Redis and wrk.
+
+Phases (each bounded in time): GET /healthz with wrk (the framework ceiling), POST
+/api/v1/enrich with wrk at 50 connections, then bulk-of-100 POSTs from one client for
+latency. No enrichment worker runs: this measures accepting work, not doing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def manage(*args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def setup_account() -> str:
+    """A bench plan without rate limits, and an account with a sandbox key on it."""
+    code = (
+        "from apps.accounts.models import Plan;"
+        "from apps.accounts.services import account_create;"
+        "Plan.objects.update_or_create(code='bench', defaults=dict(name='Bench', api_access=True,"
+        " daily_requests=None, per_minute=None, max_active_keys=None, bulk_max=100));"
+        "print(account_create(name='bench', plan_code='bench', credits=0).key.raw_key)"
+    )
+    return manage("shell", "-c", code).strip().splitlines()[-1]
+
+
+def web_command(port: int) -> list[str]:
+    line = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
+    command = line.split(":", 1)[1].strip()
+    env = {"BIND_HOST": "127.0.0.1", "PORT": str(port)}
+    command = re.sub(
+        r"\$\{(\w+):-([^}]*)\}",
+        lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(2))),
+        command,
+    )
+    return [str(ROOT / ".venv/bin" / shlex.split(command)[0]), *shlex.split(command)[1:]]
+
+
+def wrk(url: str, *, connections: int, script: str | None = None) -> dict:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{SECONDS}s", "--latency"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def pct(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    return {
+        "rps": rps,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def main() -> None:
+    manage("migrate", "--noinput")
+    key = setup_account()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web = subprocess.Popen(
+        web_command(port), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        body = {
+            "first_name": "Sarah",
+            "last_name": "Chen",
+            "company_name": "Stripe",
+            "domain": "stripe.com",
+            "enrichment_type": ["email"],
+            "custom": {"crm": "1"},
+        }
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+            lua.write(
+                'wrk.method = "POST"\n'
+                f"wrk.body = {json.dumps(json.dumps(body))}\n"
+                'wrk.headers["Content-Type"] = "application/json"\n'
+                f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+            )
+        # Warm every gunicorn worker's persistent database connection first.
+        subprocess.run(
+            ["wrk", "-t1", "-c8", "-d2s", "-s", lua.name, f"{base}/api/v1/enrich"],
+            check=True,
+            capture_output=True,
+        )
+        health = wrk(f"{base}/healthz", connections=50)
+        enrich = wrk(f"{base}/api/v1/enrich", connections=50, script=lua.name)
+
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        bulk = {
+            "enrichment_type": ["email"],
+            "contacts": [
+                {
+                    "first_name": f"P{i}",
+                    "last_name": "Doe",
+                    "company_name": "Acme",
+                    "custom": {"row": i},
+                }
+                for i in range(100)
+            ],
+        }
+        latencies = []
+        stop = time.monotonic() + SECONDS
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            response = session.post(f"{base}/api/v1/enrich/bulk", json=bulk, timeout=10)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 202, response.text
+        latencies.sort()
+        result = {
+            "seconds_per_phase": SECONDS,
+            "web": " ".join(web_command(port)[1:]),
+            "healthz": health,
+            "enrich": enrich,
+            "enrich_vs_healthz": round(enrich["rps"] / health["rps"], 3),
+            "bulk100": {
+                "requests": len(latencies),
+                "p50_ms": round(statistics.median(latencies), 1),
+                "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+            },
+        }
+        print(json.dumps(result, indent=2))
+    finally:
+        web.terminate()
+        web.wait(10)
+
+
+if __name__ == "__main__":
+    main()
