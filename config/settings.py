@@ -63,6 +63,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     "apps.core.middleware.RequireHttpsMiddleware",
+    # Outside the idempotency middleware so that replays carry this request's limits too.
+    "apps.accounts.ratelimit.RateLimitHeadersMiddleware",
+    "apps.core.idempotency.IdempotencyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -161,6 +164,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "apps.core.errors.exception_handler",
+    # Requests are counted when the key authenticates; this refuses the over-limit ones.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.accounts.ratelimit.AccountRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DATETIME_FORMAT": "iso-8601",
@@ -195,6 +200,12 @@ ENRICHMENT_LEASE_SECONDS = env.int("ENRICHMENT_LEASE_SECONDS", default=300)
 ENRICHMENT_CHUNK_SIZE = env.int("ENRICHMENT_CHUNK_SIZE", default=100)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
+
+# Guards (docs/guards.md): rate limiter Redis timeout; idempotency key lifetime and the age
+# after which an in-flight key whose request died may be taken over by a retry.
+RATE_LIMIT_REDIS_TIMEOUT = env.float("RATE_LIMIT_REDIS_TIMEOUT", default=1.0)
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=86400)
+IDEMPOTENCY_LOCK_TIMEOUT_SECONDS = env.int("IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", default=120)
 
 # Webhook URL rules (SPEC §6). Development defaults are permissive; production is strict.
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=not PRODUCTION)
@@ -244,6 +255,7 @@ LOGGING = {
 # Each app's maintenance tasks are named "maintenance.<what>" and routed to that queue.
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-contacts": {"task": "maintenance.reap_stuck_contacts", "schedule": 30.0},
+    "purge-idempotency-keys": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
     "sweep-webhook-deliveries": {
         "task": "maintenance.sweep_webhook_deliveries",
         "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,

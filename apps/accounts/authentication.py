@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -14,12 +15,15 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
 from .models import Account, ApiKey
+from .ratelimit import rate_limit_request
 from .selectors import api_key_by_raw
 
+# The HttpRequest attribute holding a successful (account, key) for this request.
+AUTHENTICATED_ATTRIBUTE = "sluice_authenticated"
 KEY_FORMAT = re.compile(r"^sk_(live|test)_[A-Za-z0-9]{32,128}$")
 
 
-def raw_key_from_request(request: Request) -> str | None:
+def raw_key_from_request(request: Request | HttpRequest) -> str | None:
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, value = header.partition(" ")
@@ -31,7 +35,7 @@ def raw_key_from_request(request: Request) -> str | None:
     return request.headers.get("X-API-KEY") or None
 
 
-def client_ip(request: Request) -> str:
+def client_ip(request: Request | HttpRequest) -> str:
     if settings.TRUST_X_FORWARDED_FOR:
         forwarded = request.headers.get("X-Forwarded-For", "")
         if forwarded:
@@ -58,7 +62,22 @@ def ip_allowed(ip: str, allowlist: list[str]) -> bool:
 class ApiKeyAuthentication(BaseAuthentication):
     """Resolve the key to (account, key); 401 for bad keys, 403 for plan or IP refusals."""
 
-    def authenticate(self, request: Request) -> tuple[Account, ApiKey] | None:
+    def authenticate(self, request: Request | HttpRequest) -> tuple[Account, ApiKey] | None:
+        # The idempotency middleware authenticates the same HttpRequest before DRF does:
+        # reuse its result so the key is looked up, and the request counted, once.
+        http_request: HttpRequest = getattr(request, "_request", request)
+        cached = getattr(http_request, AUTHENTICATED_ATTRIBUTE, None)
+        if cached is not None:
+            return cached
+        result = self._authenticate(request)
+        if result is not None:
+            # Counted here, not in the throttle, so that every authenticated response (a
+            # scope refusal, a 404, an idempotent replay) carries the X-RateLimit headers.
+            rate_limit_request(request=http_request, account=result[0], api_key=result[1])
+            setattr(http_request, AUTHENTICATED_ATTRIBUTE, result)
+        return result
+
+    def _authenticate(self, request: Request | HttpRequest) -> tuple[Account, ApiKey] | None:
         raw = raw_key_from_request(request)
         if raw is None:
             return None

@@ -137,6 +137,12 @@ class LedgerEntry(models.Model):
                 condition=Q(entry_type="charge"),
                 name="ledger_one_charge_per_contact",
             ),
+            # ... and refunded at most once, so a retried refund cannot mint credits.
+            models.UniqueConstraint(
+                fields=["contact"],
+                condition=Q(entry_type="refund"),
+                name="ledger_one_refund_per_contact",
+            ),
             models.CheckConstraint(
                 condition=Q(balance_after__gte=0), name="ledger_balance_after_non_negative"
             ),

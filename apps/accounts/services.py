@@ -188,9 +188,57 @@ def credits_charge(
                 reason=reason,
             )
     except IntegrityError as exc:
+        if not _violates(exc, "ledger_one_charge_per_contact"):
+            raise
         raise AlreadyCharged(str(contact_id)) from exc
     return balance
 
 
+def credits_refund(
+    *, contact_id: Any, amount: int | None = None, reason: str = "", created_by: Any = None
+) -> LedgerEntry:
+    """Give back a contact's charge, or part of it (``amount``), at most once per contact.
+
+    The partial unique index on (contact, refund) makes a second refund impossible, as the
+    one on charges does for charges; a duplicate raises ``AlreadyRefunded`` and changes nothing.
+    """
+    try:
+        with transaction.atomic():
+            charge = LedgerEntry.objects.filter(
+                contact_id=contact_id, entry_type=LedgerEntry.CHARGE
+            ).first()
+            if charge is None:
+                raise InvalidRequest(details={"contact": "This contact has no charge to refund."})
+            charged = -charge.amount
+            amount = charged if amount is None else amount
+            if not 0 < amount <= charged:
+                raise InvalidRequest(details={"amount": f"Must be between 1 and {charged}."})
+            Account.objects.filter(pk=charge.account_id).update(credits=F("credits") + amount)
+            balance = Account.objects.values_list("credits", flat=True).get(pk=charge.account_id)
+            return LedgerEntry.objects.create(
+                account_id=charge.account_id,
+                entry_type=LedgerEntry.REFUND,
+                amount=amount,
+                balance_after=balance,
+                contact_id=contact_id,
+                reason=reason,
+                created_by=created_by,
+            )
+    except IntegrityError as exc:
+        if not _violates(exc, "ledger_one_refund_per_contact"):
+            raise
+        raise AlreadyRefunded(str(contact_id)) from exc
+
+
+def _violates(exc: IntegrityError, constraint: str) -> bool:
+    """Whether the error is that constraint (PostgreSQL names it; SQLite cannot, so assume)."""
+    name = getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None)
+    return name == constraint if name else True
+
+
 class AlreadyCharged(Exception):
     """The contact already has a charge row; the caller must not charge again."""
+
+
+class AlreadyRefunded(Exception):
+    """The contact's charge was already refunded."""

@@ -1,0 +1,245 @@
+"""Idempotency keys for every ``POST /api/v1/…`` (SPEC §4), as a middleware around the views.
+
+A middleware rather than a view mixin so that every POST view, present and future, gets the
+same behaviour without opting in. Flow, when the request carries ``Idempotency-Key``:
+
+1. Authenticate with the API's own authentication classes. A request that does not
+   authenticate, or is rate limited, passes through untouched (the view answers 401/403/429).
+2. Validate the key (1-255 printable ASCII characters) → else 422 ``invalid_idempotency_key``.
+3. INSERT the (account, key) record in its own committed transaction. The unique constraint
+   is the lock: exactly one of several concurrent requests inserts it and runs the view.
+4. A request that finds an existing record gets: 422 ``idempotency_key_reused`` if its
+   fingerprint (method, path, body) differs; 409 ``idempotency_key_in_flight`` while the
+   first is still running; else the stored status and body with ``Idempotent-Replayed: true``.
+5. After the view: outcomes that depend only on the request (2xx, 400, 404, 422, …) are
+   stored for 24 h; refusals that a retry with the same key may overcome (401, 402, 403, 409,
+   429 and every 5xx) delete the record, so the retry runs for real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, router, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from rest_framework.exceptions import APIException
+from rest_framework.settings import api_settings
+
+from .errors import envelope
+from .models import IdempotencyRecord
+
+logger = logging.getLogger(__name__)
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+# Refusals a retry with the same key can overcome (fix the key's scope, top up, wait): these
+# are never stored, like 5xx. Everything else below 500 is the request's own outcome.
+NOT_STORED = frozenset({401, 402, 403, 409, 429})
+# Response headers worth replaying; the rest (request id, rate limits) belong to each request.
+REPLAYED_HEADERS = ("Content-Type", "Location")
+
+
+def _valid_key(value: str) -> bool:
+    return 0 < len(value) <= 255 and all(" " <= ch <= "~" for ch in value)
+
+
+def request_fingerprint(*, method: str, path: str, body: bytes) -> str:
+    """Same method, path and JSON body (key order and whitespace aside) → same fingerprint."""
+    try:
+        canonical = json.dumps(
+            json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (method.encode(), b"\0", path.encode(), b"\0", canonical):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+# --- Services ---------------------------------------------------------------------------------
+
+
+def idempotency_begin(
+    *, account_id: Any, key: str, method: str, path: str, fingerprint: str
+) -> tuple[IdempotencyRecord, bool]:
+    """Take the key's lock. Returns (record, acquired); ``acquired`` False = someone else's.
+
+    An expired record, or an in-flight one whose holder has been gone longer than
+    ``IDEMPOTENCY_LOCK_TIMEOUT_SECONDS`` (a crashed process), is replaced; the conditional
+    DELETE/UPDATE lets only one contender win that too.
+    """
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    using = router.db_for_write(IdempotencyRecord)
+    for _ in range(2):
+        try:
+            # Its own transaction, committed at once, so that concurrent requests see the lock.
+            with transaction.atomic(using=using):
+                record = IdempotencyRecord.objects.create(
+                    account_id=account_id,
+                    key=key,
+                    fingerprint=fingerprint,
+                    method=method,
+                    path=path[:255],
+                    locked_at=now,
+                    expires_at=expires_at,
+                )
+            return record, True
+        except IntegrityError:
+            record = IdempotencyRecord.objects.filter(account_id=account_id, key=key).first()
+            if record is None:  # purged between our INSERT and SELECT: try again
+                continue
+        if record.expires_at <= now:
+            IdempotencyRecord.objects.filter(pk=record.pk, expires_at__lte=now).delete()
+            continue
+        stale = now - timedelta(seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS)
+        if (
+            record.state == IdempotencyRecord.IN_FLIGHT
+            and record.fingerprint == fingerprint
+            and record.locked_at < stale
+            and IdempotencyRecord.objects.filter(
+                pk=record.pk, state=IdempotencyRecord.IN_FLIGHT, locked_at=record.locked_at
+            ).update(locked_at=now)
+        ):
+            logger.warning("idempotency lock taken over from a stale request")
+            record.locked_at = now
+            return record, True
+        return record, False
+    return record, False
+
+
+def idempotency_finish(*, record: IdempotencyRecord, response: HttpResponse) -> None:
+    """Store a final outcome for replay, or release the key so that a retry runs."""
+    storable = (
+        response.status_code < 500
+        and response.status_code not in NOT_STORED
+        and not response.streaming
+    )
+    if not storable:
+        idempotency_release(record=record)
+        return
+    IdempotencyRecord.objects.filter(pk=record.pk, locked_at=record.locked_at).update(
+        state=IdempotencyRecord.COMPLETED,
+        response_status=response.status_code,
+        response_headers={h: response[h] for h in REPLAYED_HEADERS if h in response},
+        response_body=response.content,
+    )
+
+
+def idempotency_release(*, record: IdempotencyRecord) -> None:
+    # Conditional on our lock, so a request that was taken over cannot delete its successor's.
+    IdempotencyRecord.objects.filter(
+        pk=record.pk, state=IdempotencyRecord.IN_FLIGHT, locked_at=record.locked_at
+    ).delete()
+
+
+def idempotency_records_purge(*, batch_size: int = 5000) -> int:
+    """Delete expired records in batches (short transactions, no long table locks)."""
+    now = timezone.now()
+    total = 0
+    while True:
+        ids = list(
+            IdempotencyRecord.objects.filter(expires_at__lte=now).values_list("pk", flat=True)[
+                :batch_size
+            ]
+        )
+        if not ids:
+            return total
+        total += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, code: str, details: dict[str, str] | None = None):
+    return JsonResponse(envelope(message, code, details), status=status)
+
+
+def _replay(record: IdempotencyRecord) -> HttpResponse:
+    response = HttpResponse(bytes(record.response_body or b""), status=record.response_status)
+    for name, value in record.response_headers.items():
+        response[name] = value
+    response[REPLAYED_HEADER] = "true"
+    return response
+
+
+def _principal(request: HttpRequest) -> Any | None:
+    """The account the API's authentication classes resolve, or None (let the view refuse)."""
+    for authenticator_class in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
+        try:
+            result = authenticator_class().authenticate(request)
+        except APIException:
+            return None
+        if result is not None:
+            return result[0]
+    return None
+
+
+class IdempotencyMiddleware:
+    """Apply ``Idempotency-Key`` to every POST under ``/api/v1/`` (see the module docstring)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            request.method != "POST"
+            or not request.path.startswith("/api/v1/")
+            or "HTTP_IDEMPOTENCY_KEY" not in request.META
+        ):
+            return self.get_response(request)
+        account = _principal(request)
+        decision = getattr(request, "sluice_rate_limit", None)
+        if account is None or (decision is not None and not decision.allowed):
+            return self.get_response(request)
+        key = request.headers.get(HEADER, "")
+        if not _valid_key(key):
+            return _error(
+                422,
+                "The Idempotency-Key header is invalid",
+                "invalid_idempotency_key",
+                {HEADER: "Must be 1-255 printable ASCII characters."},
+            )
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return _error(413, "The request body is too large", "body_too_large")
+        fingerprint = request_fingerprint(method=request.method, path=request.path, body=body)
+        record, acquired = idempotency_begin(
+            account_id=account.pk,
+            key=key,
+            method=request.method,
+            path=request.path,
+            fingerprint=fingerprint,
+        )
+        if not acquired:
+            if record.fingerprint != fingerprint:
+                return _error(
+                    422,
+                    "This Idempotency-Key was used with a different request",
+                    "idempotency_key_reused",
+                    {HEADER: "Use a new key for a different request body or endpoint."},
+                )
+            if record.state == IdempotencyRecord.IN_FLIGHT:
+                return _error(
+                    409,
+                    "A request with this Idempotency-Key is still in progress",
+                    "idempotency_key_in_flight",
+                )
+            return _replay(record)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            idempotency_release(record=record)
+            raise
+        idempotency_finish(record=record, response=response)
+        return response
