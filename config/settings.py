@@ -185,6 +185,7 @@ SPECTACULAR_SETTINGS = {
         "BulkStatusEnum": ["pending", "completed"],
         "AcceptedStatusEnum": ["pending"],
         "ResultStatusEnum": ["VERIFIED", "NOT_FOUND", "NO_CREDITS", "FAILED"],
+        "EventTypeEnum": "apps.webhooks.models.Event.TYPES",
     },
 }
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.util import connection as urllib3_connection
 
 MAX_URL_LENGTH = 2048
 
@@ -63,3 +71,114 @@ def webhook_url_problem(url: str) -> str | None:
     if not addresses or not all(address_is_public(a) for a in addresses):
         return "The host must resolve to public addresses only."
     return None
+
+
+# --- Delivery-time guard: the address actually connected to must be public too ----------------
+
+
+class PrivateAddressError(NewConnectionError):
+    """The target resolved to (or connected to) a non-public address; nothing was sent."""
+
+
+class _GuardedConnectionMixin:
+    """Resolve, refuse unless every address is public, connect to a checked IP, check the peer.
+
+    Connecting to the validated IP (not re-resolving the name) closes the DNS-rebinding window;
+    TLS SNI, certificate checks and the Host header still use the URL's host name, because only
+    the socket is created here.
+    """
+
+    host: str
+    port: int
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+    _dns_host: str
+
+    def _new_conn(self) -> socket.socket:
+        if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+            return super()._new_conn()  # type: ignore[misc]
+        try:
+            addresses = resolve(self._dns_host, self.port)
+        except (OSError, UnicodeError) as exc:
+            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+        refused = [a for a in addresses if not address_is_public(a)]
+        if not addresses or refused:
+            raise PrivateAddressError(
+                self,  # type: ignore[arg-type]
+                f"Refused: {self.host} resolves to a non-public address "
+                f"({refused[0] if refused else 'none'}).",
+            )
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                sock = urllib3_connection.create_connection(
+                    (address, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except TimeoutError as exc:
+                error = ConnectTimeoutError(self, f"Connection to {self.host} timed out.")
+                error.__cause__ = exc
+                continue
+            except OSError as exc:
+                error = NewConnectionError(
+                    self,  # type: ignore[arg-type]
+                    f"Failed to establish a new connection: {exc}",
+                )
+                continue
+            peer = sock.getpeername()[0]
+            if not address_is_public(peer):
+                sock.close()
+                raise PrivateAddressError(
+                    self,  # type: ignore[arg-type]
+                    f"Refused: connected to non-public address {peer}.",
+                )
+            return sock
+        assert error is not None
+        raise error
+
+
+class _GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections go through the public-address guard."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPConnectionPool,
+            "https": _GuardedHTTPSConnectionPool,
+        }
+
+
+_local = threading.local()
+
+
+def session() -> requests.Session:
+    """This thread's delivery session (connection reuse; sessions are not shared across threads)."""
+    current = getattr(_local, "session", None)
+    if current is None:
+        current = requests.Session()
+        # Environment proxies would make the guard check the proxy instead of the target.
+        current.trust_env = False
+        adapter = GuardedAdapter(pool_connections=32, pool_maxsize=4)
+        current.mount("http://", adapter)
+        current.mount("https://", adapter)
+        _local.session = current
+    return current

@@ -1,0 +1,167 @@
+"""Events, webhook endpoints (subscriptions), deliveries and their attempts (SPEC §6)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import uuid
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+_BASE62 = string.ascii_letters + string.digits
+
+
+def event_id_generate() -> str:
+    return "evt_" + "".join(secrets.choice(_BASE62) for _ in range(24))
+
+
+class Event(models.Model):
+    """Something that happened to an account; stored with the exact bytes every delivery signs."""
+
+    CONTACT_ENRICHED = "contact.enriched"
+    CONTACT_VERIFIED = "contact.verified"
+    BULK_COMPLETED = "bulk.completed"
+    CREDITS_LOW = "credits.low"
+    CREDITS_EXHAUSTED = "credits.exhausted"
+    ENDPOINT_DISABLED = "endpoint.disabled"
+    TYPES = [
+        CONTACT_ENRICHED,
+        CONTACT_VERIFIED,
+        BULK_COMPLETED,
+        CREDITS_LOW,
+        CREDITS_EXHAUSTED,
+        ENDPOINT_DISABLED,
+    ]
+
+    id = models.CharField(primary_key=True, max_length=40, default=event_id_generate)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=40, choices=[(t, t) for t in TYPES])
+    # The serialised payload, kept as text so that every retry sends (and signs) the same bytes.
+    body = models.TextField()
+    # Sample events from POST /webhooks/{id}/test: delivered, never listed in GET /events.
+    test = models.BooleanField(default=False)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "type", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+class Endpoint(models.Model):
+    """A subscription: a URL, the event types it wants, its signing secret and its health."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=2048)
+    events = models.JSONField(default=list)
+    # Sorted, comma-joined ``events``: lets a unique index refuse duplicate active endpoints.
+    events_key = models.CharField(max_length=400, editable=False)
+    description = models.CharField(max_length=500, blank=True, default="")
+    # Kept in clear because HMAC needs the key itself; shown once (create and rotate).
+    secret = models.CharField(max_length=100)
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "url", "events_key"],
+                condition=Q(active=True),
+                name="webhook_endpoint_unique_active",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({'active' if self.active else 'disabled'})"
+
+
+class Delivery(models.Model):
+    """One event to one target: an endpoint, or a request's ``webhook_url``. The row is the truth.
+
+    ``next_attempt_at`` says when it is due; ``published_at`` when a message for it was last put
+    on the broker (the sweep re-publishes a due delivery whose message seems lost);
+    ``claimed_until`` is the lease a worker takes so that two workers never send it at once.
+    """
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    STATUSES = [(s, s) for s in (PENDING, SUCCEEDED, FAILED, SKIPPED)]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(
+        Endpoint, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    # Set for per-request webhook_url deliveries (no endpoint; signed with the callback secret).
+    target_url = models.URLField(max_length=2048, blank=True, default="")
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    # Attempts made in the current round of the retry schedule (a manual retry starts a round).
+    round_attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_due_idx",
+                condition=Q(status="pending"),
+            ),
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["endpoint", "-created_at"]),
+            models.Index(fields=["endpoint", "status", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.id} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request made for a delivery, with what came back."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    at = models.DateTimeField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(null=True, blank=True)
+    response_body = models.TextField(blank=True, default="")
+    succeeded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["delivery", "at", "id"]
+        indexes = [models.Index(fields=["delivery", "at"]), models.Index(fields=["at"])]
+
+    def __str__(self) -> str:
+        return f"attempt {self.status_code or self.error}"
