@@ -28,6 +28,8 @@ urlpatterns = [
     ),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    # Before admin.site.urls, whose catch-all would answer /admin/dashboard/ with a 404.
+    path("admin/dashboard/", include("apps.ops.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,0 +1,416 @@
+"""Admin for plans, accounts (balance, top-ups), API keys (shown once, revoke) and the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from apps.core.errors import SluiceError
+from apps.ops.admin_base import (
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    UUIDSearchMixin,
+    admin_link,
+    secret_shown_once,
+)
+from apps.ops.forms import (
+    AccountCreateForm,
+    ApiKeyCreateForm,
+    CommaListField,
+    TopUpForm,
+    clean_countries,
+    clean_ip_allowlist,
+    clean_provider_order,
+)
+
+from .models import Account, ApiKey, LedgerEntry, Plan
+from .services import account_create, api_key_create, api_key_revoke, credits_add
+
+
+def _error_text(exc: SluiceError) -> str:
+    return " ".join([exc.message, *(str(v) for v in exc.details.values())])
+
+
+def _form_page(
+    request: HttpRequest, model_admin: admin.ModelAdmin, **context: Any
+) -> TemplateResponse:
+    return TemplateResponse(
+        request,
+        "admin/ops/form_page.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.model._meta,
+            **context,
+        },
+    )
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = (
+        "code",
+        "name",
+        "api_access",
+        "daily_requests",
+        "per_minute",
+        "max_active_keys",
+        "bulk_max",
+        "account_count",
+    )
+    list_filter = ("api_access",)
+    search_fields = ("code", "name")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Plan]:
+        return super().get_queryset(request).annotate(_accounts=Count("accounts"))
+
+    @admin.display(description="accounts", ordering="_accounts")
+    def account_count(self, obj: Plan) -> int:
+        return obj._accounts
+
+
+class AccountChangeForm(forms.ModelForm):
+    default_phone_country_codes = CommaListField(
+        required=False, help_text="ISO alpha-2 codes, comma-separated, e.g. US, GB."
+    )
+
+    class Meta:
+        model = Account
+        fields = (
+            "name",
+            "plan",
+            "personal_email_consent",
+            "default_phone_country_codes",
+            "provider_order",
+        )
+        help_texts = {
+            "provider_order": 'Per-account waterfall order, e.g. {"email": ["sandbox"]}; '
+            "empty = the default order."
+        }
+
+    def clean_default_phone_country_codes(self) -> list[str]:
+        return clean_countries(self.cleaned_data["default_phone_country_codes"])
+
+    def clean_provider_order(self) -> dict[str, list[str]]:
+        return clean_provider_order(self.cleaned_data["provider_order"])
+
+
+class ApiKeyInline(ReadOnlyInline):
+    model = ApiKey
+    fields = ("prefix", "name", "mode", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ("-created_at",)
+
+
+@admin.register(Account)
+class AccountAdmin(UUIDSearchMixin, admin.ModelAdmin):
+    form = AccountChangeForm
+    list_display = (
+        "name",
+        "plan",
+        "credits",
+        "personal_email_consent",
+        "countries",
+        "active_keys",
+        "created_at",
+    )
+    list_select_related = ("plan",)
+    list_filter = ("plan", "personal_email_consent", "created_at")
+    search_fields = ("name",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    readonly_fields = ("id", "credits", "ledger", "created_at")
+    fieldsets = (
+        (None, {"fields": ("id", "name", "plan", "credits", "ledger", "created_at")}),
+        (
+            "Enrichment",
+            {"fields": ("personal_email_consent", "default_phone_country_codes", "provider_order")},
+        ),
+    )
+    inlines = (ApiKeyInline,)
+    actions = ("top_up",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_active_keys=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True)))
+        )
+
+    @admin.display(description="active keys", ordering="_active_keys")
+    def active_keys(self, obj: Account) -> int:
+        return obj._active_keys
+
+    @admin.display(description="phone countries")
+    def countries(self, obj: Account) -> str:
+        return ", ".join(obj.default_phone_country_codes) or "-"
+
+    @admin.display(description="ledger")
+    def ledger(self, obj: Account) -> str:
+        url = reverse("admin:accounts_ledgerentry_changelist") + f"?account__id__exact={obj.pk}"
+        return format_html('<a href="{}">All ledger entries</a>', url)
+
+    # --- Creating an account goes through account_create, which also mints its first key ----
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = AccountCreateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                created = account_create(
+                    name=data["name"],
+                    plan_code=data["plan"].code,
+                    credits=data["credits"],
+                    mode=data["mode"],
+                    personal_email_consent=data["personal_email_consent"],
+                    default_phone_country_codes=data["default_phone_country_codes"],
+                )
+            except SluiceError as exc:
+                form.add_error(None, _error_text(exc))
+            else:
+                account = created.account
+                self.log_addition(request, account, [{"added": {}}])
+                return secret_shown_once(
+                    request,
+                    model_admin=self,
+                    obj=account,
+                    title=f"Account “{account.name}” created",
+                    secrets=[
+                        ("API key", created.key.raw_key),
+                        ("Callback (webhook) secret", account.callback_secret),
+                    ],
+                    next_url=reverse("admin:accounts_account_change", args=[account.pk]),
+                )
+        return _form_page(request, self, title="Add account", form=form)
+
+    # --- Top-up: an intermediate form, then one ledger row per account ----------------------
+
+    @admin.action(description="Top up or adjust credits…", permissions=["change"])
+    def top_up(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
+        form = TopUpForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            done = 0
+            for account in queryset:
+                try:
+                    entry = credits_add(
+                        account=account,
+                        amount=data["amount"],
+                        entry_type=data["entry_type"],
+                        reason=data["reason"],
+                        created_by=request.user,
+                    )
+                except SluiceError as exc:
+                    self.message_user(
+                        request, f"{account.name}: {_error_text(exc)}", level=messages.ERROR
+                    )
+                    continue
+                done += 1
+                self.log_change(
+                    request,
+                    account,
+                    f"{entry.get_entry_type_display()} {entry.amount:+d} credits "
+                    f"({data['reason']}); balance {entry.balance_after}",
+                )
+            if done:
+                self.message_user(
+                    request,
+                    f"{data['amount']:+d} credits written to the ledger of {done} account(s).",
+                    level=messages.SUCCESS,
+                )
+            return None
+        return _form_page(
+            request,
+            self,
+            title="Top up or adjust credits",
+            intro="One ledger row per account, recorded with your user and the reason.",
+            objects=[f"{a.name}: {a.credits} credits" for a in queryset],
+            form=form,
+            hidden=[("action", "top_up"), ("apply", "1")]
+            + [(ACTION_CHECKBOX_NAME, a.pk) for a in queryset],
+            submit_name="_top_up",
+            submit_label="Write ledger rows",
+        )
+
+
+class ApiKeyChangeForm(forms.ModelForm):
+    ip_allowlist = CommaListField(
+        required=False, help_text="IPs or CIDR ranges, comma-separated; empty = any address."
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in ApiKey.ALL_SCOPES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked = all scopes.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "ip_allowlist", "scopes")
+
+    def clean_ip_allowlist(self) -> list[str]:
+        return clean_ip_allowlist(self.cleaned_data["ip_allowlist"])
+
+
+class KeyStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("active", "active"), ("revoked", "revoked")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(UUIDSearchMixin, admin.ModelAdmin):
+    form = ApiKeyChangeForm
+    uuid_search_fields = ("pk", "account_id")
+    list_display = (
+        "prefix",
+        "name",
+        "account",
+        "mode",
+        "is_active",
+        "scope_list",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_select_related = ("account",)
+    list_filter = (KeyStateFilter, "mode", "created_at", "last_used_at")
+    search_fields = ("prefix", "name", "account__name")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    readonly_fields = (
+        "id",
+        "account_link",
+        "mode",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    fields = (*readonly_fields[:4], "name", "ip_allowlist", "scopes", *readonly_fields[4:])
+    actions = ("revoke",)
+
+    @admin.display(description="active", boolean=True, ordering="revoked_at")
+    def is_active(self, obj: ApiKey) -> bool:
+        return obj.revoked_at is None
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.scopes) or "all"
+
+    @admin.display(description="account")
+    def account_link(self, obj: ApiKey) -> str:
+        return admin_link(obj.account)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        # Revoke instead: a deleted key leaves contacts and bulks without their key.
+        return False
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=key)
+            self.log_change(request, key, "Revoked")
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} key(s).", level=messages.SUCCESS)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        """Keys are minted by api_key_create; the raw key is shown once and never stored."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        initial = {"account": request.GET.get("account")} if request.GET.get("account") else None
+        form = ApiKeyCreateForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                created = api_key_create(
+                    account=data["account"],
+                    mode=data["mode"],
+                    name=data["name"],
+                    ip_allowlist=data["ip_allowlist"],
+                    scopes=data["scopes"],
+                )
+            except SluiceError as exc:
+                form.add_error(None, _error_text(exc))
+            else:
+                key = created.api_key
+                self.log_addition(request, key, [{"added": {}}])
+                return secret_shown_once(
+                    request,
+                    model_admin=self,
+                    obj=key,
+                    title=f"API key {key.prefix}… created",
+                    secrets=[("API key", created.raw_key)],
+                    next_url=reverse("admin:accounts_apikey_change", args=[key.pk]),
+                )
+        return _form_page(request, self, title="Add API key", form=form)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(UUIDSearchMixin, ReadOnlyAdmin):
+    uuid_search_fields = ("account_id", "contact_id")
+    list_display = (
+        "created_at",
+        "account",
+        "entry_type",
+        "amount",
+        "balance_after",
+        "contact_link",
+        "reason",
+        "created_by",
+    )
+    list_select_related = ("account", "created_by")
+    list_filter = ("entry_type", "created_at")
+    search_fields = ("account__name", "reason", "created_by__username")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    fields = (
+        "id",
+        "account_link",
+        "entry_type",
+        "amount",
+        "balance_after",
+        "contact_link",
+        "reason",
+        "created_by",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="account")
+    def account_link(self, obj: LedgerEntry) -> str:
+        return admin_link(obj.account)
+
+    @admin.display(description="contact")
+    def contact_link(self, obj: LedgerEntry) -> str:
+        if obj.contact_id is None:
+            return "-"
+        from apps.enrichment.models import Contact
+
+        # Linked by id so the list needs no join to the contacts table.
+        return admin_link(None, str(obj.contact_id)[:8] + "…", pk=obj.contact_id, model=Contact)

@@ -1,0 +1,1 @@
+"""Ops tooling for staff: the admin dashboard, the read-only support group, re-runs."""
