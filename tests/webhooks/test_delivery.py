@@ -1,0 +1,300 @@
+"""Delivery attempts called directly (no worker) against a real local HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.enrichment import services as enrichment_services
+from apps.enrichment.waterfall import Outcome
+from apps.webhooks import services
+from apps.webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from tests.conftest import make_client
+from tests.factories import BulkJobFactory, ContactFactory
+from tests.webhooks.factories import DeliveryFactory, EndpointFactory, EventFactory
+from tests.webhooks.receiver import Answer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def attempt(delivery: Delivery) -> str | None:
+    return services.delivery_attempt(delivery_id=str(delivery.pk))
+
+
+def due_now(delivery: Delivery) -> None:
+    """Skip the wait before the next scheduled attempt (the schedule itself is tested apart)."""
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+
+
+def test_success_records_the_attempt_and_resets_the_streak(receiver):
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url(), consecutive_failures=3))
+    assert attempt(delivery) == Delivery.SUCCEEDED
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempt_count, delivery.next_attempt_at) == (
+        "succeeded",
+        1,
+        None,
+    )
+    (row,) = DeliveryAttempt.objects.filter(delivery=delivery)
+    assert (row.status_code, row.error, row.response_body) == (200, None, "ok")
+    endpoint = Endpoint.objects.get(pk=delivery.endpoint_id)
+    assert endpoint.consecutive_failures == 0 and endpoint.last_success_at is not None
+    (request,) = receiver.received()
+    assert request.body == delivery.event.body.encode()
+    assert request.headers["webhook-id"] == delivery.event_id
+    assert request.headers["x-sluice-event"] == "contact.enriched"
+    assert request.headers["content-type"] == "application/json"
+
+
+def test_failures_follow_the_schedule_with_jitter_and_keep_the_webhook_id(receiver, settings):
+    settings.WEBHOOK_RETRY_SCHEDULE = [0, 10, 100]
+    receiver.default = Answer(status=500, body=b"boom")
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    before = timezone.now()
+    assert attempt(delivery) == Delivery.PENDING
+    delivery.refresh_from_db()
+    wait = (delivery.next_attempt_at - before).total_seconds()
+    assert 8 <= wait <= 12.5, wait  # 10 s ± 20 %
+    due_now(delivery)
+    assert attempt(delivery) == Delivery.PENDING
+    delivery.refresh_from_db()
+    wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
+    assert 79 <= wait <= 121, wait
+    # A long wait is left to the sweep, not to a broker countdown.
+    assert delivery.published_at is None
+    due_now(delivery)
+    assert attempt(delivery) == Delivery.FAILED
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempt_count, delivery.next_attempt_at) == (
+        "failed",
+        3,
+        None,
+    )
+    assert {r.headers["webhook-id"] for r in receiver.received()} == {delivery.event_id}
+    assert [a.response_body for a in delivery.attempts.all()] == ["boom"] * 3
+    endpoint = Endpoint.objects.get(pk=delivery.endpoint_id)
+    assert endpoint.consecutive_failures == 3 and endpoint.last_failure_at is not None
+
+
+def test_a_redirect_is_a_failure_and_is_not_followed(receiver):
+    receiver.then(Answer(status=302, headers={"Location": receiver.url("/elsewhere")}))
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    assert attempt(delivery) == Delivery.PENDING
+    row = DeliveryAttempt.objects.get(delivery=delivery)
+    assert row.status_code == 302 and "not followed" in row.error
+    assert [r.path for r in receiver.received()] == ["/hook"]
+
+
+def test_retry_after_is_respected_up_to_twice_the_scheduled_delay(receiver, settings):
+    settings.WEBHOOK_RETRY_SCHEDULE = [0, 10, 10]
+    receiver.then(
+        Answer(status=429, headers={"Retry-After": "15"}),
+        Answer(status=503, headers={"Retry-After": "3600"}),
+    )
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    attempt(delivery)
+    delivery.refresh_from_db()
+    wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
+    assert 14 <= wait <= 15.1, wait
+    due_now(delivery)
+    attempt(delivery)
+    delivery.refresh_from_db()
+    wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
+    assert 19 <= wait <= 20.1, wait  # capped at 2 x 10 s
+
+
+def test_response_body_snippet_is_at_most_1_kb(receiver):
+    receiver.then(Answer(status=400, body=b"x" * 5000))
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    attempt(delivery)
+    assert DeliveryAttempt.objects.get(delivery=delivery).response_body == "x" * 1024
+
+
+def test_read_timeout_is_a_failed_attempt(receiver, settings):
+    settings.WEBHOOK_READ_TIMEOUT = 0.3
+    receiver.then(Answer(delay=2))
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    assert attempt(delivery) == Delivery.PENDING
+    row = DeliveryAttempt.objects.get(delivery=delivery)
+    assert row.status_code is None and "Read timeout" in row.error
+
+
+def test_connection_refused_is_a_failed_attempt():
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url="http://127.0.0.1:9/hook"))
+    assert attempt(delivery) == Delivery.PENDING
+    row = DeliveryAttempt.objects.get(delivery=delivery)
+    assert row.status_code is None and "Connection error" in row.error
+
+
+def test_410_gone_deactivates_at_once_and_notifies_other_endpoints(receiver):
+    receiver.then(Answer(status=410))
+    gone = EndpointFactory(url=receiver.url("/gone"))
+    other = EndpointFactory(
+        account=gone.account, url=receiver.url("/other"), events=["endpoint.disabled"]
+    )
+    first = DeliveryFactory(endpoint=gone)
+    waiting = DeliveryFactory(endpoint=gone, next_attempt_at=timezone.now() + timedelta(hours=1))
+    assert attempt(first) == Delivery.SKIPPED
+    gone.refresh_from_db()
+    assert not gone.active and gone.disabled_at is not None
+    assert "410" in gone.disabled_reason
+    waiting.refresh_from_db()
+    assert waiting.status == Delivery.SKIPPED
+    event = Event.objects.get(type="endpoint.disabled")
+    assert event.payload["data"]["id"] == str(gone.pk)
+    assert event.payload["data"]["active"] is False
+    (notice,) = Delivery.objects.filter(event=event)
+    assert notice.endpoint_id == other.pk
+    assert attempt(notice) == Delivery.SUCCEEDED
+    assert receiver.received(path="/other")[0].event_type == "endpoint.disabled"
+
+
+def test_streak_deactivates_only_after_threshold_and_minimum_duration(receiver, settings):
+    settings.WEBHOOK_DISABLE_AFTER_FAILURES = 2
+    settings.WEBHOOK_DISABLE_AFTER_SECONDS = 3600
+    receiver.default = Answer(status=500)
+    endpoint = EndpointFactory(url=receiver.url())
+    for _ in range(3):
+        attempt(DeliveryFactory(endpoint=endpoint))
+    endpoint.refresh_from_db()
+    assert endpoint.active and endpoint.consecutive_failures == 3  # streak too young
+    Endpoint.objects.filter(pk=endpoint.pk).update(
+        failing_since=timezone.now() - timedelta(hours=2)
+    )
+    attempt(DeliveryFactory(endpoint=endpoint))
+    endpoint.refresh_from_db()
+    assert not endpoint.active
+    assert "4 consecutive failed attempts" in endpoint.disabled_reason
+
+
+def test_a_disabled_endpoint_gets_no_new_attempt(receiver):
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url(), active=False))
+    assert attempt(delivery) == Delivery.SKIPPED
+    assert receiver.received() == []
+
+
+def test_two_workers_racing_for_one_delivery_send_it_once(receiver):
+    receiver.default = Answer(delay=0.3)
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    results: list[str | None] = []
+
+    def run() -> None:
+        try:
+            results.append(attempt(delivery))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results, key=str) == [None, None, None, "succeeded"]
+    assert len(receiver.received()) == 1
+
+
+def test_sweep_republishes_due_deliveries_whose_message_was_lost(redis_client, settings):
+    settings.WEBHOOK_REPUBLISH_AFTER_SECONDS = 60
+    now = timezone.now()
+    lost = DeliveryFactory(published_at=now - timedelta(minutes=5))
+    long_wait = DeliveryFactory(published_at=None)
+    DeliveryFactory(published_at=now)  # its message is still on its way
+    DeliveryFactory(next_attempt_at=now + timedelta(hours=1), published_at=None)  # not due
+    DeliveryFactory(status=Delivery.SUCCEEDED, published_at=None)
+    redis_client.flushdb()
+    assert services.deliveries_sweep() == 2
+    queued = [json.loads(m)["headers"]["argsrepr"] for m in redis_client.lrange("webhooks", 0, -1)]
+    assert sorted(queued) == sorted([repr([str(lost.pk)]), repr([str(long_wait.pk)])])
+    assert services.deliveries_sweep() == 0  # now published
+
+
+def test_purge_keeps_recent_events_and_events_with_pending_deliveries(settings):
+    settings.WEBHOOK_EVENT_RETENTION_SECONDS = 86400
+    old = timezone.now() - timedelta(days=2)
+    expired = DeliveryFactory(status=Delivery.SUCCEEDED, event=EventFactory(created_at=old))
+    DeliveryAttempt.objects.create(delivery=expired, at=old, status_code=200)
+    still_pending = DeliveryFactory(event=EventFactory(created_at=old))
+    recent = EventFactory()
+    assert services.events_purge() == 1
+    assert not Event.objects.filter(pk=expired.event_id).exists()
+    assert not DeliveryAttempt.objects.exists()
+    assert Event.objects.filter(pk__in=[still_pending.event_id, recent.pk]).count() == 2
+
+
+# --- Events emitted by the rest of the product ------------------------------------------------
+
+
+def finish(contact, **outcome) -> None:
+    enrichment_services.contact_finish(contact=contact, outcome=Outcome(**outcome))
+
+
+def found_email() -> dict:
+    return {
+        "data": {"email": "a@b.co"},
+        "found_kinds": ["email"],
+        "providers": {"email": "x"},
+        "confidence": 90,
+    }
+
+
+def test_finished_contact_emits_enriched_and_verified_in_its_transaction(receiver):
+    client = make_client()
+    endpoint = EndpointFactory(account=client.account, url=receiver.url())
+    contact = ContactFactory(account=client.account, webhook_url=receiver.url("/request"))
+    finish(contact, **found_email())
+    enriched = Event.objects.get(type="contact.enriched")
+    assert enriched.payload["data"]["enrichment_id"] == str(contact.pk)
+    assert enriched.payload["data"]["result"]["status"] == "VERIFIED"
+    assert Event.objects.filter(type="contact.verified").count() == 1
+    targets = {(d.event.type, d.endpoint_id, d.target_url) for d in Delivery.objects.all()}
+    assert targets == {
+        ("contact.enriched", endpoint.pk, ""),
+        ("contact.verified", endpoint.pk, ""),
+        ("contact.enriched", None, receiver.url("/request")),
+    }
+
+
+def test_not_found_contact_emits_no_verified_event():
+    contact = ContactFactory(first_name="Not", last_name="Found")
+    finish(contact)
+    assert list(Event.objects.values_list("type", flat=True)) == ["contact.enriched"]
+
+
+def test_no_event_survives_a_rolled_back_finish():
+    contact = ContactFactory()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        finish(contact, **found_email())
+        raise RuntimeError("the finishing transaction fails")
+    assert not Event.objects.exists() and not Delivery.objects.exists()
+
+
+def test_credits_low_then_exhausted_each_once(settings):
+    settings.CREDITS_LOW_THRESHOLD = 5
+    client = make_client(mode="live", credits=7)
+    for _ in range(7):
+        finish(ContactFactory(account=client.account, sandbox=False), **found_email())
+    client.account.refresh_from_db()
+    assert client.account.credits == 0
+    low = Event.objects.get(type="credits.low")
+    assert low.payload["data"] == {
+        "account_id": str(client.account.pk),
+        "credits": 4,
+        "threshold": 5,
+    }
+    exhausted = Event.objects.get(type="credits.exhausted")
+    assert exhausted.payload["data"]["credits"] == 0
+
+
+def test_bulk_completed_goes_to_the_bulk_webhook_url_once():
+    bulk = BulkJobFactory(total=2, webhook_url="http://127.0.0.1:9/bulk")
+    for position in range(2):
+        finish(ContactFactory(account=bulk.account, bulk=bulk, position=position))
+    event = Event.objects.get(type="bulk.completed")
+    assert event.payload["data"]["bulk_id"] == str(bulk.pk)
+    assert event.payload["data"]["finished"] == 2
+    assert Delivery.objects.get(event=event).target_url == "http://127.0.0.1:9/bulk"
