@@ -54,7 +54,8 @@ REQUEST_ATTRIBUTE = "sluice_rate_limit"
 
 # Returns {allowed (0/1), minute count, day count}. A refusal increments nothing.
 # KEYS: minute counter, day counter. ARGV: minute limit, day limit (-1 = none),
-# count the day (0/1), minute expiry, day expiry (unix seconds).
+# count the day (0/1), minute TTL, day TTL (seconds: relative, so that the web servers'
+# clocks and Redis's need not agree).
 _LUA = """
 local m = tonumber(redis.call('GET', KEYS[1]) or '0')
 local d = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -64,10 +65,10 @@ local count_day = ARGV[3] == '1'
 if ml >= 0 and m >= ml then return {0, m, d} end
 if count_day and dl >= 0 and d >= dl then return {0, m, d} end
 m = redis.call('INCR', KEYS[1])
-if m == 1 then redis.call('EXPIREAT', KEYS[1], ARGV[4]) end
+if m == 1 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 if count_day then
   d = redis.call('INCR', KEYS[2])
-  if d == 1 then redis.call('EXPIREAT', KEYS[2], ARGV[5]) end
+  if d == 1 then redis.call('EXPIRE', KEYS[2], ARGV[5]) end
 end
 return {1, m, d}
 """
@@ -156,8 +157,8 @@ class RedisStore:
                 minute_limit,
                 day_limit,
                 int(count_day),
-                minute_reset + EXPIRY_GRACE_SECONDS,
-                day_reset + EXPIRY_GRACE_SECONDS,
+                math.ceil(minute_reset - now) + EXPIRY_GRACE_SECONDS,
+                math.ceil(day_reset - now) + EXPIRY_GRACE_SECONDS,
             ],
         )
         return bool(allowed), int(minute_used), int(day_used)
