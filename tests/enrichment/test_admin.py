@@ -1,0 +1,203 @@
+"""Admin for enrichments, bulk jobs and provider attempts: search, filters, re-run, query counts."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.enrichment.models import Contact, ProviderAttempt
+from tests.factories import AccountFactory, BulkJobFactory, ContactFactory
+from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
+
+pytestmark = pytest.mark.django_db
+
+
+def _finished(contact: Contact, status: str, email: str | None = None, **attempt) -> Contact:
+    contact.status = Contact.FINISHED
+    contact.result_status = status
+    contact.finished_at = timezone.now()
+    contact.result = {"status": status, "email": email, "phones": []}
+    contact.save()
+    if attempt:
+        ProviderAttempt.objects.create(contact=contact, **attempt)
+    return contact
+
+
+def _contacts(n: int) -> None:
+    account = AccountFactory()
+    bulk = BulkJobFactory(account=account, total=n)
+    for i in range(n):
+        c = ContactFactory(account=account, bulk=bulk, position=i)
+        _finished(
+            c, Contact.VERIFIED, f"p{i}@acme.com", provider="sandbox", kind="email", outcome="hit"
+        )
+
+
+def _attempts(n: int) -> None:
+    contact = ContactFactory()
+    ProviderAttempt.objects.bulk_create(
+        ProviderAttempt(
+            contact=contact, provider="sandbox", kind="email", outcome="miss", position=i
+        )
+        for i in range(n)
+    )
+
+
+@pytest.mark.parametrize(
+    ("url_name", "make"),
+    [
+        ("admin:enrichment_contact_changelist", _contacts),
+        ("admin:enrichment_bulkjob_changelist", lambda n: BulkJobFactory.create_batch(n, total=3)),
+        ("admin:enrichment_providerattempt_changelist", _attempts),
+    ],
+)
+def test_changelist_query_count_does_not_grow_with_rows(admin_client, url_name, make):
+    url = reverse(url_name)
+    make(5)
+    few = page_queries(admin_client, url)
+    make(45)
+    many = page_queries(admin_client, url)
+    assert few == many
+    assert many <= MAX_CHANGELIST_QUERIES
+
+
+def test_contact_change_page_query_count_does_not_grow_with_attempts(admin_client):
+    contact = ContactFactory()
+    url = reverse("admin:enrichment_contact_change", args=[contact.pk])
+    _add = lambda n: ProviderAttempt.objects.bulk_create(  # noqa: E731
+        ProviderAttempt(contact=contact, provider="sandbox", kind="email", outcome="error")
+        for _ in range(n)
+    )
+    _add(2)
+    few = page_queries(admin_client, url)
+    _add(30)
+    assert page_queries(admin_client, url) == few
+
+
+def test_find_an_enrichment_by_found_email_name_domain_id_or_custom(admin_client):
+    account = AccountFactory(name="Wayne Enterprises")
+    wanted = _finished(
+        ContactFactory(
+            account=account,
+            first_name="Sarah",
+            last_name="Chen",
+            domain="stripe.com",
+            custom={"hubspot_id": "4447901"},
+        ),
+        Contact.VERIFIED,
+        "sarah.chen@stripe.com",
+    )
+    other = ContactFactory(first_name="Bob", last_name="Other", domain="other.com")
+    url = reverse("admin:enrichment_contact_changelist")
+    for term in (
+        "sarah.chen@stripe.com",
+        "Sarah Chen",
+        "stripe.com",
+        str(wanted.pk),
+        "4447901",
+        "Wayne",
+    ):
+        body = admin_client.get(url, {"q": term}).content.decode()
+        assert reverse("admin:enrichment_contact_change", args=[wanted.pk]) in body, term
+        assert reverse("admin:enrichment_contact_change", args=[other.pk]) not in body, term
+
+
+def test_filters_by_status_result_provider_sandbox_and_account(admin_client):
+    account = AccountFactory()
+    hit = _finished(
+        ContactFactory(account=account, sandbox=False),
+        Contact.VERIFIED,
+        "a@x.com",
+        provider="sandbox",
+        kind="email",
+        outcome="hit",
+    )
+    failed = _finished(
+        ContactFactory(sandbox=True),
+        Contact.FAILED,
+        provider="sandbox",
+        kind="email",
+        outcome="error",
+    )
+    pending = ContactFactory(sandbox=True)
+    url = reverse("admin:enrichment_contact_changelist")
+
+    def listed(params: dict) -> set:
+        response = admin_client.get(url, params)
+        assert response.status_code == 200
+        return {str(c.pk) for c in response.context["cl"].result_list}
+
+    assert listed({"status__exact": "pending"}) == {str(pending.pk)}
+    assert listed({"result_status__exact": "FAILED"}) == {str(failed.pk)}
+    assert listed({"provider": "sandbox"}) == {str(hit.pk), str(failed.pk)}
+    assert listed({"provider": "sandbox:hit"}) == {str(hit.pk)}
+    assert listed({"sandbox__exact": "0"}) == {str(hit.pk)}
+    assert listed({"account__id__exact": str(account.pk)}) == {str(hit.pk)}
+
+
+def test_contact_page_shows_attempts_result_and_custom_read_only(admin_client):
+    contact = _finished(
+        ContactFactory(custom={"crm": "row-77"}),
+        Contact.FAILED,
+        provider="sandbox",
+        kind="email",
+        outcome="error",
+        error="upstream 503",
+        duration_ms=321,
+    )
+    url = reverse("admin:enrichment_contact_change", args=[contact.pk])
+    body = admin_client.get(url).content.decode()
+    assert "upstream 503" in body
+    assert "321" in body
+    assert "row-77" in body
+    assert "FAILED" in body
+    admin_client.post(url, {"first_name": "Changed"})
+    contact.refresh_from_db()
+    assert contact.first_name != "Changed"
+
+
+def test_rerun_action_resets_failed_contacts_and_publishes_them(
+    admin_client, redis_client, django_capture_on_commit_callbacks
+):
+    failed = _finished(
+        ContactFactory(), Contact.FAILED, provider="sandbox", kind="email", outcome="error"
+    )
+    verified = _finished(ContactFactory(), Contact.VERIFIED, "v@acme.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:enrichment_contact_changelist"),
+            {"action": "rerun_failed", ACTION_CHECKBOX_NAME: [failed.pk, verified.pk]},
+            follow=True,
+        )
+    assert "Re-running 1 enrichment(s). Skipped 1 that are not FAILED." in response.content.decode()
+    failed.refresh_from_db()
+    verified.refresh_from_db()
+    assert (failed.status, failed.result, failed.result_status) == ("pending", None, None)
+    assert verified.result_status == Contact.VERIFIED
+    assert redis_client.llen("enrichment") == 1
+
+
+def test_bulk_list_shows_progress_and_links_to_its_contacts(admin_client):
+    bulk = BulkJobFactory(total=4, finished=1, verified=1)
+    mine = ContactFactory(account=bulk.account, bulk=bulk)
+    ContactFactory()
+    body = admin_client.get(reverse("admin:enrichment_bulkjob_changelist")).content.decode()
+    assert "1/4 (25%)" in body
+    page = admin_client.get(reverse("admin:enrichment_bulkjob_change", args=[bulk.pk]))
+    link = reverse("admin:enrichment_contact_changelist") + f"?bulk__id__exact={bulk.pk}"
+    assert link in page.content.decode()
+    listed = admin_client.get(link).context["cl"].result_list
+    assert [c.pk for c in listed] == [mine.pk]
+
+
+def test_attempts_are_read_only(admin_client):
+    contact = ContactFactory()
+    attempt = ProviderAttempt.objects.create(
+        contact=contact, provider="sandbox", kind="email", outcome="hit"
+    )
+    assert admin_client.get(reverse("admin:enrichment_providerattempt_add")).status_code == 403
+    url = reverse("admin:enrichment_providerattempt_change", args=[attempt.pk])
+    assert admin_client.get(url).status_code == 200
+    assert admin_client.post(url, {"outcome": "miss"}).status_code == 403
