@@ -1,0 +1,245 @@
+"""The credit ledger (SPEC §2): exactly-once charges, never negative, balance == ledger sum."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import IntegrityError, connections, transaction
+
+from apps.accounts.models import Account, LedgerEntry
+from apps.accounts.selectors import ledger_mismatches, ledger_sum
+from apps.accounts.services import (
+    AlreadyCharged,
+    AlreadyRefunded,
+    credits_add,
+    credits_charge,
+    credits_refund,
+)
+from apps.core.errors import InvalidRequest
+from apps.enrichment import services as enrichment_services
+from apps.enrichment.models import Contact
+from tests.conftest import make_client
+from tests.factories import AccountFactory, ContactFactory
+
+
+def funded_account(credits: int) -> Account:
+    account = AccountFactory()
+    if credits:
+        credits_add(account=account, amount=credits, reason="opening balance")
+    account.refresh_from_db()
+    return account
+
+
+def run_concurrently(fn, args: list) -> list:
+    """Call ``fn`` for every arg from its own thread (own DB connection), all released at once."""
+    start = threading.Barrier(len(args))
+
+    def call(arg):
+        try:
+            start.wait(timeout=60)
+            return fn(arg)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=len(args)) as pool:
+        return list(pool.map(call, args))
+
+
+def assert_consistent(account: Account) -> int:
+    account.refresh_from_db()
+    assert account.credits >= 0
+    assert account.credits == ledger_sum(account=account)
+    assert ledger_mismatches() == []
+    return account.credits
+
+
+@pytest.mark.django_db(transaction=True)
+def test_100_concurrent_charges_against_40_credits():
+    account = funded_account(40)
+    contacts = [ContactFactory(account=account, sandbox=False) for _ in range(100)]
+
+    def charge(contact: Contact) -> int | None:
+        return credits_charge(
+            account_id=account.pk, contact_id=contact.pk, amount=1, reason="enrichment"
+        )
+
+    results = run_concurrently(charge, contacts)
+    succeeded = [r for r in results if r is not None]
+    assert len(succeeded) == 40
+    assert sorted(succeeded) == list(range(40))  # every balance_after from 39 down to 0, once
+    assert assert_consistent(account) == 0
+    assert LedgerEntry.objects.filter(account=account, entry_type="charge").count() == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_charges_of_uneven_amounts_never_overdraw():
+    account = funded_account(40)
+    contacts = [ContactFactory(account=account, sandbox=False) for _ in range(30)]
+    results = run_concurrently(
+        lambda c: credits_charge(account_id=account.pk, contact_id=c.pk, amount=3), contacts
+    )
+    assert sum(r is not None for r in results) == 13  # 13 x 3 = 39; the 14th would overdraw
+    assert assert_consistent(account) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_contact_charged_from_many_threads_is_charged_once():
+    account = funded_account(100)
+    contact = ContactFactory(account=account, sandbox=False)
+
+    def charge(_: int) -> str:
+        try:
+            credits_charge(account_id=account.pk, contact_id=contact.pk, amount=11)
+        except AlreadyCharged:
+            return "duplicate"
+        return "charged"
+
+    outcomes = run_concurrently(charge, list(range(10)))
+    assert outcomes.count("charged") == 1
+    assert outcomes.count("duplicate") == 9
+    assert LedgerEntry.objects.filter(contact=contact, entry_type="charge").count() == 1
+    assert assert_consistent(account) == 89
+
+
+@pytest.mark.django_db
+def test_a_second_charge_for_a_contact_changes_nothing():
+    account = funded_account(20)
+    contact = ContactFactory(account=account, sandbox=False)
+    assert credits_charge(account_id=account.pk, contact_id=contact.pk, amount=11) == 9
+    with pytest.raises(AlreadyCharged):
+        credits_charge(account_id=account.pk, contact_id=contact.pk, amount=1)
+    assert assert_consistent(account) == 9
+    entry = LedgerEntry.objects.get(contact=contact)
+    assert (entry.entry_type, entry.amount, entry.balance_after) == ("charge", -11, 9)
+
+
+@pytest.mark.django_db
+def test_a_short_balance_charges_nothing():
+    account = funded_account(5)
+    contact = ContactFactory(account=account, sandbox=False)
+    assert credits_charge(account_id=account.pk, contact_id=contact.pk, amount=10) is None
+    assert LedgerEntry.objects.filter(contact=contact).count() == 0
+    assert assert_consistent(account) == 5
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_negative_balance_and_a_second_charge_row():
+    account = funded_account(1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Account.objects.filter(pk=account.pk).update(credits=-1)
+    contact = ContactFactory(account=account, sandbox=False)
+    credits_charge(account_id=account.pk, contact_id=contact.pk, amount=1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LedgerEntry.objects.create(
+            account=account, entry_type="charge", amount=0, balance_after=0, contact=contact
+        )
+
+
+@pytest.mark.django_db
+def test_every_kind_of_change_is_a_ledger_row():
+    account = funded_account(0)
+    credits_add(account=account, amount=50, reason="invoice 12")
+    credits_add(account=account, amount=-20, entry_type="adjustment", reason="goodwill reversal")
+    contact = ContactFactory(account=account, sandbox=False)
+    credits_charge(account_id=account.pk, contact_id=contact.pk, amount=11, reason="enrichment")
+    credits_refund(contact_id=contact.pk, reason="bad phone number")
+    rows = list(
+        LedgerEntry.objects.filter(account=account)
+        .order_by("pk")
+        .values_list("entry_type", "amount", "balance_after", "reason")
+    )
+    assert rows == [
+        ("topup", 50, 50, "invoice 12"),
+        ("adjustment", -20, 30, "goodwill reversal"),
+        ("charge", -11, 19, "enrichment"),
+        ("refund", 11, 30, "bad phone number"),
+    ]
+    assert assert_consistent(account) == 30
+
+
+@pytest.mark.django_db
+def test_an_adjustment_cannot_take_the_balance_below_zero():
+    account = funded_account(5)
+    with pytest.raises(InvalidRequest):
+        credits_add(account=account, amount=-6, entry_type="adjustment")
+    with pytest.raises(InvalidRequest):
+        credits_add(account=account, amount=-1, entry_type="topup")
+    assert assert_consistent(account) == 5
+    assert LedgerEntry.objects.filter(account=account).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_refund_happens_once_and_never_exceeds_the_charge():
+    account = funded_account(20)
+    contact = ContactFactory(account=account, sandbox=False)
+    credits_charge(account_id=account.pk, contact_id=contact.pk, amount=10)
+    with pytest.raises(InvalidRequest):
+        credits_refund(contact_id=contact.pk, amount=11)
+    credits_refund(contact_id=contact.pk, amount=4)
+    with pytest.raises(AlreadyRefunded):
+        credits_refund(contact_id=contact.pk)
+    assert assert_consistent(account) == 14
+    uncharged = ContactFactory(account=account)
+    with pytest.raises(InvalidRequest):
+        credits_refund(contact_id=uncharged.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refunds_of_one_contact_refund_once():
+    account = funded_account(20)
+    contact = ContactFactory(account=account, sandbox=False)
+    credits_charge(account_id=account.pk, contact_id=contact.pk, amount=10)
+
+    def refund(_: int) -> str:
+        try:
+            credits_refund(contact_id=contact.pk)
+        except AlreadyRefunded:
+            return "duplicate"
+        return "refunded"
+
+    assert sorted(run_concurrently(refund, list(range(8)))) == ["duplicate"] * 7 + ["refunded"]
+    assert assert_consistent(account) == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_live_request_at_zero_balance_is_402():
+    client = make_client(mode="live", credits=0)
+    response = client.post(
+        "/api/v1/enrich",
+        json.dumps(
+            {"first_name": "A", "last_name": "B", "domain": "acme.com", "enrichment_type": "email"}
+        ),
+        content_type="application/json",
+    )
+    assert response.status_code == 402
+    assert response.json()["code"] == "insufficient_credits"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sandbox_keys_never_touch_the_ledger():
+    client = make_client(mode="test", credits=0)
+    response = client.post(
+        "/api/v1/enrich",
+        json.dumps(
+            {
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "domain": "acme.com",
+                "enrichment_type": ["email", "phone"],
+                "linkedin_url": "https://www.linkedin.com/in/ada",
+            }
+        ),
+        content_type="application/json",
+    )
+    assert response.status_code == 202
+    contact_id = response.json()["enrichment_id"]
+    enrichment_services.contacts_run(contact_ids=[contact_id])
+    contact = Contact.objects.get(pk=contact_id)
+    assert contact.status == Contact.FINISHED
+    assert contact.result_status == Contact.VERIFIED
+    assert contact.credits_charged == 0
+    assert LedgerEntry.objects.filter(account=client.account).count() == 0
+    assert assert_consistent(client.account) == 0
