@@ -200,6 +200,8 @@ CREDIT_PRICES = {
 ENRICHMENT_STUCK_AFTER_SECONDS = env.int("ENRICHMENT_STUCK_AFTER_SECONDS", default=120)
 ENRICHMENT_LEASE_SECONDS = env.int("ENRICHMENT_LEASE_SECONDS", default=300)
 ENRICHMENT_CHUNK_SIZE = env.int("ENRICHMENT_CHUNK_SIZE", default=100)
+# Contacts of one chunk whose waterfalls run at once (threads inside one task).
+ENRICHMENT_CONCURRENCY = env.int("ENRICHMENT_CONCURRENCY", default=16)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 
@@ -269,11 +271,45 @@ CELERY_BEAT_SCHEDULE = {
 # name -> adapter class. Adding a vendor = one adapter module + one line here (docs/providers.md).
 PROVIDERS = {
     "sandbox": "apps.providers.adapters.sandbox.SandboxProvider",
+    "hunter": "apps.providers.adapters.hunter.HunterProvider",
+    "pdl": "apps.providers.adapters.pdl.PeopleDataLabsProvider",
+    "apollo": "apps.providers.adapters.apollo.ApolloProvider",
 }
-# Default waterfall order per kind (overridable per account in admin).
+# Credentials and base URLs per vendor; PROVIDER_SIMULATOR_URL, when set, replaces every
+# base URL (and stands in for a missing key) so the real adapters talk to the simulator.
+PROVIDER_CREDENTIALS = {
+    "hunter": {
+        "api_key": env.str("HUNTER_API_KEY", default=""),
+        "base_url": env.str("HUNTER_BASE_URL", default="https://api.hunter.io"),
+    },
+    "pdl": {
+        "api_key": env.str("PDL_API_KEY", default=""),
+        "base_url": env.str("PDL_BASE_URL", default="https://api.peopledatalabs.com"),
+    },
+    "apollo": {
+        "api_key": env.str("APOLLO_API_KEY", default=""),
+        "base_url": env.str("APOLLO_BASE_URL", default="https://api.apollo.io"),
+    },
+}
+# Default waterfall order per kind (overridable per account and by ProviderConfig in admin).
 PROVIDER_ORDER = {
-    "email": env.list("PROVIDER_ORDER_EMAIL", default=[]),
-    "phone": env.list("PROVIDER_ORDER_PHONE", default=[]),
-    "personal_email": env.list("PROVIDER_ORDER_PERSONAL_EMAIL", default=[]),
+    "email": env.list("PROVIDER_ORDER_EMAIL", default=["hunter", "apollo", "pdl"]),
+    "phone": env.list("PROVIDER_ORDER_PHONE", default=["pdl", "hunter"]),
+    "personal_email": env.list("PROVIDER_ORDER_PERSONAL_EMAIL", default=["pdl", "apollo"]),
 }
 PROVIDER_CONFIDENCE_THRESHOLD = env.int("PROVIDER_CONFIDENCE_THRESHOLD", default=80)
+PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=3.0)
+PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=10.0)
+PROVIDER_HTTP_POOL_SIZE = env.int("PROVIDER_HTTP_POOL_SIZE", default=128)
+# Retries of a retryable error (timeout, 5xx, 429) before moving to the next provider.
+PROVIDER_MAX_RETRIES = env.int("PROVIDER_MAX_RETRIES", default=2)
+PROVIDER_RETRY_BACKOFF_SECONDS = env.float("PROVIDER_RETRY_BACKOFF_SECONDS", default=0.25)
+# A Retry-After longer than this is not waited for: the provider is skipped for that long.
+PROVIDER_RETRY_AFTER_MAX_SECONDS = env.float("PROVIDER_RETRY_AFTER_MAX_SECONDS", default=5.0)
+PROVIDER_BREAKER_FAILURES = env.int("PROVIDER_BREAKER_FAILURES", default=10)
+PROVIDER_BREAKER_WINDOW_SECONDS = env.int("PROVIDER_BREAKER_WINDOW_SECONDS", default=60)
+PROVIDER_BREAKER_COOLDOWN_SECONDS = env.int("PROVIDER_BREAKER_COOLDOWN_SECONDS", default=30)
+# How long a worker trusts its last look at a breaker before asking Redis again.
+PROVIDER_BREAKER_LOCAL_SECONDS = env.float("PROVIDER_BREAKER_LOCAL_SECONDS", default=1.0)
+# A VERIFIED result for the same person in the same account is reused for this long.
+PROVIDER_RESULT_REUSE_TTL_SECONDS = env.int("PROVIDER_RESULT_REUSE_TTL_SECONDS", default=2592000)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.accounts.models import Account, ApiKey
 from apps.accounts.services import AlreadyCharged, credits_charge
 from apps.core.errors import InsufficientCredits
+from apps.providers import registry
 from apps.webhooks import services as webhook_services
 
 from .models import BulkJob, Contact, ProviderAttempt
 from .validation import CleanBulk, CleanContact
-from .waterfall import Outcome, waterfall_run
+from .waterfall import CreditBudget, Outcome, waterfall_run
 
 logger = logging.getLogger(__name__)
 
@@ -126,18 +128,91 @@ def contacts_claim(*, contact_ids: list[str]) -> list[str]:
 
 
 def contacts_run(*, contact_ids: list[str]) -> int:
-    """Run the waterfall for each claimable contact; returns how many this call finished."""
+    """Run the waterfall for each claimable contact; returns how many this call finished.
+
+    Provider calls are network-bound, so the chunk's waterfalls run in a pool of
+    ``ENRICHMENT_CONCURRENCY`` threads while this thread finishes each contact as soon as
+    its waterfall ends (one short transaction each, on this thread's connection). What the
+    waterfalls need from the database is loaded here in a few batched queries.
+    """
     claimed = contacts_claim(contact_ids=contact_ids)
+    if not claimed:
+        return 0
+    contacts = list(Contact.objects.select_related("account").filter(pk__in=claimed))
+    plan = registry.Plan.load()
+    reusable = _reusable_results(contacts)
+    budgets = {c.account_id: CreditBudget(c.account.credits) for c in contacts if not c.sandbox}
+
+    def waterfall(contact: Contact) -> Outcome:
+        return waterfall_run(
+            contact,
+            plan=plan,
+            budget=budgets.get(contact.account_id),
+            reuse=reusable.get((contact.account_id, contact.person_key)),
+        )
+
+    def in_thread(contact: Contact) -> Outcome:
+        try:
+            return waterfall(contact)
+        finally:
+            # The breaker's cache may be the database (embedded mode): never leak a
+            # connection per pool thread.
+            if connection.connection is not None:
+                connection.close()
+
     finished = 0
-    for contact in Contact.objects.select_related("account").filter(pk__in=claimed):
-        outcome = waterfall_run(contact)
-        finished += contact_finish(contact=contact, outcome=outcome)
+    workers = max(1, min(settings.ENRICHMENT_CONCURRENCY, len(contacts)))
+    if workers == 1:
+        # No pool, no extra connection: the waterfall runs on this thread.
+        for contact in contacts:
+            finished += _finish_safely(contact, lambda c=contact: waterfall(c))
+        return finished
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="waterfall") as pool:
+        futures = {pool.submit(in_thread, contact): contact for contact in contacts}
+        for future in as_completed(futures):
+            finished += _finish_safely(futures[future], future.result)
     return finished
+
+
+def _finish_safely(contact: Contact, outcome_of: Any) -> int:
+    """Finish one contact; a crash leaves it pending (its lease expires, the reaper retries)
+    instead of failing the whole chunk."""
+    try:
+        return contact_finish(contact=contact, outcome=outcome_of())
+    except Exception:
+        logger.exception("waterfall failed", extra={"enrichment_id": str(contact.pk)})
+        return 0
+
+
+def _reusable_results(contacts: list[Contact]) -> dict[tuple[Any, str], dict[str, Any]]:
+    """Newest VERIFIED live result per (account, person) within the reuse TTL, one query."""
+    wanted = {(c.account_id, c.person_key) for c in contacts if not c.sandbox and c.person_key}
+    ttl = settings.PROVIDER_RESULT_REUSE_TTL_SECONDS
+    if not wanted or ttl <= 0:
+        return {}
+    rows = (
+        Contact.objects.filter(
+            account_id__in={a for a, _ in wanted},
+            person_key__in={k for _, k in wanted},
+            result_status=Contact.VERIFIED,
+            sandbox=False,
+            finished_at__gte=timezone.now() - timedelta(seconds=ttl),
+        )
+        .order_by("-finished_at")
+        .values_list("account_id", "person_key", "result")
+    )
+    found: dict[tuple[Any, str], dict[str, Any]] = {}
+    for account_id, key, result in rows:
+        if (account_id, key) in wanted and isinstance(result, dict):
+            found.setdefault((account_id, key), result)
+    return found
 
 
 def _result_status(contact: Contact, outcome: Outcome, charged_ok: bool) -> str:
     if outcome.found_kinds:
         return Contact.VERIFIED if charged_ok else Contact.NO_CREDITS
+    if outcome.unaffordable:
+        return Contact.NO_CREDITS
     if outcome.all_errored:
         return Contact.FAILED
     return Contact.NOT_FOUND
@@ -161,18 +236,26 @@ def _result_body(status: str, outcome: Outcome) -> dict[str, Any]:
 def contact_finish(*, contact: Contact, outcome: Outcome) -> int:
     """Store the result, charge, count and emit events, all in one transaction, exactly once.
 
-    The pending -> finished flip is a conditional UPDATE: a second run of the same contact
-    changes no row and so charges nothing and emits nothing. Returns 1 if this call finished it.
+    The pending -> finished flip is a conditional UPDATE that also writes the result: a
+    second run of the same contact changes no row and so charges nothing and emits nothing.
+    Returns 1 if this call finished it.
     """
     price = 0 if contact.sandbox else sum(settings.CREDIT_PRICES[k] for k in outcome.found_kinds)
     now = timezone.now()
+    # Written with the flip as if the charge succeeds; corrected below if it does not.
+    status = _result_status(contact, outcome, charged_ok=True)
+    result = _result_body(status, outcome)
     with transaction.atomic():
         flipped = Contact.objects.filter(pk=contact.pk, status=Contact.PENDING).update(
-            status=Contact.FINISHED, finished_at=now, lease_expires_at=None
+            status=Contact.FINISHED,
+            finished_at=now,
+            lease_expires_at=None,
+            result=result,
+            result_status=status,
+            credits_charged=price if status == Contact.VERIFIED else 0,
         )
         if not flipped:
             return 0
-        charged_ok = True
         if price:
             try:
                 charged_ok = (
@@ -186,16 +269,19 @@ def contact_finish(*, contact: Contact, outcome: Outcome) -> int:
                 )
             except AlreadyCharged:
                 charged_ok = True
-        status = _result_status(contact, outcome, charged_ok)
+            if not charged_ok:
+                # Credits ran out (another chunk spent them first): no data, no charge.
+                status = _result_status(contact, outcome, charged_ok=False)
+                result = _result_body(status, outcome)
+                Contact.objects.filter(pk=contact.pk).update(
+                    result=result, result_status=status, credits_charged=0
+                )
         contact.status = Contact.FINISHED
         contact.finished_at = now
         contact.result_status = status
-        contact.result = _result_body(status, outcome)
+        contact.result = result
         contact.credits_charged = price if status == Contact.VERIFIED else 0
         contact.lease_expires_at = None
-        Contact.objects.filter(pk=contact.pk).update(
-            result=contact.result, result_status=status, credits_charged=contact.credits_charged
-        )
         ProviderAttempt.objects.bulk_create(
             [
                 ProviderAttempt(

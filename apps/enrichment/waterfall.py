@@ -1,17 +1,46 @@
-"""The waterfall: for each requested kind, try providers in order until one finds it."""
+"""The waterfall: for each requested kind, try providers in order until one finds it.
+
+It owns everything around the adapters: order, credit caps, reuse of past results, bounded
+retries with backoff, the circuit breaker, normalising what was found (lowercase emails,
+E.164 phones in the wanted countries) and recording every call as an attempt. It never
+touches the database itself (``contacts_run`` loads what it needs in batches and
+``contact_finish`` stores the outcome), so it can run in many threads at once.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import phonenumbers
 from django.conf import settings
 
-from apps.providers import registry
-from apps.providers.base import ContactQuery, ProviderError
+from apps.providers import breaker, registry
+from apps.providers.base import ContactQuery, Found, Provider, ProviderError
 
 from .models import Contact, ProviderAttempt
+
+logger = logging.getLogger(__name__)
+
+# Which result fields each kind fills; job_title and company_domain come along with any hit.
+KIND_FIELDS = {
+    "email": ("email", "email_status"),
+    "phone": ("phones",),
+    "personal_email": ("personal_email",),
+}
+EXTRA_FIELDS = ("job_title", "company_domain")
+EMAIL_STATUSES = frozenset({"valid", "catch_all", "unknown"})
+_PHONE_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE: "landline",
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "unknown",
+    phonenumbers.PhoneNumberType.VOIP: "voip",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll_free",
+}
 
 
 @dataclass
@@ -32,12 +61,44 @@ class Outcome:
     providers: dict[str, str] = field(default_factory=dict)
     confidence: int = 0
     attempts: list[AttemptRecord] = field(default_factory=list)
+    # A kind was skipped because the balance or the contact's max_credits could not pay it.
+    unaffordable: bool = False
 
     @property
     def all_errored(self) -> bool:
-        return bool(self.attempts) and all(
-            a.outcome == ProviderAttempt.ERROR for a in self.attempts
+        """Nobody answered: every try errored or was skipped by a breaker (so FAILED)."""
+        return bool(self.attempts) and not any(
+            a.outcome in (ProviderAttempt.HIT, ProviderAttempt.MISS, ProviderAttempt.CACHE)
+            for a in self.attempts
         )
+
+
+class CreditBudget:
+    """Credits one account may still spend in this chunk, shared by the chunk's threads.
+
+    A kind's price is reserved before its providers are called and released if nothing is
+    found, so that once the balance is spoken for no paid provider is called for it. The
+    ledger's conditional charge at finish stays the final word across workers.
+    """
+
+    def __init__(self, balance: int) -> None:
+        self._left = max(0, balance)
+        self._lock = threading.Lock()
+
+    def reserve(self, amount: int) -> bool:
+        with self._lock:
+            if amount > self._left:
+                return False
+            self._left -= amount
+            return True
+
+    def release(self, amount: int) -> None:
+        with self._lock:
+            self._left += amount
+
+    @property
+    def left(self) -> int:
+        return self._left
 
 
 def query_for(contact: Contact) -> ContactQuery:
@@ -51,40 +112,252 @@ def query_for(contact: Contact) -> ContactQuery:
     )
 
 
-def waterfall_run(contact: Contact) -> Outcome:
+def waterfall_run(
+    contact: Contact,
+    *,
+    plan: registry.Plan | None = None,
+    budget: CreditBudget | None = None,
+    reuse: dict[str, Any] | None = None,
+) -> Outcome:
+    """Run every requested kind of ``contact`` through its providers; no database access
+    except the shared cache behind the circuit breaker.
+
+    ``reuse`` is a past VERIFIED result for the same person in the same account (within
+    ``PROVIDER_RESULT_REUSE_TTL_SECONDS``); ``budget`` the account's spendable credits.
+    """
     outcome = Outcome()
     query = query_for(contact)
-    threshold = settings.PROVIDER_CONFIDENCE_THRESHOLD
+    plan = plan or registry.Plan()
+    cap_left = None if contact.max_credits is None else contact.max_credits
     for kind in contact.enrichment_type:
+        price = 0 if contact.sandbox else settings.CREDIT_PRICES[kind]
         providers = registry.order_for(
-            kind=kind, sandbox=contact.sandbox, account_order=contact.account.provider_order
+            kind=kind,
+            sandbox=contact.sandbox,
+            account_order=contact.account.provider_order,
+            plan=plan,
         )
-        for adapter in providers:
-            started = time.perf_counter()
-            try:
-                found = adapter.lookup(query, kind)
-            except ProviderError as exc:
-                outcome.attempts.append(
-                    AttemptRecord(
-                        adapter.name, kind, ProviderAttempt.ERROR, _ms(started), str(exc)[:500]
-                    )
-                )
-                continue
-            if found is None or found.confidence < threshold:
-                outcome.attempts.append(
-                    AttemptRecord(adapter.name, kind, ProviderAttempt.MISS, _ms(started))
-                )
-                continue
+        first = providers[0].name if providers else ""
+        if cap_left is not None and price > cap_left:
+            outcome.unaffordable = True
             outcome.attempts.append(
-                AttemptRecord(adapter.name, kind, ProviderAttempt.HIT, _ms(started))
+                AttemptRecord(
+                    first,
+                    kind,
+                    ProviderAttempt.SKIPPED,
+                    error=f"max_credits: price {price} > {cap_left} left",
+                )
             )
-            for key, value in found.data.items():
-                outcome.data.setdefault(key, value)
-            outcome.found_kinds.append(kind)
-            outcome.providers[kind] = adapter.name
-            outcome.confidence = max(outcome.confidence, found.confidence)
-            break
+            continue
+        if price and budget is not None and not budget.reserve(price):
+            outcome.unaffordable = True
+            outcome.attempts.append(
+                AttemptRecord(first, kind, ProviderAttempt.SKIPPED, error="insufficient credits")
+            )
+            continue
+        found = _reused(contact, kind, reuse, outcome) if reuse else False
+        if not found:
+            if not providers:
+                outcome.attempts.append(
+                    AttemptRecord("", kind, ProviderAttempt.SKIPPED, error="no provider available")
+                )
+            found = _run_kind(contact, query, kind, providers, plan, outcome)
+        if found:
+            if cap_left is not None:
+                cap_left -= price
+        elif price and budget is not None:
+            budget.release(price)
     return outcome
+
+
+def _reused(contact: Contact, kind: str, past: dict[str, Any], outcome: Outcome) -> bool:
+    """Take ``kind`` from a past result of the same person; recorded as outcome ``cache``."""
+    data: dict[str, Any] = {}
+    if kind == "email" and past.get("email"):
+        data = {"email": past["email"], "email_status": past.get("email_status") or "unknown"}
+    elif kind == "phone" and past.get("phones"):
+        # The past contact may have asked for other countries: filter again for this one.
+        phones = normalize_phones(past["phones"], contact.phone_country_codes)
+        if phones:
+            data = {"phones": phones}
+    elif kind == "personal_email" and past.get("personal_email"):
+        data = {"personal_email": past["personal_email"]}
+    if not data:
+        return False
+    provider = (past.get("providers") or {}).get(kind, "")
+    outcome.attempts.append(AttemptRecord(provider, kind, ProviderAttempt.CACHE))
+    _accept(outcome, kind, provider, data, past, int(past.get("confidence") or 0))
+    return True
+
+
+def _accept(
+    outcome: Outcome,
+    kind: str,
+    provider: str,
+    data: dict[str, Any],
+    extra_from: dict[str, Any],
+    confidence: int,
+) -> None:
+    outcome.data.update(data)
+    for key in EXTRA_FIELDS:
+        if extra_from.get(key) and not outcome.data.get(key):
+            outcome.data[key] = extra_from[key]
+    outcome.found_kinds.append(kind)
+    outcome.providers[kind] = provider
+    outcome.confidence = max(outcome.confidence, confidence)
+
+
+def _run_kind(
+    contact: Contact,
+    query: ContactQuery,
+    kind: str,
+    providers: list[Provider],
+    plan: registry.Plan,
+    outcome: Outcome,
+) -> bool:
+    threshold = settings.PROVIDER_CONFIDENCE_THRESHOLD
+    for adapter in providers:
+        answer = _call(adapter, query, kind, plan, outcome)
+        if answer is _FAILED:
+            continue
+        started, found = answer
+        data = _usable(kind, found, contact) if found is not None else None
+        if found is None or data is None or found.confidence < threshold:
+            reason = None
+            if found is not None and found.confidence < threshold:
+                reason = f"confidence {found.confidence} < {threshold}"
+            elif found is not None:
+                reason = "unusable answer (invalid email or no phone in the wanted countries)"
+            outcome.attempts.append(
+                AttemptRecord(adapter.name, kind, ProviderAttempt.MISS, started, reason)
+            )
+            continue
+        outcome.attempts.append(AttemptRecord(adapter.name, kind, ProviderAttempt.HIT, started))
+        _accept(outcome, kind, adapter.name, data, found.data, found.confidence)
+        return True
+    return False
+
+
+_FAILED = object()
+
+
+def _call(
+    adapter: Provider, query: ContactQuery, kind: str, plan: registry.Plan, outcome: Outcome
+) -> Any:
+    """One provider, with bounded retries: ``(duration_ms, Found | None)`` or ``_FAILED``.
+
+    Every try is recorded (errors here; the hit/miss by the caller). A breaker that is open
+    skips the provider; a ``Retry-After`` longer than we are willing to wait opens it.
+    """
+    name = adapter.name
+    retries = settings.PROVIDER_MAX_RETRIES
+    for try_no in range(retries + 1):
+        if breaker.is_open(name):
+            outcome.attempts.append(
+                AttemptRecord(name, kind, ProviderAttempt.SKIPPED, error="circuit open")
+            )
+            return _FAILED
+        started = time.perf_counter()
+        try:
+            found = adapter.lookup(query, kind, timeout=plan.timeout(name))
+        except ProviderError as exc:
+            outcome.attempts.append(
+                AttemptRecord(name, kind, ProviderAttempt.ERROR, _ms(started), str(exc)[:500])
+            )
+            breaker.record_failure(name)
+            if not exc.retryable or try_no == retries:
+                return _FAILED
+            wait = _backoff(try_no, exc.retry_after)
+            if wait > settings.PROVIDER_RETRY_AFTER_MAX_SECONDS:
+                # Too long to hold a worker thread: let every worker skip it for that long.
+                breaker.trip(name, seconds=min(wait, 3600), reason="Retry-After")
+                return _FAILED
+            time.sleep(wait)
+            continue
+        except Exception as exc:  # an adapter bug must not leave the contact pending forever
+            logger.exception("provider adapter crashed", extra={"provider": name})
+            outcome.attempts.append(
+                AttemptRecord(
+                    name, kind, ProviderAttempt.ERROR, _ms(started), f"{type(exc).__name__}"
+                )
+            )
+            breaker.record_failure(name)
+            return _FAILED
+        breaker.record_success(name)
+        return _ms(started), found
+    return _FAILED  # pragma: no cover - the loop always returns
+
+
+def _backoff(try_no: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return retry_after
+    # Exponential with full jitter so that many threads retrying together spread out.
+    base = settings.PROVIDER_RETRY_BACKOFF_SECONDS * (2**try_no)
+    return base * (0.5 + random.random())
+
+
+def _usable(kind: str, found: Found, contact: Contact) -> dict[str, Any] | None:
+    """The fields of ``kind`` from a provider answer, normalised; None makes it a miss."""
+    data = found.data
+    if contact.sandbox:
+        # The sandbox's fixed answers are the contract (SPEC §2), e.g. +15550000000, which
+        # is not a valid NANP number: pass them through untouched.
+        return {key: data[key] for key in KIND_FIELDS[kind] if key in data} or None
+    if kind == "email":
+        email = normalize_email(data.get("email"))
+        status = str(data.get("email_status") or "unknown").lower()
+        if not email or status not in EMAIL_STATUSES:
+            return None  # "invalid" (or anything unknown to us) is a miss
+        return {"email": email, "email_status": status}
+    if kind == "phone":
+        phones = normalize_phones(data.get("phones") or [], contact.phone_country_codes)
+        return {"phones": phones} if phones else None
+    if kind == "personal_email":
+        email = normalize_email(data.get("personal_email"))
+        return {"personal_email": email} if email else None
+    return None
+
+
+def normalize_email(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower()
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or " " in value:
+        return None
+    return value
+
+
+def normalize_phones(phones: list[Any], country_codes: list[str]) -> list[dict[str, str]]:
+    """E.164 numbers, valid per ``phonenumbers``, in ``country_codes`` (any when empty)."""
+    wanted = {c.upper() for c in country_codes}
+    default_region = next(iter(country_codes), None)
+    result: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for item in phones:
+        raw = item.get("number") if isinstance(item, dict) else item
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        try:
+            parsed = phonenumbers.parse(
+                raw, None if raw.strip().startswith("+") else default_region
+            )
+        except phonenumbers.NumberParseException:
+            continue
+        if not phonenumbers.is_valid_number(parsed):
+            continue
+        country = phonenumbers.region_code_for_number(parsed)
+        if wanted and country not in wanted:
+            continue
+        number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        if number in seen:
+            continue
+        seen.add(number)
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not kind or kind == "unknown":
+            kind = _PHONE_TYPES.get(phonenumbers.number_type(parsed), "unknown")
+        result.append({"number": number, "type": kind, "country": country})
+    return result
 
 
 def _ms(started: float) -> int:

@@ -38,11 +38,22 @@ class ProviderError(Exception):
 
 
 class Provider(ABC):
-    """One data vendor. ``lookup`` returns ``Found``, ``None`` (not found) or raises."""
+    """One data vendor. ``lookup`` returns ``Found``, ``None`` (not found) or raises.
+
+    ``lookup`` owns the vendor's HTTP shape only: no retries, no caching, no recording
+    (the waterfall does those). ``timeout`` is (connect, read) seconds from ProviderConfig,
+    or None for the adapter's default.
+    """
 
     name: str = ""
     kinds: frozenset[str] = frozenset()
     cost: int = 0  # what one call costs us, in the vendor's credits
 
+    def available(self) -> bool:
+        """False when the adapter has no credentials (and no simulator): never tried then."""
+        return True
+
     @abstractmethod
-    def lookup(self, query: ContactQuery, kind: str) -> Found | None: ...
+    def lookup(
+        self, query: ContactQuery, kind: str, *, timeout: tuple[float, float] | None = None
+    ) -> Found | None: ...

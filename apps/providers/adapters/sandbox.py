@@ -30,7 +30,9 @@ class SandboxProvider(Provider):
     kinds = frozenset({"email", "phone", "personal_email"})
     cost = 0
 
-    def lookup(self, query: ContactQuery, kind: str) -> Found | None:
+    def lookup(
+        self, query: ContactQuery, kind: str, *, timeout: tuple[float, float] | None = None
+    ) -> Found | None:
         full_name = f"{query.first_name} {query.last_name}".lower()
         if "notfound" in full_name.replace(" ", ""):
             return None

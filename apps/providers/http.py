@@ -1,0 +1,133 @@
+"""Shared HTTP plumbing for vendor adapters: pooled sessions, timeouts, error mapping."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from typing import Any
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from .base import Provider, ProviderError
+
+# Statuses a vendor uses for "slow down / try later": retrying (after a wait) can help.
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class HttpProvider(Provider):
+    """A vendor reached over HTTP with one pooled ``requests.Session`` per adapter instance.
+
+    Subclasses set ``name``, ``kinds``, ``default_base_url`` and the env-derived key, and
+    implement ``lookup`` with ``self.request``. The registry keeps one instance per process,
+    so the connection pool is shared by every thread of a worker.
+    """
+
+    default_base_url: str = ""
+    settings_key: str = ""  # key into settings.PROVIDER_CREDENTIALS
+
+    def __init__(self) -> None:
+        creds: dict[str, str] = settings.PROVIDER_CREDENTIALS.get(
+            self.settings_key or self.name, {}
+        )
+        simulator = settings.PROVIDER_SIMULATOR_URL.rstrip("/")
+        # The simulator answers every vendor's paths, so one URL stands in for all of them.
+        self.base_url = simulator or (creds.get("base_url") or self.default_base_url).rstrip("/")
+        self.api_key = creds.get("api_key") or ("simulator" if simulator else "")
+        self.timeout = (settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT)
+        self.session = requests.Session()
+        # One pool per host, as large as the number of threads that may call at once, so
+        # threads never wait for (or throw away) a connection.
+        pool = settings.PROVIDER_HTTP_POOL_SIZE
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = "sluice-enrichment/1.0"
+
+    def available(self) -> bool:
+        return bool(self.api_key and self.base_url)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: tuple[float, float] | None = None,
+        not_found_statuses: frozenset[int] = frozenset({404}),
+        **kwargs: Any,
+    ) -> dict[str, Any] | None:
+        """Send one request; the JSON object on success, None on a "not found" status.
+
+        Raises ``ProviderError``: retryable for timeouts, connection errors, 429 and 5xx
+        (with ``retry_after`` from the header); permanent for other 4xx and bad bodies.
+        """
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise ProviderError(f"{self.name}: timeout ({type(exc).__name__})", retryable=True)
+        except requests.ConnectionError as exc:
+            raise ProviderError(
+                f"{self.name}: connection error ({type(exc).__name__})", retryable=True
+            )
+        except requests.RequestException as exc:
+            raise ProviderError(f"{self.name}: {type(exc).__name__}", retryable=False)
+        status = response.status_code
+        if status in not_found_statuses:
+            return None
+        if self.is_retryable(response):
+            raise ProviderError(
+                f"{self.name}: HTTP {status}{self.error_detail(response)}",
+                retryable=True,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status >= 400:
+            raise ProviderError(
+                f"{self.name}: HTTP {status}{self.error_detail(response)}", retryable=False
+            )
+        try:
+            body = response.json()
+        except (ValueError, json.JSONDecodeError):
+            raise ProviderError(f"{self.name}: malformed body (not JSON)", retryable=False)
+        if not isinstance(body, dict):
+            raise ProviderError(f"{self.name}: malformed body (not an object)", retryable=False)
+        return body
+
+    def is_retryable(self, response: requests.Response) -> bool:
+        return response.status_code in RETRYABLE_STATUSES or response.status_code >= 500
+
+    def error_detail(self, response: requests.Response) -> str:
+        """A short, secret-free hint from the vendor's error body (never the request)."""
+        try:
+            body = response.json()
+        except ValueError:
+            return ""
+        message = self.error_message(body) if isinstance(body, dict) else None
+        return f": {str(message)[:200]}" if message else ""
+
+    def error_message(self, body: dict[str, Any]) -> str | None:
+        return None
+
+
+def malformed(name: str, what: str) -> ProviderError:
+    return ProviderError(f"{name}: malformed body ({what})", retryable=False)

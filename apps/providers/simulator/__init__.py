@@ -1,0 +1,1 @@
+"""A local stand-in for the data vendors: same paths and shapes, synthetic people."""
