@@ -1,0 +1,481 @@
+"""The waterfall's rules, through ``contacts_run`` with only the vendors' HTTP mocked."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import responses
+from django.utils import timezone
+
+from apps.accounts.models import LedgerEntry
+from apps.enrichment import services
+from apps.enrichment.models import Contact, ProviderAttempt
+from apps.providers import breaker, registry
+from apps.providers.models import ProviderConfig
+from tests.conftest import make_client
+from tests.factories import BulkJobFactory, ContactFactory
+from tests.support.vendors import (
+    APOLLO_URL,
+    HUNTER_URL,
+    PDL_URL,
+    apollo_body,
+    hunter_body,
+    hunter_error,
+    pdl_body,
+    pdl_error,
+    use_vendors,
+)
+
+pytestmark = pytest.mark.django_db
+
+PDL_NOT_FOUND = pdl_error(404, "not_found", "No records were found matching your request")
+
+
+@pytest.fixture(autouse=True)
+def _vendors(settings):
+    use_vendors(settings)
+    yield
+    registry.provider.cache_clear()
+    breaker.reset()
+
+
+@pytest.fixture
+def account():
+    return make_client(mode="live", credits=1000).account
+
+
+def live_contact(account, **fields):
+    fields.setdefault("enrichment_type", ["email"])
+    fields.setdefault("first_name", "Sarah")
+    fields.setdefault("last_name", "Chen")
+    fields.setdefault("company_name", "Stripe")
+    fields.setdefault("domain", "stripe.com")
+    return ContactFactory(account=account, sandbox=False, **fields)
+
+
+def run(*contacts) -> None:
+    services.contacts_run(contact_ids=[str(c.pk) for c in contacts])
+    for contact in contacts:
+        contact.refresh_from_db()
+
+
+def attempts(contact) -> list[tuple[str, str, str]]:
+    return list(contact.attempts.values_list("provider", "kind", "outcome"))
+
+
+# --- order, threshold, attempts ----------------------------------------------------------------
+
+
+@responses.activate
+def test_stops_at_first_provider_at_or_above_threshold(account):
+    responses.get(HUNTER_URL, json=hunter_body(email=None, score=None, status=None))
+    responses.post(APOLLO_URL, json=apollo_body(email="Sarah.Chen@Stripe.COM"))
+    responses.get(PDL_URL, json=pdl_body())
+    contact = live_contact(account)
+    run(contact)
+    assert contact.result_status == Contact.VERIFIED
+    assert contact.result["email"] == "sarah.chen@stripe.com"  # lowercased
+    assert contact.result["email_status"] == "valid"
+    assert contact.result["providers"] == {"email": "apollo"}
+    assert attempts(contact) == [("hunter", "email", "miss"), ("apollo", "email", "hit")]
+    assert len(responses.calls) == 2  # PDL never called
+
+
+@responses.activate
+def test_low_confidence_answer_is_a_miss_and_the_waterfall_goes_on(account, settings):
+    settings.PROVIDER_CONFIDENCE_THRESHOLD = 90
+    responses.get(HUNTER_URL, json=hunter_body(score=85))
+    responses.post(APOLLO_URL, json=apollo_body(email_status="verified"))
+    contact = live_contact(account)
+    run(contact)
+    assert contact.result["providers"] == {"email": "apollo"}
+    miss = contact.attempts.get(provider="hunter")
+    assert miss.outcome == ProviderAttempt.MISS
+    assert "confidence 85 < 90" in miss.error
+    assert contact.result["confidence"] == 95
+
+
+@responses.activate
+def test_invalid_email_is_a_miss_and_catch_all_is_kept(account):
+    responses.get(HUNTER_URL, json=hunter_body(status="invalid"))
+    responses.post(APOLLO_URL, json={"person": None})
+    responses.get(PDL_URL, status=404, json=PDL_NOT_FOUND)
+    first = live_contact(account)
+    run(first)
+    assert first.result_status == Contact.NOT_FOUND
+    assert attempts(first) == [
+        ("hunter", "email", "miss"),
+        ("apollo", "email", "miss"),
+        ("pdl", "email", "miss"),
+    ]
+    responses.replace(responses.GET, HUNTER_URL, json=hunter_body(status="accept_all"))
+    second = live_contact(account)
+    run(second)
+    assert (second.result["email_status"], second.result["providers"]) == (
+        "catch_all",
+        {"email": "hunter"},
+    )
+
+
+@responses.activate
+def test_account_order_overrides_settings(account):
+    account.provider_order = {"email": ["pdl", "hunter"]}
+    account.save()
+    responses.get(PDL_URL, json=pdl_body())
+    contact = live_contact(account)
+    run(contact)
+    assert contact.result["providers"] == {"email": "pdl"}
+    assert attempts(contact) == [("pdl", "email", "hit")]
+
+
+@responses.activate
+def test_disabled_provider_is_never_called_and_priority_reorders(account):
+    ProviderConfig.objects.create(name="hunter", enabled=False)
+    ProviderConfig.objects.create(name="pdl", priority_email=1)
+    responses.get(PDL_URL, status=404, json=PDL_NOT_FOUND)
+    responses.post(APOLLO_URL, json=apollo_body())
+    contact = live_contact(account)
+    run(contact)
+    assert attempts(contact) == [("pdl", "email", "miss"), ("apollo", "email", "hit")]
+
+
+@responses.activate
+def test_provider_config_timeout_reaches_the_call(account):
+    ProviderConfig.objects.create(name="hunter", connect_timeout=0.7, read_timeout=2.5)
+    responses.get(HUNTER_URL, json=hunter_body())
+    run(live_contact(account))
+    assert responses.calls[0].request.req_kwargs["timeout"] == (0.7, 2.5)
+
+
+# --- phones -----------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_phones_normalised_to_e164_and_filtered_to_wanted_countries(account):
+    responses.get(
+        PDL_URL,
+        json=pdl_body(
+            mobile_phone="+44 7400 123456",
+            phone_numbers=["+44 7400 123456", "(415) 555-2671", "+33 6 12 34 56 78", "12"],
+        ),
+    )
+    contact = live_contact(
+        account,
+        enrichment_type=["phone"],
+        linkedin_url="https://linkedin.com/in/sarahchen",
+        phone_country_codes=["US", "FR"],
+    )
+    run(contact)
+    assert contact.result_status == Contact.VERIFIED
+    # The UK mobile is dropped; the bare US number is parsed with the contact's first country.
+    assert contact.result["phones"] == [
+        {"number": "+14155552671", "type": "unknown", "country": "US"},
+        {"number": "+33612345678", "type": "mobile", "country": "FR"},
+    ]
+    assert contact.result["providers"] == {"phone": "pdl"}
+    assert contact.credits_charged == 10
+
+
+@responses.activate
+def test_phone_only_in_unwanted_country_is_a_miss_and_next_provider_is_tried(account):
+    responses.get(PDL_URL, json=pdl_body(mobile_phone="+447400123456", phone_numbers=[]))
+    responses.get(HUNTER_URL, json=hunter_body(phone="+1 415-555-2671"))
+    contact = live_contact(
+        account,
+        enrichment_type=["phone"],
+        linkedin_url="https://linkedin.com/in/sarahchen",
+        phone_country_codes=["US"],
+    )
+    run(contact)
+    assert attempts(contact) == [("pdl", "phone", "miss"), ("hunter", "phone", "hit")]
+    assert contact.result["phones"] == [{"number": "+14155552671", "type": "work", "country": "US"}]
+
+
+@responses.activate
+def test_each_kind_names_its_own_provider(account):
+    responses.get(HUNTER_URL, json=hunter_body(phone=None))
+    responses.get(PDL_URL, json=pdl_body(mobile_phone="+14155552671"))
+    contact = live_contact(
+        account, enrichment_type=["email", "phone"], linkedin_url="https://linkedin.com/in/sc"
+    )
+    run(contact)
+    assert contact.result["providers"] == {"email": "hunter", "phone": "pdl"}
+    assert contact.credits_charged == 11
+    assert LedgerEntry.objects.get(contact=contact, entry_type="charge").amount == -11
+
+
+# --- retries, circuit breaker -----------------------------------------------------------------
+
+
+@responses.activate
+def test_retryable_error_is_retried_then_succeeds(account):
+    responses.get(HUNTER_URL, status=503, body="unavailable")
+    responses.get(HUNTER_URL, json=hunter_body())
+    contact = live_contact(account)
+    run(contact)
+    assert attempts(contact) == [("hunter", "email", "error"), ("hunter", "email", "hit")]
+    assert "HTTP 503" in contact.attempts.first().error
+
+
+@responses.activate
+def test_retries_are_bounded_then_next_provider(account, settings):
+    settings.PROVIDER_MAX_RETRIES = 2
+    responses.get(HUNTER_URL, status=502, body="bad gateway")
+    responses.post(APOLLO_URL, json=apollo_body())
+    contact = live_contact(account)
+    run(contact)
+    assert attempts(contact) == [("hunter", "email", "error")] * 3 + [("apollo", "email", "hit")]
+    assert contact.result_status == Contact.VERIFIED
+
+
+@responses.activate
+def test_permanent_error_is_not_retried(account):
+    responses.get(HUNTER_URL, status=401, json=hunter_error(401, "auth", "No valid API key"))
+    responses.post(APOLLO_URL, json=apollo_body())
+    contact = live_contact(account)
+    run(contact)
+    assert attempts(contact) == [("hunter", "email", "error"), ("apollo", "email", "hit")]
+
+
+@responses.activate
+def test_retry_after_is_honoured_and_a_long_one_skips_the_provider_for_everyone(
+    account, settings, redis_client
+):
+    settings.PROVIDER_RETRY_AFTER_MAX_SECONDS = 2
+    # A short Retry-After is waited for, then the same provider is tried again.
+    responses.get(HUNTER_URL, status=429, json={}, headers={"Retry-After": "1"})
+    responses.get(HUNTER_URL, json=hunter_body())
+    contact = live_contact(account)
+    started = time.monotonic()
+    run(contact)
+    assert time.monotonic() - started >= 1.0
+    assert attempts(contact) == [("hunter", "email", "error"), ("hunter", "email", "hit")]
+
+    # A long one is not waited for: the provider's breaker opens for that long.
+    responses.replace(
+        responses.GET, HUNTER_URL, status=429, json={}, headers={"Retry-After": "120"}
+    )
+    responses.post(APOLLO_URL, json=apollo_body())
+    second, third = live_contact(account), live_contact(account)
+    run(second)
+    assert attempts(second) == [("hunter", "email", "error"), ("apollo", "email", "hit")]
+    assert 100 < redis_client.ttl("sluice:1:breaker:hunter:open") <= 120
+    run(third)
+    assert attempts(third)[0] == ("hunter", "email", "skipped")
+    assert third.attempts.first().error == "circuit open"
+
+
+@responses.activate
+def test_breaker_opens_after_repeated_failures_and_state_is_shared(account, settings):
+    settings.PROVIDER_MAX_RETRIES = 0
+    settings.PROVIDER_BREAKER_FAILURES = 3
+    responses.get(HUNTER_URL, status=500, body="boom")
+    responses.post(APOLLO_URL, json=apollo_body())
+    contacts = [live_contact(account) for _ in range(4)]
+    for contact in contacts:
+        run(contact)
+    hunter_calls = [c for c in responses.calls if c.request.url.startswith(HUNTER_URL)]
+    assert len(hunter_calls) == 3
+    assert attempts(contacts[3])[0] == ("hunter", "email", "skipped")
+    # Another worker (a process that never saw a failure) sees it open through Redis.
+    breaker._seen.clear()
+    breaker._failing.clear()
+    assert breaker.is_open("hunter")
+    breaker.reset("hunter")
+    assert not breaker.is_open("hunter")
+
+
+@responses.activate
+def test_every_provider_erroring_is_failed_and_free(account, settings):
+    settings.PROVIDER_MAX_RETRIES = 0
+    responses.get(HUNTER_URL, status=500, body="")
+    responses.post(APOLLO_URL, status=503, body="")
+    responses.get(PDL_URL, status=502, body="")
+    contact = live_contact(account)
+    run(contact)
+    assert contact.result_status == Contact.FAILED
+    assert contact.credits_charged == 0
+    assert [a[2] for a in attempts(contact)] == ["error"] * 3
+    account.refresh_from_db()
+    assert account.credits == 1000
+
+
+# --- credits ----------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_max_credits_skips_a_kind_it_cannot_pay_for(account):
+    responses.get(HUNTER_URL, json=hunter_body())
+    contact = live_contact(
+        account,
+        enrichment_type=["email", "phone"],
+        linkedin_url="https://linkedin.com/in/sc",
+        max_credits=5,
+    )
+    run(contact)
+    assert contact.result_status == Contact.VERIFIED
+    assert contact.credits_charged == 1
+    assert contact.result["phones"] == []
+    skipped = contact.attempts.get(kind="phone")
+    assert skipped.outcome == ProviderAttempt.SKIPPED
+    assert "max_credits" in skipped.error
+    assert all(HUNTER_URL in c.request.url for c in responses.calls)  # no phone provider called
+
+
+@responses.activate
+def test_max_credits_zero_calls_nobody_and_is_no_credits(account):
+    contact = live_contact(account, max_credits=0)
+    run(contact)
+    assert contact.result_status == Contact.NO_CREDITS
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_credits_running_out_mid_batch(settings):
+    settings.ENRICHMENT_CONCURRENCY = 1  # deterministic order of spending
+    account = make_client(mode="live", credits=3).account
+    responses.get(HUNTER_URL, json=hunter_body())
+    bulk = BulkJobFactory(account=account, total=5)
+    contacts = [live_contact(account, bulk=bulk, position=i) for i in range(5)]
+    run(*contacts)
+    statuses = sorted(c.result_status for c in contacts)
+    assert statuses == [Contact.NO_CREDITS] * 2 + [Contact.VERIFIED] * 3
+    assert len(responses.calls) == 3  # no paid call for what can no longer be paid
+    for contact in contacts:
+        if contact.result_status == Contact.NO_CREDITS:
+            assert contact.result["email"] is None
+            assert contact.credits_charged == 0
+    account.refresh_from_db()
+    assert account.credits == 0
+    assert LedgerEntry.objects.filter(account=account, entry_type="charge").count() == 3
+    bulk.refresh_from_db()
+    assert (bulk.verified, bulk.no_credits, bulk.credits_used) == (3, 2, 3)
+
+
+@responses.activate
+def test_charge_failing_at_finish_yields_no_credits_without_data(account):
+    responses.get(HUNTER_URL, json=hunter_body())
+    contact = live_contact(account)
+    # Spent elsewhere (another worker) after this chunk read the balance.
+    claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
+    assert claimed
+    from apps.enrichment.waterfall import CreditBudget, waterfall_run
+
+    outcome = waterfall_run(contact, budget=CreditBudget(1000))
+    type(account).objects.filter(pk=account.pk).update(credits=0)
+    assert services.contact_finish(contact=contact, outcome=outcome) == 1
+    contact.refresh_from_db()
+    assert contact.result_status == Contact.NO_CREDITS
+    assert contact.result["email"] is None and contact.result["providers"] == {}
+    assert not LedgerEntry.objects.filter(contact=contact).exists()
+    assert list(contact.attempts.values_list("outcome", flat=True)) == ["hit"]
+
+
+# --- reuse of past results ---------------------------------------------------------------------
+
+
+@responses.activate
+def test_verified_result_for_same_person_is_reused_within_ttl(account):
+    responses.get(HUNTER_URL, json=hunter_body())
+    key = "linkedin.com/in/sarahchen"
+    first = live_contact(account, person_key=key)
+    run(first)
+    assert len(responses.calls) == 1
+    second = live_contact(account, person_key=key)
+    run(second)
+    assert len(responses.calls) == 1  # no provider called again
+    assert attempts(second) == [("hunter", "email", "cache")]
+    assert second.result["email"] == first.result["email"]
+    assert second.result["providers"] == {"email": "hunter"}
+    assert second.result_status == Contact.VERIFIED
+    assert second.credits_charged == 1  # found (from our store) is charged like found
+
+
+@responses.activate
+def test_reuse_is_per_account_and_ends_with_the_ttl(account, settings):
+    responses.get(HUNTER_URL, json=hunter_body())
+    key = "name:sarah chen@stripe.com"
+    first = live_contact(account, person_key=key)
+    run(first)
+    other_account = make_client(mode="live", credits=10).account
+    run(live_contact(other_account, person_key=key))
+    assert len(responses.calls) == 2  # another account's results are never reused
+
+    Contact.objects.filter(pk=first.pk).update(finished_at=timezone.now() - timedelta(hours=2))
+    Contact.objects.filter(account=other_account).delete()
+    settings.PROVIDER_RESULT_REUSE_TTL_SECONDS = 3600
+    third = live_contact(account, person_key=key)
+    run(third)
+    assert len(responses.calls) == 3
+    assert attempts(third) == [("hunter", "email", "hit")]
+
+
+@responses.activate
+def test_reuse_covers_the_kinds_it_has_and_asks_providers_for_the_rest(account):
+    responses.get(HUNTER_URL, json=hunter_body())
+    responses.get(PDL_URL, json=pdl_body(mobile_phone="+14155552671"))
+    key = "linkedin.com/in/sarahchen"
+    run(live_contact(account, person_key=key))
+    second = live_contact(
+        account, person_key=key, enrichment_type=["email", "phone"], linkedin_url="https://x.co"
+    )
+    run(second)
+    assert attempts(second) == [("hunter", "email", "cache"), ("pdl", "phone", "hit")]
+
+
+# --- throughput --------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_a_chunk_keeps_many_provider_calls_in_flight(account, settings):
+    settings.ENRICHMENT_CONCURRENCY = 8
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def slow_vendor(request):
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        time.sleep(0.05)
+        with lock:
+            in_flight -= 1
+        import json
+
+        return 200, {}, json.dumps(hunter_body())
+
+    responses.add_callback(responses.GET, HUNTER_URL, callback=slow_vendor)
+    contacts = [live_contact(account) for _ in range(16)]
+    started = time.monotonic()
+    assert services.contacts_run(contact_ids=[str(c.pk) for c in contacts]) == 16
+    elapsed = time.monotonic() - started
+    assert peak > 1, "waterfalls of one chunk must overlap"
+    assert peak <= 8
+    assert elapsed < 16 * 0.05  # faster than one call after another
+    assert Contact.objects.filter(pk__in=[c.pk for c in contacts], status="finished").count() == 16
+    assert LedgerEntry.objects.filter(account=account, entry_type="charge").count() == 16
+
+
+@responses.activate
+def test_chunk_run_twice_finishes_and_charges_once(account):
+    responses.get(HUNTER_URL, json=hunter_body())
+    contacts = [live_contact(account) for _ in range(5)]
+    ids = [str(c.pk) for c in contacts]
+    assert services.contacts_run(contact_ids=ids) == 5
+    assert services.contacts_run(contact_ids=ids) == 0
+    assert len(responses.calls) == 5
+    assert LedgerEntry.objects.filter(account=account, entry_type="charge").count() == 5
+    assert ProviderAttempt.objects.filter(contact__in=contacts).count() == 5
+
+
+def test_no_provider_available_is_failed(account, settings):
+    settings.PROVIDER_CREDENTIALS = {}
+    registry.provider.cache_clear()
+    contact = live_contact(account)
+    run(contact)
+    assert contact.result_status == Contact.FAILED
+    assert contact.attempts.get().error == "no provider available"
