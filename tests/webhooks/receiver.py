@@ -35,6 +35,8 @@ class Receiver:
 
     def __init__(self) -> None:
         self.default = Answer()
+        # Fixed answers per path, before the queue: e.g. one dead path beside a healthy one.
+        self.routes: dict[str, Answer] = {}
         self._answers: deque[Answer] = deque()
         self._lock = threading.Lock()
         self.requests: list[Received] = []
@@ -55,7 +57,12 @@ class Receiver:
                             at=time.time(),
                         )
                     )
-                    answer = receiver._answers.popleft() if receiver._answers else receiver.default
+                    if self.path in receiver.routes:
+                        answer = receiver.routes[self.path]
+                    elif receiver._answers:
+                        answer = receiver._answers.popleft()
+                    else:
+                        answer = receiver.default
                 if answer.delay:
                     time.sleep(answer.delay)
                 try:
