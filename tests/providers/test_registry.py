@@ -1,0 +1,94 @@
+"""Provider order resolution, the circuit breaker on its own, and the ops selector."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.enrichment.models import ProviderAttempt
+from apps.providers import breaker, registry
+from apps.providers.models import ProviderConfig
+from apps.providers.selectors import provider_stats
+from tests.factories import ContactFactory
+from tests.support.vendors import use_vendors
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _vendors(settings):
+    use_vendors(settings)
+    yield
+    registry.provider.cache_clear()
+    breaker.reset()
+
+
+def names(kind: str, **kwargs) -> list[str]:
+    return [p.name for p in registry.order_for(kind=kind, sandbox=False, **kwargs)]
+
+
+def test_default_order_per_kind_leaves_out_vendors_that_do_not_serve_it(settings):
+    settings.PROVIDER_ORDER = {"phone": ["apollo", "pdl", "hunter"], "email": ["pdl", "nope"]}
+    assert names("phone", plan=registry.Plan.load()) == ["pdl", "hunter"]  # apollo: no phones
+    assert names("email", plan=registry.Plan.load()) == ["pdl"]  # unknown names ignored
+
+
+def test_sandbox_gets_only_the_sandbox_and_live_never_does(settings):
+    assert [p.name for p in registry.order_for(kind="email", sandbox=True)] == ["sandbox"]
+    assert "sandbox" not in names("email", account_order={"email": ["sandbox", "hunter"]})
+
+
+def test_priority_and_enabled_from_provider_config():
+    ProviderConfig.objects.create(name="pdl", priority_email=1)
+    ProviderConfig.objects.create(name="apollo", priority_email=2)
+    ProviderConfig.objects.create(name="hunter", priority_phone=1)
+    plan = registry.Plan.load()
+    assert names("email", plan=plan) == ["pdl", "apollo", "hunter"]
+    assert names("phone", plan=plan) == ["hunter", "pdl"]
+    ProviderConfig.objects.filter(name="pdl").update(enabled=False)
+    assert names("email", plan=registry.Plan.load()) == ["apollo", "hunter"]
+
+
+def test_account_order_wins_but_disabled_stays_off():
+    ProviderConfig.objects.create(name="apollo", enabled=False)
+    plan = registry.Plan.load()
+    assert names("email", plan=plan, account_order={"email": ["apollo", "pdl"]}) == ["pdl"]
+
+
+def test_provider_config_timeout():
+    config = ProviderConfig.objects.create(name="pdl", read_timeout=4)
+    assert config.timeout() == (3.0, 4)
+    assert registry.Plan.load().timeout("hunter") is None
+
+
+def test_breaker_counts_failures_opens_and_success_resets(settings):
+    settings.PROVIDER_BREAKER_FAILURES = 3
+    assert breaker.record_failure("pdl") == 1
+    breaker.record_success("pdl")
+    assert breaker.record_failure("pdl") == 1  # the success reset the streak
+    breaker.record_failure("pdl")
+    assert not breaker.is_open("pdl")
+    breaker.record_failure("pdl")
+    assert breaker.is_open("pdl")
+    assert not breaker.is_open("hunter")
+
+
+def test_provider_stats_hit_rate_and_latency():
+    contact = ContactFactory()
+    rows = [
+        ("hunter", "hit", 100),
+        ("hunter", "miss", 50),
+        ("hunter", "error", 300),
+        ("hunter", "skipped", 0),
+        ("pdl", "cache", 0),
+    ]
+    ProviderAttempt.objects.bulk_create(
+        ProviderAttempt(contact=contact, provider=p, kind="email", outcome=o, duration_ms=ms)
+        for p, o, ms in rows
+    )
+    stats = provider_stats(hours=1)
+    hunter = stats["hunter"]
+    assert (hunter.calls, hunter.hits, hunter.errors, hunter.skipped) == (3, 1, 1, 1)
+    assert hunter.hit_rate == pytest.approx(1 / 3)
+    assert hunter.avg_ms == pytest.approx(150)
+    assert hunter.max_ms == 300
+    assert stats["pdl"].calls == 0 and stats["pdl"].hit_rate is None and stats["pdl"].cached == 1
