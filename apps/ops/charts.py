@@ -29,6 +29,11 @@ class Bar:
     color: str = ""
 
 
+def _html(template: str, *args: object) -> SafeString:
+    """format_html with floats rounded to one decimal (it escapes, so no format specs)."""
+    return format_html(template, *(f"{a:.1f}" if isinstance(a, float) else a for a in args))
+
+
 def _nice_max(value: float) -> float:
     """Round an axis maximum up to 1, 2 or 5 times a power of ten."""
     if value <= 0:
@@ -41,7 +46,7 @@ def _nice_max(value: float) -> float:
 
 
 def _svg(width: int, height: int, title: str, body: list[str]) -> SafeString:
-    return format_html(
+    return _html(
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" width="100%" '
         'role="img" aria-label="{}" style="{};max-width:{}px">{}</svg>',
         width,
@@ -74,9 +79,9 @@ def stacked_bars(
         tick = top_value * i / 4
         y = top + plot_h - plot_h * i / 4
         body.append(
-            format_html(
-                '<line x1="{}" y1="{:.1f}" x2="{}" y2="{:.1f}" stroke="{}"/>'
-                '<text x="{}" y="{:.1f}" text-anchor="end" fill="{}">{}</text>',
+            _html(
+                '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>'
+                '<text x="{}" y="{}" text-anchor="end" fill="{}">{}</text>',
                 left,
                 y,
                 width - right,
@@ -98,8 +103,8 @@ def stacked_bars(
             h = plot_h * n / top_value
             y -= h
             body.append(
-                format_html(
-                    '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}">'
+                _html(
+                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}">'
                     "<title>{}: {} {}</title></rect>",
                     x,
                     y,
@@ -113,8 +118,8 @@ def stacked_bars(
             )
         if i % label_every == 0:
             body.append(
-                format_html(
-                    '<text x="{:.1f}" y="{}" text-anchor="middle" fill="{}">{}</text>',
+                _html(
+                    '<text x="{}" y="{}" text-anchor="middle" fill="{}">{}</text>',
                     x + bar_w / 2,
                     height - bottom + 16,
                     AXIS,
@@ -129,7 +134,7 @@ def _legend(series: Sequence[Series], *, x: int, y: int) -> str:
     parts = []
     for s in series:
         parts.append(
-            format_html(
+            _html(
                 '<rect x="{}" y="{}" width="10" height="10" rx="2" fill="{}"/>'
                 '<text x="{}" y="{}" fill="#333">{}</text>',
                 x,
@@ -160,7 +165,7 @@ def horizontal_bars(
             width,
             40,
             title,
-            [format_html('<text x="0" y="24" fill="{}">No data in this window.</text>', AXIS)],
+            [_html('<text x="0" y="24" fill="{}">No data in this window.</text>', AXIS)],
         )
     top_value = max_value if max_value else _nice_max(max(b.value for b in bars))
     plot_w = width - label_width - 70
@@ -170,12 +175,12 @@ def horizontal_bars(
         y = 4 + i * row_height
         w = plot_w * min(bar.value / top_value, 1.0) if top_value else 0
         body.append(
-            format_html(
+            _html(
                 '<text x="{}" y="{}" text-anchor="end" fill="#333">{}</text>'
                 '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" rx="2"/>'
-                '<rect x="{}" y="{}" width="{:.1f}" height="{}" fill="{}" rx="2">'
+                '<rect x="{}" y="{}" width="{}" height="{}" fill="{}" rx="2">'
                 "<title>{}: {}</title></rect>"
-                '<text x="{:.1f}" y="{}" fill="#333">{}</text>',
+                '<text x="{}" y="{}" fill="#333">{}</text>',
                 label_width - 8,
                 y + row_height / 2 + 4,
                 bar.label,
@@ -211,8 +216,8 @@ def ratio_bar(
             w = width * p.value / total
             if w:
                 body.append(
-                    format_html(
-                        '<rect x="{:.1f}" y="0" width="{:.1f}" height="20" fill="{}">'
+                    _html(
+                        '<rect x="{}" y="0" width="{}" height="20" fill="{}">'
                         "<title>{}: {}</title></rect>",
                         x,
                         w,
@@ -223,9 +228,7 @@ def ratio_bar(
                 )
             x += w
     else:
-        body.append(
-            format_html('<rect x="0" y="0" width="{}" height="20" fill="{}"/>', width, GRID)
-        )
+        body.append(_html('<rect x="0" y="0" width="{}" height="20" fill="{}"/>', width, GRID))
     legend = format_html_join(
         "",
         '<rect x="{}" y="30" width="10" height="10" rx="2" fill="{}"/>'

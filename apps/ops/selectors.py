@@ -82,14 +82,17 @@ class HourBucket:
         return sum(self.counts.values())
 
 
-def contact_outcomes_by_hour(*, since: datetime, until: datetime) -> list[HourBucket]:
-    """Contacts created per hour in [since, until), split by outcome (or pending); one query."""
-    start = since.replace(minute=0, second=0, microsecond=0)
-    buckets: dict[datetime, HourBucket] = {}
-    hour = start
-    while hour < until:
-        buckets[hour] = HourBucket(hour=hour, counts=dict.fromkeys(OUTCOMES, 0))
-        hour += timedelta(hours=1)
+def contact_outcomes_by_hour(*, now: datetime, hours: int = 24) -> list[HourBucket]:
+    """Contacts accepted in each of the last ``hours`` clock hours (the current one last),
+    split by outcome, or pending; one query."""
+    until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = until - timedelta(hours=hours)
+    buckets = {
+        start + timedelta(hours=i): HourBucket(
+            hour=start + timedelta(hours=i), counts=dict.fromkeys(OUTCOMES, 0)
+        )
+        for i in range(hours)
+    }
     rows = (
         Contact.objects.filter(created_at__gte=start, created_at__lt=until)
         .annotate(hour=TruncHour("created_at"))

@@ -32,10 +32,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """Every figure comes from an aggregate query, so the page costs the same at any volume."""
     now = timezone.now()
     since = now - WINDOW
-    # The current, partial hour is the last bar; the first bar is the hour 24 h ago.
-    buckets = selectors.contact_outcomes_by_hour(
-        since=since, until=now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    )
+    # 24 clock-hour bars, the current (partial) hour last.
+    buckets = selectors.contact_outcomes_by_hour(now=now)
     totals = selectors.outcome_totals(buckets)
     providers = selectors.provider_stats(since=since)
     webhooks = selectors.webhook_stats(since=since)

@@ -295,3 +295,48 @@ class EventAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     @admin.display(description="payload")
     def payload(self, obj: Event) -> str:
         return _payload(obj.body)
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyAdmin):
+    list_display = (
+        "at",
+        "delivery_link",
+        "target",
+        "succeeded",
+        "status_code",
+        "duration_ms",
+        "error",
+    )
+    list_select_related = ("delivery__endpoint",)
+    list_filter = ("succeeded", "status_code", "at")
+    search_fields = ("delivery__endpoint__url", "delivery__target_url", "error")
+    search_help_text = "Endpoint or target URL, or error text."
+    date_hierarchy = "at"
+    ordering = ("-at", "-id")
+    fields = (
+        "delivery_link",
+        "at",
+        "succeeded",
+        "status_code",
+        "duration_ms",
+        "error",
+        "response_body",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeliveryAttempt]:
+        return (
+            super()
+            .get_queryset(request)
+            .defer("delivery__endpoint__secret", "delivery__endpoint__previous_secret")
+        )
+
+    @admin.display(description="delivery")
+    def delivery_link(self, obj: DeliveryAttempt) -> str:
+        return admin_link(obj.delivery, short_id(obj.delivery_id))
+
+    @admin.display(description="target")
+    def target(self, obj: DeliveryAttempt) -> str:
+        delivery = obj.delivery
+        return _short_url(delivery.endpoint.url if delivery.endpoint_id else delivery.target_url)

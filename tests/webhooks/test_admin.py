@@ -36,6 +36,7 @@ def _events(n: int) -> None:
         ("admin:webhooks_endpoint_changelist", lambda n: EndpointFactory.create_batch(n)),
         ("admin:webhooks_delivery_changelist", _deliveries),
         ("admin:webhooks_event_changelist", _events),
+        ("admin:webhooks_deliveryattempt_changelist", _deliveries),
     ],
 )
 def test_changelist_query_count_does_not_grow_with_rows(admin_client, url_name, make):

@@ -1,0 +1,65 @@
+"""Admin for stored idempotent responses: look up a key; delete one to release it early."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from apps.ops.admin_base import ReadOnlyAdmin, UUIDSearchMixin, admin_link
+
+from .models import IdempotencyRecord
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(UUIDSearchMixin, ReadOnlyAdmin):
+    uuid_search_fields = ("account_id",)
+    list_display = (
+        "key",
+        "account",
+        "method",
+        "path",
+        "state",
+        "response_status",
+        "created_at",
+        "expires_at",
+    )
+    list_select_related = ("account",)
+    list_filter = ("state", "method", "response_status", "created_at")
+    search_fields = ("key", "path", "account__name")
+    search_help_text = "Idempotency key, path, account name or account id."
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    fields = (
+        "key",
+        "account_link",
+        "method",
+        "path",
+        "fingerprint",
+        "state",
+        "response_status",
+        "response_headers",
+        "response",
+        "created_at",
+        "locked_at",
+        "expires_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        # The stored response body is only read on the detail page.
+        return super().get_queryset(request).defer("response_body")
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: IdempotencyRecord | None = None
+    ) -> bool:
+        # Deleting a record lets the client reuse its key at once (e.g. a stuck in-flight lock).
+        return super(ReadOnlyAdmin, self).has_delete_permission(request, obj)
+
+    @admin.display(description="account")
+    def account_link(self, obj: IdempotencyRecord) -> str:
+        return admin_link(obj.account)
+
+    @admin.display(description="response body")
+    def response(self, obj: IdempotencyRecord) -> str:
+        body = IdempotencyRecord.objects.values_list("response_body", flat=True).get(pk=obj.pk)
+        return bytes(body).decode("utf-8", "replace")[:4096] if body else "-"

@@ -1,0 +1,122 @@
+"""Admin for provider configuration: on/off, timeouts, order per kind, recent hit rate and p95."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.enrichment.models import ProviderAttempt
+from apps.ops.percentile import Percentile
+from apps.ops.selectors import CALL_OUTCOMES
+
+from .models import ProviderConfig
+
+STATS_WINDOW = timedelta(hours=24)
+
+
+class ProviderConfigForm(forms.ModelForm):
+    name = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = ProviderConfig
+        fields = (
+            "name",
+            "enabled",
+            "notes",
+            "priority_email",
+            "priority_phone",
+            "priority_personal_email",
+            "connect_timeout",
+            "read_timeout",
+        )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # Only providers that exist in settings.PROVIDERS can be configured.
+        self.fields["name"].choices = [(n, n) for n in sorted(settings.PROVIDERS)]
+
+
+def _per_provider(aggregate: object) -> Subquery:
+    """One correlated aggregate over the last 24 h of attempts of the row's provider."""
+    since = timezone.now() - STATS_WINDOW
+    return Subquery(
+        ProviderAttempt.objects.filter(provider=OuterRef("name"), created_at__gte=since)
+        .order_by()
+        .values("provider")
+        .annotate(value=aggregate)
+        .values("value")
+    )
+
+
+@admin.register(ProviderConfig)
+class ProviderConfigAdmin(admin.ModelAdmin):
+    form = ProviderConfigForm
+    list_display = (
+        "name",
+        "enabled",
+        "priority_email",
+        "priority_phone",
+        "priority_personal_email",
+        "timeouts",
+        "calls_24h",
+        "hit_rate_24h",
+        "p95_24h",
+        "updated_at",
+    )
+    list_editable = ("enabled", "priority_email", "priority_phone", "priority_personal_email")
+    list_filter = ("enabled",)
+    search_fields = ("name", "notes")
+    readonly_fields = ("calls_24h", "hit_rate_24h", "p95_24h", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "enabled", "notes")}),
+        (
+            "Waterfall order (lower first; empty = the PROVIDER_ORDER position)",
+            {"fields": ("priority_email", "priority_phone", "priority_personal_email")},
+        ),
+        ("Timeouts (seconds; empty = settings)", {"fields": ("connect_timeout", "read_timeout")}),
+        ("Last 24 hours", {"fields": ("calls_24h", "hit_rate_24h", "p95_24h", "updated_at")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProviderConfig]:
+        # Stats as subqueries of the one changelist query, whatever the number of providers.
+        calls = Q(outcome__in=CALL_OUTCOMES)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _calls=Coalesce(
+                    _per_provider(Count("id", filter=calls)), 0, output_field=IntegerField()
+                ),
+                _hits=Coalesce(
+                    _per_provider(Count("id", filter=Q(outcome=ProviderAttempt.HIT))),
+                    0,
+                    output_field=IntegerField(),
+                ),
+                _p95=_per_provider(Percentile("duration_ms", 0.95, filter=calls)),
+            )
+        )
+
+    @admin.display(description="timeouts (connect/read)")
+    def timeouts(self, obj: ProviderConfig) -> str:
+        connect = obj.connect_timeout or settings.PROVIDER_CONNECT_TIMEOUT
+        read = obj.read_timeout or settings.PROVIDER_READ_TIMEOUT
+        return f"{connect:g} s / {read:g} s"
+
+    @admin.display(description="calls (24 h)", ordering="_calls")
+    def calls_24h(self, obj: ProviderConfig) -> int:
+        return obj._calls
+
+    @admin.display(description="hit rate (24 h)")
+    def hit_rate_24h(self, obj: ProviderConfig) -> str:
+        return f"{100 * obj._hits / obj._calls:.1f} %" if obj._calls else "-"
+
+    @admin.display(description="p95 latency (24 h)", ordering="_p95")
+    def p95_24h(self, obj: ProviderConfig) -> str:
+        return "-" if obj._p95 is None else f"{obj._p95:.0f} ms"

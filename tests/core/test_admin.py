@@ -1,0 +1,64 @@
+"""Admin for stored idempotent responses: read-only, searchable by key, deletable to release."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.core.models import IdempotencyRecord
+from tests.factories import AccountFactory
+from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
+
+pytestmark = pytest.mark.django_db
+
+
+def _records(n: int, account=None) -> list[IdempotencyRecord]:
+    account = account or AccountFactory()
+    now = timezone.now()
+    return [
+        IdempotencyRecord.objects.create(
+            account=account,
+            key=f"key-{account.pk}-{i}",
+            fingerprint="f" * 64,
+            method="POST",
+            path="/api/v1/enrich",
+            state=IdempotencyRecord.COMPLETED,
+            response_status=202,
+            response_body=b'{"enrichment_id": "abc"}',
+            locked_at=now,
+            expires_at=now + timedelta(hours=24),
+        )
+        for i in range(n)
+    ]
+
+
+def test_changelist_query_count_does_not_grow_with_rows(admin_client):
+    url = reverse("admin:core_idempotencyrecord_changelist")
+    _records(5)
+    few = page_queries(admin_client, url)
+    _records(45)
+    many = page_queries(admin_client, url)
+    assert few == many
+    assert many <= MAX_CHANGELIST_QUERIES
+
+
+def test_search_by_key_and_detail_shows_the_stored_response(admin_client):
+    wanted, other = _records(2)
+    url = reverse("admin:core_idempotencyrecord_changelist")
+    listed = admin_client.get(url, {"q": wanted.key}).context["cl"].result_list
+    assert [r.pk for r in listed] == [wanted.pk]
+    page = admin_client.get(reverse("admin:core_idempotencyrecord_change", args=[wanted.pk]))
+    assert "enrichment_id" in page.content.decode()
+    assert other.key not in page.content.decode()
+
+
+def test_read_only_but_deletable(admin_client):
+    (record,) = _records(1)
+    change = reverse("admin:core_idempotencyrecord_change", args=[record.pk])
+    assert admin_client.post(change, {"state": "in_flight"}).status_code == 403
+    delete = reverse("admin:core_idempotencyrecord_delete", args=[record.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not IdempotencyRecord.objects.exists()

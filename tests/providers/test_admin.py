@@ -1,0 +1,78 @@
+"""Admin for provider configuration: recent hit rate and p95 latency in one changelist query."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.enrichment.models import ProviderAttempt
+from apps.ops.percentile import percentile_cont
+from apps.providers.models import ProviderConfig
+from tests.factories import ContactFactory
+from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
+
+pytestmark = pytest.mark.django_db
+
+URL = "admin:providers_providerconfig_changelist"
+
+
+def _attempts(provider: str, outcomes_ms: list[tuple[str, int]]) -> None:
+    contact = ContactFactory()
+    ProviderAttempt.objects.bulk_create(
+        ProviderAttempt(contact=contact, provider=provider, kind="email", outcome=o, duration_ms=ms)
+        for o, ms in outcomes_ms
+    )
+
+
+def test_changelist_shows_recent_hit_rate_and_p95_per_provider(admin_client):
+    ProviderConfig.objects.create(name="sandbox", priority_email=1)
+    ProviderConfig.objects.create(name="hunter", enabled=False)
+    samples = [("hit", 100), ("miss", 200), ("miss", 300), ("error", 1000), ("cache", 0)]
+    _attempts("sandbox", samples)
+    old = ContactFactory()
+    stale = ProviderAttempt.objects.create(
+        contact=old, provider="sandbox", kind="email", outcome="hit", duration_ms=5
+    )
+    ProviderAttempt.objects.filter(pk=stale.pk).update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+    response = admin_client.get(reverse(URL))
+    rows = {c.name: c for c in response.context["cl"].result_list}
+    assert rows["sandbox"]._calls == 4
+    assert rows["sandbox"]._hits == 1
+    assert rows["sandbox"]._p95 == pytest.approx(percentile_cont([100, 200, 300, 1000], 0.95))
+    assert rows["hunter"]._calls == 0 and rows["hunter"]._p95 is None
+    body = response.content.decode()
+    assert "25.0 %" in body
+    assert f"{rows['sandbox']._p95:.0f} ms" in body
+
+
+def test_changelist_query_count_does_not_grow_with_providers_or_attempts(admin_client, settings):
+    settings.PROVIDERS = {f"p{i}": "x" for i in range(50)}
+    for i in range(5):
+        ProviderConfig.objects.create(name=f"p{i}")
+        _attempts(f"p{i}", [("hit", 10), ("miss", 20)])
+    few = page_queries(admin_client, reverse(URL))
+    for i in range(5, 50):
+        ProviderConfig.objects.create(name=f"p{i}")
+        _attempts(f"p{i}", [("hit", 10), ("miss", 20)])
+    many = page_queries(admin_client, reverse(URL))
+    assert few == many
+    assert many <= MAX_CHANGELIST_QUERIES
+
+
+def test_add_form_only_offers_configured_providers_and_saves_order_and_timeouts(admin_client):
+    add = reverse("admin:providers_providerconfig_add")
+    refused = admin_client.post(add, {"name": "nobody", "enabled": "on"})
+    assert refused.status_code == 200
+    assert not ProviderConfig.objects.exists()
+    response = admin_client.post(
+        add,
+        {"name": "sandbox", "enabled": "", "priority_phone": "2", "read_timeout": "4.5"},
+    )
+    assert response.status_code == 302
+    config = ProviderConfig.objects.get(name="sandbox")
+    assert (config.enabled, config.priority_phone, config.read_timeout) == (False, 2, 4.5)
