@@ -65,7 +65,7 @@ def stacked_bars(
     values: Sequence[dict[str, int]],
     series: Sequence[Series],
     label_every: int = 3,
-    width: int = 760,
+    width: int = 980,
     height: int = 260,
 ) -> SafeString:
     """Vertical stacked bars, one per label (e.g. per hour), with a y axis and a legend."""
@@ -116,7 +116,8 @@ def stacked_bars(
                     s.label,
                 )
             )
-        if i % label_every == 0:
+        # Count labels back from the last bar so the current hour is always labelled.
+        if (len(labels) - 1 - i) % label_every == 0:
             body.append(
                 _html(
                     '<text x="{}" y="{}" text-anchor="middle" fill="{}">{}</text>',
