@@ -89,3 +89,18 @@ sluice_services_start() {
     export REDIS_URL="redis://127.0.0.1:$rport/0"
   fi
 }
+
+# Headless Chromium for the admin browser test (tests/ops/test_browser.py): the Debian
+# packages `chromium` and `chromium-driver`, installed when missing and running as root.
+# Without them (not root, or no package mirror) that one test skips itself; nothing fails.
+sluice_browser_ensure() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" != "0" ]; then
+    echo "note: chromium/chromium-driver missing (not root): the browser test will skip" >&2
+    return 0
+  fi
+  _sluice_apt_install chromium chromium-driver \
+    || echo "warning: could not install chromium: the browser test will skip" >&2
+}
