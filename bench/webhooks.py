@@ -1,0 +1,219 @@
+"""Webhook delivery benchmark: run by bench/webhooks.sh, which provides PostgreSQL and Redis.
+
+Two phases, each bounded in time, with the ``webhooks`` (and, for phase 2, ``worker``) process
+started exactly as the Procfile says, against a fast local receiver (ThreadingHTTPServer):
+
+1. throughput: N events with one delivery each are committed at once; deliveries/s is N over
+   the time from the commit to the last arrival;
+2. latency: contacts are submitted at a steady rate (below capacity) and each one's
+   ``contact.enriched`` arrival is compared with its ``finished_at``: p50/p95/max delay.
+
+Usage: bench/webhooks.sh [deliveries] [latency-seconds]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import transaction  # noqa: E402
+
+from apps.accounts.models import Plan  # noqa: E402
+from apps.accounts.services import account_create  # noqa: E402
+from apps.enrichment.services import contact_enqueue  # noqa: E402
+from apps.enrichment.validation import Problems, clean_contact  # noqa: E402
+from apps.webhooks import services  # noqa: E402
+from apps.webhooks.models import Delivery  # noqa: E402
+
+DELIVERIES = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+LATENCY_SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 20
+LATENCY_RATE = 20  # contacts per second in phase 2, well under the measured capacity
+DEADLINE = 180.0
+
+
+class Arrivals:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[tuple[float, bytes]] = []
+
+    def add(self, body: bytes) -> None:
+        with self.lock:
+            self.items.append((time.time(), body))
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.items)
+
+    def take(self) -> list[tuple[float, bytes]]:
+        with self.lock:
+            items, self.items = self.items, []
+        return items
+
+
+def start_receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # One segment per answer: unbuffered writes plus Nagle cost 40 ms per request.
+        disable_nagle_algorithm = True
+        wbufsize = 65536
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            arrivals.add(body)
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def procfile_command(name: str) -> list[str]:
+    line = next(
+        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(f"{name}:")
+    )
+    command = re.sub(
+        r"\$\{(\w+):-([^}]*)\}",
+        lambda m: os.environ.get(m.group(1), m.group(2)),
+        line.split(":", 1)[1].strip(),
+    )
+    argv = shlex.split(command)
+    return [str(ROOT / ".venv/bin" / argv[0]), *argv[1:]]
+
+
+def start(name: str) -> subprocess.Popen:
+    log = open(Path(os.environ["SLUICE_VAR_DIR"]) / f"{name}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen(procfile_command(name), cwd=ROOT, stdout=log, stderr=log)
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(p * len(values)) - 1))]
+
+
+def main() -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    Plan.objects.update_or_create(
+        code="bench",
+        defaults={"name": "Bench", "api_access": True, "bulk_max": 100},
+    )
+    created = account_create(name="bench", plan_code="bench", credits=0)
+    account, api_key = created.account, created.key.api_key
+    arrivals = Arrivals()
+    receiver = start_receiver(arrivals)
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    services.endpoint_create(account=account, url=url, events=["contact.enriched"])
+
+    processes = [start("webhooks")]
+    try:
+        # Warm-up: the worker is up once a first delivery arrives.
+        with transaction.atomic():
+            services.event_emit(account_id=account.pk, type="contact.enriched", data={})
+        assert wait_until(lambda: arrivals.count() == 1, 60), "webhooks worker did not start"
+        arrivals.take()
+
+        # Phase 1: throughput.
+        with transaction.atomic():
+            for i in range(DELIVERIES):
+                services.event_emit(account_id=account.pk, type="contact.enriched", data={"n": i})
+        committed = time.time()
+        done = wait_until(lambda: arrivals.count() >= DELIVERIES, DEADLINE)
+        items = arrivals.take()
+        elapsed = (max(t for t, _ in items) if items else time.time()) - committed
+        throughput = {
+            "deliveries": DELIVERIES,
+            "arrived": len(items),
+            "completed_in_time": done,
+            "seconds": round(elapsed, 2),
+            "deliveries_per_second": round(len(items) / elapsed, 1),
+            "succeeded_rows": Delivery.objects.filter(status="succeeded").count(),
+        }
+
+        # Phase 2: contact finished -> webhook arrived, with the enrichment worker running.
+        processes.append(start("worker"))
+        body = {"first_name": "Sarah", "last_name": "Chen", "company_name": "Stripe"}
+        problems = Problems()
+        clean = clean_contact(
+            body | {"enrichment_type": ["email"]}, problems=problems, consent=False
+        )
+        assert clean is not None, problems.errors
+        sent = 0
+        started = time.monotonic()
+        while time.monotonic() - started < LATENCY_SECONDS:
+            contact_enqueue(account=account, api_key=api_key, clean=clean)
+            sent += 1
+            time.sleep(max(0.0, started + sent / LATENCY_RATE - time.monotonic()))
+        wait_until(lambda: arrivals.count() >= sent, 60)
+        delays = []
+        for arrived, raw in arrivals.take():
+            data = json.loads(raw)["data"]
+            finished = datetime.fromisoformat(data["finished_at"].replace("Z", "+00:00"))
+            delays.append((arrived - finished.timestamp()) * 1000)
+        latency = {
+            "contacts": sent,
+            "rate_per_second": LATENCY_RATE,
+            "arrived": len(delays),
+            "p50_ms": round(statistics.median(delays), 1) if delays else None,
+            "p95_ms": round(percentile(delays, 0.95), 1) if delays else None,
+            "max_ms": round(max(delays), 1) if delays else None,
+        }
+        print(
+            json.dumps(
+                {
+                    "webhooks_process": " ".join(procfile_command("webhooks")[1:]),
+                    "throughput": throughput,
+                    "finish_to_arrival": latency,
+                },
+                indent=2,
+            )
+        )
+    finally:
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        receiver.shutdown()
+
+
+if __name__ == "__main__":
+    main()
