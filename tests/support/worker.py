@@ -77,8 +77,11 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early; see {self.log_path}")
-            if app.control.ping(destination=[self.name], timeout=0.5):
-                return self
+            try:
+                if app.control.ping(destination=[self.name], timeout=0.5):
+                    return self
+            except app.connection().connection_errors:
+                reset_broker_connections()
         self.stop()
         raise RuntimeError(f"worker did not answer ping in {timeout}s; see {self.log_path}")
 
@@ -98,6 +101,16 @@ class WorkerProcess:
                 self.proc.wait(10)
         if getattr(self, "_log", None):
             self._log.close()
+
+
+def reset_broker_connections() -> None:
+    """Drop this process's pooled broker connections (stale after a broker restart)."""
+    from kombu import pools
+
+    from config.celery import app
+
+    pools.reset()  # closes and forgets kombu's global connection and producer pools
+    app._after_fork()  # and Celery's references to them, as after a fork
 
 
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = ""):
