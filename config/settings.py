@@ -154,6 +154,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # WhiteNoise serves the admin's static files from gunicorn; in development it reads them
 # straight from the apps, so no collectstatic step is needed to run.
 WHITENOISE_USE_FINDERS = not PRODUCTION
@@ -188,6 +189,10 @@ SPECTACULAR_SETTINGS = {
         "ResultStatusEnum": ["VERIFIED", "NOT_FOUND", "NO_CREDITS", "FAILED"],
         "EventTypeEnum": "apps.webhooks.models.Event.TYPES",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.add_guard_headers",
+    ],
 }
 
 # --- Product settings -----------------------------------------------------------------------
@@ -237,6 +242,8 @@ WEBHOOK_REPUBLISH_AFTER_SECONDS = env.float("WEBHOOK_REPUBLISH_AFTER_SECONDS", d
 CREDITS_LOW_THRESHOLD = env.int("CREDITS_LOW_THRESHOLD", default=100)
 
 PROVIDER_SIMULATOR_URL = env.str("PROVIDER_SIMULATOR_URL", default="")
+# When set, GET /metrics requires "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

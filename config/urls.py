@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.core import metrics as core_metrics
 from apps.core import views as core_views
 
 api_v1 = [
@@ -28,6 +29,7 @@ urlpatterns = [
     ),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", core_metrics.metrics, name="metrics"),
     # Before admin.site.urls, whose catch-all would answer /admin/dashboard/ with a 404.
     path("admin/dashboard/", include("apps.ops.urls")),
     path("admin/", admin.site.urls),
