@@ -24,14 +24,13 @@ class Percentile(Aggregate):
         super().__init__(expression, fraction=repr(float(fraction)), **extra)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        # The embedded default runs on SQLite, which has no ordered-set aggregates.
-        return self.as_sql(
-            compiler,
-            connection,
-            function=SQLITE_FUNCTION,
-            template="%(function)s(%(expressions)s, %(fraction)s)",
-            **extra_context,
-        )
+        # The embedded default runs on SQLite, which has no ordered-set aggregates: call the
+        # function sqlite_register_percentile adds to every connection. A copy, because
+        # Aggregate.as_sql also passes ``template`` when there is a FILTER clause.
+        clone = self.copy()
+        clone.function = SQLITE_FUNCTION
+        clone.template = "%(function)s(%(expressions)s, %(fraction)s)"
+        return super(Percentile, clone).as_sql(compiler, connection, **extra_context)
 
 
 def percentile_cont(values: list[float], fraction: float) -> float | None:

@@ -178,3 +178,40 @@ def test_sqlite_percentile_matches_postgresql():
     assert got == pytest.approx(expected)
     assert percentile_cont(values, 0.95) == pytest.approx(expected)
     assert percentile_cont([], 0.95) is None
+
+
+def test_provider_stats_query_runs_on_sqlite_too():
+    """The embedded default: the same Django query, compiled for SQLite, gives the same p95."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    from apps.ops.percentile import sqlite_register_percentile
+
+    sqlite = DatabaseWrapper({**connection.settings_dict, "NAME": ":memory:"}, alias="sqlite")
+    sqlite.settings_dict.update(ENGINE="django.db.backends.sqlite3", OPTIONS={})
+    sqlite.ensure_connection()
+    sqlite_register_percentile(sender=None, connection=sqlite)
+    with sqlite.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE enrichment_providerattempt (id INTEGER PRIMARY KEY, provider TEXT, "
+            "outcome TEXT, duration_ms INTEGER, created_at TEXT)"
+        )
+        rows = [
+            ("pdl", "hit", 100),
+            ("pdl", "miss", 300),
+            ("pdl", "error", 900),
+            ("pdl", "skipped", 0),
+        ]
+        for provider, outcome, ms in rows:
+            cursor.execute(
+                "INSERT INTO enrichment_providerattempt"
+                " (provider, outcome, duration_ms, created_at) VALUES (%s, %s, %s, %s)",
+                [provider, outcome, ms, "2030-01-01 00:00:00"],
+            )
+        query = selectors.provider_attempt_stats(since=timezone.now() - timedelta(days=36500))
+        sql, params = query.query.get_compiler(connection=sqlite).as_sql()
+        assert "SLUICE_PERCENTILE" in sql
+        cursor.execute(sql, params)
+        row = dict(zip([c[0] for c in cursor.description], cursor.fetchone(), strict=True))
+    sqlite.close()
+    assert (row["calls"], row["hits"], row["errors"]) == (3, 1, 1)
+    assert row["p95_ms"] == pytest.approx(percentile_cont([100, 300, 900], 0.95))
