@@ -35,13 +35,14 @@ import django  # noqa: E402
 django.setup()
 
 from django.db import transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from apps.accounts.models import Plan  # noqa: E402
 from apps.accounts.services import account_create  # noqa: E402
 from apps.enrichment.services import contact_enqueue  # noqa: E402
 from apps.enrichment.validation import Problems, clean_contact  # noqa: E402
 from apps.webhooks import services  # noqa: E402
-from apps.webhooks.models import Delivery  # noqa: E402
+from apps.webhooks.models import Delivery, DeliveryAttempt  # noqa: E402
 
 DELIVERIES = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 LATENCY_SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -175,6 +176,7 @@ def main() -> None:
         )
         assert clean is not None, problems.errors
         sent = 0
+        phase2_started = timezone.now()
         started = time.monotonic()
         while time.monotonic() - started < LATENCY_SECONDS:
             contact_enqueue(account=account, api_key=api_key, clean=clean)
@@ -186,6 +188,11 @@ def main() -> None:
             data = json.loads(raw)["data"]
             finished = datetime.fromisoformat(data["finished_at"].replace("Z", "+00:00"))
             delays.append((arrived - finished.timestamp()) * 1000)
+        # Where the delay goes: from the delivery row's commit to the worker's claim.
+        phase2 = DeliveryAttempt.objects.filter(
+            delivery__event__created_at__gte=phase2_started
+        ).values_list("at", "delivery__created_at")
+        waits = [(at - created).total_seconds() * 1000 for at, created in phase2]
         latency = {
             "contacts": sent,
             "rate_per_second": LATENCY_RATE,
@@ -193,6 +200,8 @@ def main() -> None:
             "p50_ms": round(statistics.median(delays), 1) if delays else None,
             "p95_ms": round(percentile(delays, 0.95), 1) if delays else None,
             "max_ms": round(max(delays), 1) if delays else None,
+            "queue_wait_p50_ms": round(statistics.median(waits), 1) if waits else None,
+            "queue_wait_p95_ms": round(percentile(waits, 0.95), 1) if waits else None,
         }
         print(
             json.dumps(
