@@ -20,6 +20,7 @@ from apps.enrichment import services as enrichment_services
 from apps.enrichment.models import BulkJob, Contact
 from config.celery import app as celery_app
 from tests.conftest import make_client, queue_length
+from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -271,3 +272,16 @@ def test_concurrent_requests_with_one_key_create_one_contact(api, redis_client):
             assert body == processed[0]
         else:
             assert body["code"] == "idempotency_key_in_flight"
+
+
+def test_an_over_limit_request_is_429_not_a_replay(db, monkeypatch):
+    from apps.accounts import ratelimit
+    from tests.accounts.test_ratelimit import BEFORE_MIDNIGHT, small_plan
+
+    monkeypatch.setattr(ratelimit, "clock", lambda: BEFORE_MIDNIGHT)  # no minute boundary
+    client = make_client(account=AccountFactory(plan=small_plan(per_minute=1)))
+    assert post(client, "/api/v1/enrich", SARAH).status_code == 202
+    refused = post(client, "/api/v1/enrich", SARAH)
+    assert refused.status_code == 429
+    assert "Idempotent-Replayed" not in refused
+    assert IdempotencyRecord.objects.get().state == IdempotencyRecord.COMPLETED
