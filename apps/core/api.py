@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 
-from .errors import SluiceError
+from .errors import InvalidRequest, SluiceError
 from .pagination import parse_limit
 
 
@@ -26,7 +26,31 @@ def json_object(request: Request) -> dict[str, Any]:
     data = request.data
     if type(data) is not dict:
         raise BadRequest()
+    nul_path = _find_nul(data, "")
+    if nul_path is not None:
+        # PostgreSQL can store U+0000 neither in text nor in jsonb.
+        raise InvalidRequest(details={nul_path or "body": "Must not contain the NUL character."})
     return data
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    """The field path of the first string (or key) holding U+0000, else None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return child
+            found = _find_nul(item, child)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_nul(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def list_params(request: Request) -> tuple[str | None, int]:

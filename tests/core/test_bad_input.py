@@ -106,3 +106,17 @@ def test_any_bytes_as_body(unlimited, raw):
 def test_any_list_query(unlimited, params):
     response = unlimited.get("/api/v1/contacts", params)
     _assert_client_error(response, accepted=(200,))
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({**VALID, "first_name": "Sa\x00rah"}, "first_name"),
+        ({**VALID, "custom": {"a": ["ok", "n\x00"]}}, "custom.a[1]"),
+        ({**VALID, "custom": {"k\x00": 1}}, "custom.k\x00"),
+    ],
+)
+def test_nul_characters_are_422_not_500(unlimited, body, path):
+    response = unlimited.post("/api/v1/enrich", json.dumps(body), content_type="application/json")
+    assert response.status_code == 422
+    assert path in response.json()["details"]
