@@ -128,9 +128,9 @@ class AccountAdmin(UUIDSearchMixin, admin.ModelAdmin):
     search_fields = ("name",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
-    readonly_fields = ("id", "credits", "ledger", "created_at")
+    readonly_fields = ("id", "credits", "ledger", "new_key", "created_at")
     fieldsets = (
-        (None, {"fields": ("id", "name", "plan", "credits", "ledger", "created_at")}),
+        (None, {"fields": ("id", "name", "plan", "credits", "ledger", "new_key", "created_at")}),
         (
             "Enrichment",
             {"fields": ("personal_email_consent", "default_phone_country_codes", "provider_order")},
@@ -158,6 +158,11 @@ class AccountAdmin(UUIDSearchMixin, admin.ModelAdmin):
     def ledger(self, obj: Account) -> str:
         url = reverse("admin:accounts_ledgerentry_changelist") + f"?account__id__exact={obj.pk}"
         return format_html('<a href="{}">All ledger entries</a>', url)
+
+    @admin.display(description="API keys")
+    def new_key(self, obj: Account) -> str:
+        url = reverse("admin:accounts_apikey_add") + f"?account={obj.pk}"
+        return format_html('<a href="{}">Create a key for this account</a>', url)
 
     # --- Creating an account goes through account_create, which also mints its first key ----
 

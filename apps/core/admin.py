@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.ops.admin_base import ReadOnlyAdmin, UUIDSearchMixin, admin_link
+from apps.ops.admin_base import ReadOnlyAdmin, UUIDSearchMixin, admin_link, pretty_json
 
 from .models import IdempotencyRecord
+
+# Stored answers can hold secrets shown once to the client (a new endpoint's signing
+# secret, a rotated one): staff see that one was returned, never its value.
+_SECRET_HINTS = ("secret", "api_key", "password", "token")
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "[redacted]" if any(h in k.lower() for h in _SECRET_HINTS) else _redacted(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 @admin.register(IdempotencyRecord)
@@ -62,4 +80,9 @@ class IdempotencyRecordAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     @admin.display(description="response body")
     def response(self, obj: IdempotencyRecord) -> str:
         body = IdempotencyRecord.objects.values_list("response_body", flat=True).get(pk=obj.pk)
-        return bytes(body).decode("utf-8", "replace")[:4096] if body else "-"
+        if not body:
+            return "-"
+        try:
+            return pretty_json(_redacted(json.loads(bytes(body))))
+        except ValueError:
+            return "(not JSON; not shown)"

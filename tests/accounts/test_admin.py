@@ -283,3 +283,11 @@ def test_ledger_filters_by_account_link(admin_client):
     body = admin_client.get(link.replace("&amp;", "&")).content.decode()
     assert "mine-row" in body
     assert "other-row" not in body
+
+
+def test_account_page_links_to_a_key_form_for_that_account(admin_client):
+    account = AccountFactory(name="Linked")
+    page = admin_client.get(reverse("admin:accounts_account_change", args=[account.pk]))
+    link = re.search(r'href="([^"]+)">Create a key for this account', page.content.decode())
+    form = admin_client.get(link.group(1)).content.decode()
+    assert f'<option value="{account.pk}" selected>' in form

@@ -62,3 +62,17 @@ def test_read_only_but_deletable(admin_client):
     delete = reverse("admin:core_idempotencyrecord_delete", args=[record.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 302
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_secrets_in_a_stored_response_are_redacted(admin_client):
+    (record,) = _records(1)
+    record.response_body = (
+        b'{"id": "e1", "secret": "whsec_TOPSECRET", "nested": {"api_key": "sk_x"}}'
+    )
+    record.save()
+    page = admin_client.get(reverse("admin:core_idempotencyrecord_change", args=[record.pk]))
+    body = page.content.decode()
+    assert "e1" in body
+    assert "[redacted]" in body
+    assert "whsec_TOPSECRET" not in body
+    assert "sk_x" not in body
