@@ -158,6 +158,8 @@ def main() -> None:
         done = wait_until(lambda: arrivals.count() >= DELIVERIES, DEADLINE)
         items = arrivals.take()
         elapsed = (max(t for t, _ in items) if items else time.time()) - committed
+        # The row is marked succeeded just after the receiver answers.
+        wait_until(lambda: Delivery.objects.filter(status="succeeded").count() > DELIVERIES, 30)
         throughput = {
             "deliveries": DELIVERIES,
             "arrived": len(items),

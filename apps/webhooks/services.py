@@ -17,7 +17,7 @@ import urllib3
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -593,7 +593,13 @@ def delivery_attempt(*, delivery_id: str) -> str | None:
         return Delivery.SKIPPED
     url, body, headers = delivery_request(delivery, now=now)
     result = http_post(url=url, body=body, headers=headers)
-    return delivery_result_record(delivery=delivery, result=result, at=now)
+    try:
+        return delivery_result_record(delivery=delivery, result=result, at=now)
+    except IntegrityError:
+        # The endpoint (and so this delivery) was deleted while the request was in flight.
+        if Delivery.objects.filter(pk=delivery.pk).exists():
+            raise
+        return None
 
 
 def delivery_result_record(*, delivery: Delivery, result: AttemptResult, at: datetime) -> str:
@@ -636,8 +642,11 @@ def delivery_result_record(*, delivery: Delivery, result: AttemptResult, at: dat
         else:
             status = Delivery.FAILED
             update |= {"next_attempt_at": None}
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.PENDING).update(
-            status=status, **update
+        # Only a pending delivery moves on: one skipped meanwhile (its endpoint was disabled by
+        # another delivery's failure) stays skipped, but still counts this attempt.
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=Case(When(status=Delivery.PENDING, then=Value(status)), default=F("status")),
+            **update,
         )
         if delivery.endpoint_id is not None:
             if result.succeeded:
@@ -670,8 +679,8 @@ def _endpoint_failure_record(*, endpoint_id: Any, now: datetime, gone: bool) -> 
         failing_since=Coalesce("failing_since", Value(now)),
         last_failure_at=now,
     )
-    endpoint = Endpoint.objects.get(pk=endpoint_id)
-    if not endpoint.active:
+    endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
+    if endpoint is None or not endpoint.active:
         return False
     if gone:
         reason = "The endpoint answered 410 Gone."

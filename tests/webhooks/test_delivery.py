@@ -16,6 +16,7 @@ from apps.webhooks import services
 from apps.webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from tests.conftest import make_client
 from tests.factories import BulkJobFactory, ContactFactory
+from tests.support.worker import wait_for
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory, EventFactory
 from tests.webhooks.receiver import Answer
 
@@ -298,3 +299,24 @@ def test_bulk_completed_goes_to_the_bulk_webhook_url_once():
     assert event.payload["data"]["bulk_id"] == str(bulk.pk)
     assert event.payload["data"]["finished"] == 2
     assert Delivery.objects.get(event=event).target_url == "http://127.0.0.1:9/bulk"
+
+
+def test_deleting_the_endpoint_mid_request_ends_the_delivery_quietly(receiver):
+    receiver.default = Answer(delay=0.5)
+    endpoint = EndpointFactory(url=receiver.url())
+    delivery = DeliveryFactory(endpoint=endpoint)
+    outcome: list[str | None] = []
+
+    def run() -> None:
+        try:
+            outcome.append(attempt(delivery))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(receiver.received, timeout=5, message="the request did not start")
+    services.endpoint_delete(endpoint=endpoint)
+    thread.join(10)
+    assert outcome == [None]
+    assert not Delivery.objects.exists() and not DeliveryAttempt.objects.exists()
