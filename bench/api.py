@@ -92,12 +92,14 @@ def main() -> None:
         web_command(port), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while True:
             try:
-                if requests.get(f"{base}/healthz", timeout=1).ok:
+                if requests.get(f"{base}/healthz", timeout=2).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
                 time.sleep(0.2)
         body = {
             "first_name": "Sarah",
