@@ -285,3 +285,17 @@ def test_an_over_limit_request_is_429_not_a_replay(db, monkeypatch):
     assert refused.status_code == 429
     assert "Idempotent-Replayed" not in refused
     assert IdempotencyRecord.objects.get().state == IdempotencyRecord.COMPLETED
+
+
+def test_webhook_endpoint_creation_is_idempotent_too(api):
+    """The middleware covers POST views it was never told about (webhooks app)."""
+    from apps.webhooks.models import Endpoint
+
+    endpoint = {"url": "https://hooks.example.com/sluice", "events": ["contact.enriched"]}
+    first = post(api, "/api/v1/webhooks", endpoint, key="hook-1")
+    assert first.status_code == 201, first.json()
+    again = post(api, "/api/v1/webhooks", endpoint, key="hook-1")
+    assert again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert Endpoint.objects.filter(account=api.account).count() == 1
