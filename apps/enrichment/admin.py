@@ -80,9 +80,7 @@ class ContactAdmin(UUIDSearchMixin, admin.ModelAdmin):
         "status",
         "result_status",
         "sandbox",
-        "credits_charged",
         "created_at",
-        "finished_at",
     )
     list_display_links = ("enrichment_id", "full_name")
     list_select_related = ("account",)

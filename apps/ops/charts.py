@@ -75,9 +75,11 @@ def stacked_bars(
     slot = plot_w / max(len(labels), 1)
     bar_w = max(slot * 0.72, 1.0)
     body: list[str] = []
-    for i in range(5):
-        tick = top_value * i / 4
-        y = top + plot_h - plot_h * i / 4
+    # Whole-number ticks for counts: the most intervals (≤ 5) that divide the axis maximum.
+    steps = next(n for n in (5, 4, 2, 1) if top_value % n == 0 or top_value < 1)
+    for i in range(steps + 1):
+        tick = top_value * i / steps
+        y = top + plot_h - plot_h * i / steps
         body.append(
             _html(
                 '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}"/>'
