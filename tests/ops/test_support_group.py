@@ -101,3 +101,10 @@ def test_support_user_cannot_retry_deliveries_or_see_auth_admin(support_client):
     assert delivery.status == "failed"
     assert support_client.get(reverse("admin:auth_user_changelist")).status_code == 403
     assert not Permission.objects.filter(group__name=SUPPORT_GROUP, content_type__app_label="auth")
+
+
+def test_every_sluice_model_is_registered_in_the_admin():
+    from django.contrib import admin
+
+    missing = [m.__name__ for m in _sluice_models() if not admin.site.is_registered(m)]
+    assert missing == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
@@ -161,3 +163,18 @@ def test_events_are_read_only_and_searchable_by_id(admin_client):
     assert admin_client.post(change, {"type": "bulk.completed"}).status_code == 403
     assert Event.objects.get(pk=event.pk).type == Event.CONTACT_ENRICHED
     assert Endpoint.objects.count() == 0
+
+
+def test_endpoint_and_event_pages_link_to_their_deliveries(admin_client):
+    mine = DeliveryFactory()
+    other = DeliveryFactory(endpoint__url="https://other.example/hook")
+    pages = [
+        reverse("admin:webhooks_endpoint_change", args=[mine.endpoint_id]),
+        reverse("admin:webhooks_event_change", args=[mine.event_id]),
+    ]
+    for page in pages:
+        body = admin_client.get(page).content.decode()
+        link = re.search(r'href="(/admin/webhooks/delivery/\?[^"]+)"', body).group(1)
+        listed = admin_client.get(link.replace("&amp;", "&")).context["cl"].result_list
+        assert [d.pk for d in listed] == [mine.pk], page
+    assert other.pk != mine.pk
