@@ -18,6 +18,7 @@ from apps.core.errors import SluiceError
 from apps.ops.admin_base import (
     ReadOnlyAdmin,
     ReadOnlyInline,
+    SaveChangedFieldsMixin,
     UUIDSearchMixin,
     admin_link,
     secret_shown_once,
@@ -112,7 +113,7 @@ class ApiKeyInline(ReadOnlyInline):
 
 
 @admin.register(Account)
-class AccountAdmin(UUIDSearchMixin, admin.ModelAdmin):
+class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
     form = AccountChangeForm
     list_display = (
         "name",
@@ -286,7 +287,7 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(UUIDSearchMixin, admin.ModelAdmin):
+class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
     form = ApiKeyChangeForm
     uuid_search_fields = ("pk", "account_id")
     list_display = (

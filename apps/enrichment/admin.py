@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.ops.admin_base import (
+    ActionsOnlyMixin,
     ReadOnlyAdmin,
     ReadOnlyInline,
     UUIDSearchMixin,
@@ -69,7 +70,7 @@ class ProviderAttemptInline(ReadOnlyInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(UUIDSearchMixin, admin.ModelAdmin):
+class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
     uuid_search_fields = ("pk", "account_id", "bulk_id")
     list_display = (
         "enrichment_id",
@@ -210,7 +211,7 @@ class ContactAdmin(UUIDSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(BulkJob)
-class BulkJobAdmin(UUIDSearchMixin, admin.ModelAdmin):
+class BulkJobAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
     uuid_search_fields = ("pk", "account_id")
     list_display = (
         "bulk_id",

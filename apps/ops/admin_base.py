@@ -33,6 +33,42 @@ class UUIDSearchMixin:
         return queryset.filter(match), False
 
 
+class SaveChangedFieldsMixin:
+    """Save only the form's changed fields on change.
+
+    A plain ``save()`` writes every column back as it was read; on rows that workers update
+    concurrently (an account's ``credits``, a key's ``revoked_at``) that would undo their
+    writes.
+    """
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)  # type: ignore[misc]
+            return
+        concrete = {f.name for f in obj._meta.concrete_fields}
+        fields = [name for name in form.changed_data if name in concrete]
+        if fields:
+            obj.save(update_fields=fields)
+
+
+class ActionsOnlyMixin:
+    """Rows the product writes and staff change only through actions (which call services):
+    the change page shows them without Save buttons, and a forged POST saves nothing."""
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        return None
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        return None
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        context.update(show_save=False, show_save_and_continue=False)
+        context.update(show_save_and_add_another=False)
+        return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows written by the product (attempts, ledger, events): staff look, nobody edits."""
 

@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from apps.core.errors import SluiceError
 from apps.ops.admin_base import (
+    ActionsOnlyMixin,
     ReadOnlyAdmin,
     ReadOnlyInline,
     UUIDSearchMixin,
@@ -36,7 +37,7 @@ def _payload(body: str) -> str:
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(UUIDSearchMixin, admin.ModelAdmin):
+class EndpointAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
     uuid_search_fields = ("pk", "account_id")
     list_display = (
         "endpoint_url",
@@ -160,7 +161,7 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(UUIDSearchMixin, admin.ModelAdmin):
+class DeliveryAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
     uuid_search_fields = ("pk", "account_id", "endpoint_id")
     list_display = (
         "delivery_id",

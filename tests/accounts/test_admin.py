@@ -291,3 +291,46 @@ def test_account_page_links_to_a_key_form_for_that_account(admin_client):
     link = re.search(r'href="([^"]+)">Create a key for this account', page.content.decode())
     form = admin_client.get(link.group(1)).content.decode()
     assert f'<option value="{account.pk}" selected>' in form
+
+
+def _updates(ctx, table: str) -> list[str]:
+    return [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(f'UPDATE "{table}"')]
+
+
+def test_saving_an_account_writes_only_the_changed_fields_never_credits(admin_client):
+    """A charge committed while the form is open must survive the save."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    account = AccountFactory(name="Race")
+    with CaptureQueriesContext(connection) as ctx:
+        response = admin_client.post(
+            reverse("admin:accounts_account_change", args=[account.pk]),
+            {
+                "name": "Race renamed",
+                "plan": account.plan_id,
+                "provider_order": "{}",
+                "api_keys-TOTAL_FORMS": "0",
+                "api_keys-INITIAL_FORMS": "0",
+            },
+        )
+    assert response.status_code == 302
+    (update,) = _updates(ctx, "accounts_account")
+    assert '"name"' in update
+    assert '"credits"' not in update
+
+
+def test_saving_a_key_never_writes_revoked_at_or_last_used_at(admin_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    key = ApiKeyFactory()
+    with CaptureQueriesContext(connection) as ctx:
+        admin_client.post(
+            reverse("admin:accounts_apikey_change", args=[key.pk]),
+            {"name": "renamed", "ip_allowlist": "", "scopes": ["read"]},
+        )
+    (update,) = _updates(ctx, "accounts_apikey")
+    assert '"revoked_at"' not in update and '"last_used_at"' not in update
+    key.refresh_from_db()
+    assert (key.name, key.scopes) == ("renamed", ["read"])

@@ -178,3 +178,18 @@ def test_endpoint_and_event_pages_link_to_their_deliveries(admin_client):
         listed = admin_client.get(link.replace("&amp;", "&")).context["cl"].result_list
         assert [d.pk for d in listed] == [mine.pk], page
     assert other.pk != mine.pk
+
+
+def test_endpoint_and_delivery_change_forms_save_nothing(admin_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    delivery = DeliveryFactory()
+    for url in (
+        reverse("admin:webhooks_endpoint_change", args=[delivery.endpoint_id]),
+        reverse("admin:webhooks_delivery_change", args=[delivery.pk]),
+    ):
+        assert 'name="_save"' not in admin_client.get(url).content.decode()
+        with CaptureQueriesContext(connection) as ctx:
+            admin_client.post(url, {"status": "succeeded", "active": ""})
+        assert not [q for q in ctx.captured_queries if q["sql"].startswith("UPDATE")], url
