@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -16,6 +16,7 @@ from apps.enrichment.models import ProviderAttempt
 from apps.ops.percentile import Percentile
 from apps.ops.selectors import CALL_OUTCOMES
 
+from . import breaker
 from .models import ProviderConfig
 
 STATS_WINDOW = timedelta(hours=24)
@@ -73,9 +74,10 @@ class ProviderConfigAdmin(admin.ModelAdmin):
     list_editable = ("enabled", "priority_email", "priority_phone", "priority_personal_email")
     list_filter = ("enabled",)
     search_fields = ("name", "notes")
-    readonly_fields = ("calls_24h", "hit_rate_24h", "p95_24h", "updated_at")
+    readonly_fields = ("circuit", "calls_24h", "hit_rate_24h", "p95_24h", "updated_at")
+    actions = ("close_circuit",)
     fieldsets = (
-        (None, {"fields": ("name", "enabled", "notes")}),
+        (None, {"fields": ("name", "enabled", "circuit", "notes")}),
         (
             "Waterfall order (lower first; empty = the PROVIDER_ORDER position)",
             {"fields": ("priority_email", "priority_phone", "priority_personal_email")},
@@ -101,6 +103,25 @@ class ProviderConfigAdmin(admin.ModelAdmin):
                 ),
                 _p95=_per_provider(Percentile("duration_ms", 0.95, filter=calls)),
             )
+        )
+
+    @admin.display(description="circuit breaker")
+    def circuit(self, obj: ProviderConfig) -> str:
+        if not obj.pk:
+            return "-"
+        return (
+            "OPEN: calls are skipped until it cools down" if breaker.is_open(obj.name) else "closed"
+        )
+
+    @admin.action(
+        description="Close the circuit breaker of selected providers", permissions=["change"]
+    )
+    def close_circuit(self, request: HttpRequest, queryset: QuerySet[ProviderConfig]) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        for name in names:
+            breaker.reset(name)
+        self.message_user(
+            request, f"Circuit breaker closed for {', '.join(names)}.", level=messages.SUCCESS
         )
 
     @admin.display(description="timeouts (connect/read)")

@@ -76,3 +76,16 @@ def test_add_form_only_offers_configured_providers_and_saves_order_and_timeouts(
     assert response.status_code == 302
     config = ProviderConfig.objects.get(name="sandbox")
     assert (config.enabled, config.priority_phone, config.read_timeout) == (False, 2, 4.5)
+
+
+def test_change_page_shows_an_open_breaker_and_the_action_closes_it(admin_client):
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+
+    from apps.providers import breaker
+
+    config = ProviderConfig.objects.create(name="sandbox")
+    breaker.trip("sandbox", seconds=60, reason="test")
+    page = admin_client.get(reverse("admin:providers_providerconfig_change", args=[config.pk]))
+    assert "OPEN" in page.content.decode()
+    admin_client.post(reverse(URL), {"action": "close_circuit", ACTION_CHECKBOX_NAME: [config.pk]})
+    assert not breaker.is_open("sandbox")
