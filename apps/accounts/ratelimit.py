@@ -21,6 +21,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -128,7 +129,12 @@ def _keys(account_id: Any, now: float) -> tuple[str, str, int, int]:
     """Counter keys (one Redis Cluster hash slot per account) and window ends for ``now``."""
     minute = int(now // MINUTE)
     day = int(now // DAY)  # unix days are UTC days: the window resets at midnight UTC
-    tag = f"{{{account_id}}}"
+    # Canonical form: on SQLite a UUID primary key may arrive as a dashless hex string.
+    try:
+        canonical = uuid.UUID(str(account_id)).hex
+    except ValueError:
+        canonical = str(account_id)
+    tag = f"{{{canonical}}}"
     return (
         f"sluice:rl:{tag}:m:{minute}",
         f"sluice:rl:{tag}:d:{day}",
@@ -185,7 +191,7 @@ class CacheStore:
         connection = connections[alias]
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                lock_id = zlib.crc32(f"ratelimit:{account_id}".encode())
+                lock_id = zlib.crc32(f"ratelimit:{_keys(account_id, 0)[0]}".encode())
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
 
     def hit(

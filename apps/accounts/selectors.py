@@ -8,10 +8,26 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import F, Model, Sum
+from django.db.models.expressions import Col
 from django.db.models.functions import Coalesce
 
 from .models import Account, ApiKey, LedgerEntry, Plan
 from .services import api_key_hash
+
+
+def _column_converter(column: Col) -> Callable[[Any], Any] | None:
+    """What the ORM's compiler applies to this column: the backend's converters (SQLite
+    returns datetimes naive and UUIDs as hex strings) then the field's own (JSON)."""
+    functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+    if not functions:
+        return None
+
+    def convert(value: Any) -> Any:
+        for function in functions:
+            value = function(value, column, connection)
+        return value
+
+    return convert
 
 
 @cache
@@ -27,12 +43,7 @@ def _auth_query() -> tuple[str, list[tuple[type[Model], list[str], list[Callable
         fields = model._meta.concrete_fields
         start = len(columns)
         columns += [f'{alias}."{f.column}"' for f in fields]
-        converters = [
-            (lambda v, f=f: f.from_db_value(v, None, connection))
-            if hasattr(f, "from_db_value")
-            else None
-            for f in fields
-        ]
+        converters = [_column_converter(f.get_col(model._meta.db_table)) for f in fields]
         parts.append((model, [f.attname for f in fields], converters, slice(start, len(columns))))
     # Identifiers come from model metadata; the only value is a bound parameter.
     sql = (
@@ -55,7 +66,7 @@ def api_key_by_raw(raw_key: str) -> ApiKey | None:
     objects: list[Any] = []
     for model, names, converters, span in parts:
         values = [
-            conv(v) if conv is not None and v is not None else v
+            conv(v) if conv is not None else v
             for conv, v in zip(converters, row[span], strict=True)
         ]
         objects.append(model.from_db(connection.alias, names, values))
