@@ -1,0 +1,52 @@
+"""Writes for webhooks, split by sub-domain; every public service is importable from here."""
+
+from .deliveries import (
+    delivery_attempt,
+    delivery_request,
+    delivery_result_record,
+    delivery_retry,
+    retry_delay,
+)
+from .endpoints import (
+    endpoint_create,
+    endpoint_deactivate,
+    endpoint_delete,
+    endpoint_disable,
+    endpoint_enable,
+    endpoint_failure_record,
+    endpoint_recover,
+    endpoint_secret_rotate,
+    endpoint_test,
+    endpoint_update,
+)
+from .events import bulk_completed_emit, contact_finished_emit, event_emit
+from .maintenance import deliveries_sweep, events_purge
+from .publishing import deliveries_publish, deliveries_requeue
+from .transport import AttemptResult, http_post
+
+__all__ = [
+    "AttemptResult",
+    "bulk_completed_emit",
+    "contact_finished_emit",
+    "deliveries_publish",
+    "deliveries_requeue",
+    "deliveries_sweep",
+    "delivery_attempt",
+    "delivery_request",
+    "delivery_result_record",
+    "delivery_retry",
+    "endpoint_create",
+    "endpoint_deactivate",
+    "endpoint_delete",
+    "endpoint_disable",
+    "endpoint_enable",
+    "endpoint_failure_record",
+    "endpoint_recover",
+    "endpoint_secret_rotate",
+    "endpoint_test",
+    "endpoint_update",
+    "event_emit",
+    "events_purge",
+    "http_post",
+    "retry_delay",
+]

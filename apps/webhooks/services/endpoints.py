@@ -1,0 +1,260 @@
+"""Endpoints (subscriptions): create, change, rotate, test, deactivate, enable, recover."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from apps.accounts.models import Account
+from apps.core.errors import Conflict, InvalidRequest
+from apps.core.timefmt import iso
+
+from .. import samples, signing, targets
+from ..models import Delivery, Endpoint, Event, event_id_generate
+from .events import event_body, event_emit
+from .publishing import deliveries_publish, deliveries_requeue
+
+logger = logging.getLogger(__name__)
+
+
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+def _clean_url(url: str) -> str:
+    url = url.strip()
+    problem = targets.webhook_url_problem(url)
+    if problem:
+        raise InvalidRequest(details={"url": problem})
+    return url
+
+
+def _clean_events(events: list[str] | None) -> list[str]:
+    if events is None:
+        return list(Event.TYPES)
+    unknown = [e for e in events if e not in Event.TYPES]
+    if unknown:
+        raise InvalidRequest(
+            details={"events": f"Unknown event types: {', '.join(unknown)}."},
+        )
+    if not events:
+        raise InvalidRequest(details={"events": "Must name at least one event type."})
+    if len(set(events)) != len(events):
+        raise InvalidRequest(details={"events": "Must not repeat an event type."})
+    return list(events)
+
+
+def _duplicate() -> Conflict:
+    return Conflict(
+        "An active endpoint with this URL and event set already exists",
+        code="duplicate_endpoint",
+    )
+
+
+def endpoint_create(
+    *, account: Account, url: str, events: list[str] | None = None, description: str = ""
+) -> Endpoint:
+    """Create a subscription with a fresh ``whsec_`` secret (the caller shows it once)."""
+    clean_events = _clean_events(events)
+    endpoint = Endpoint(
+        account=account,
+        url=_clean_url(url),
+        events=clean_events,
+        events_key=",".join(sorted(clean_events)),
+        description=description,
+        secret=signing.secret_generate(),
+    )
+    try:
+        with transaction.atomic():
+            endpoint.save(force_insert=True)
+    except IntegrityError:
+        raise _duplicate()
+    return endpoint
+
+
+def endpoint_update(
+    *,
+    endpoint: Endpoint,
+    url: str | None = None,
+    events: list[str] | None = None,
+    description: str | None = None,
+) -> Endpoint:
+    if url is not None:
+        endpoint.url = _clean_url(url)
+    if events is not None:
+        endpoint.events = _clean_events(events)
+        endpoint.events_key = ",".join(sorted(endpoint.events))
+    if description is not None:
+        endpoint.description = description
+    try:
+        with transaction.atomic():
+            endpoint.save(
+                update_fields=["url", "events", "events_key", "description", "updated_at"]
+            )
+    except IntegrityError:
+        endpoint.refresh_from_db()
+        raise _duplicate()
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: Endpoint) -> None:
+    """Delete the endpoint with its deliveries; queued messages for them find no row and stop."""
+    endpoint.delete()
+
+
+def endpoint_secret_rotate(*, endpoint: Endpoint) -> Endpoint:
+    """New secret; the old one keeps signing beside it for 24 h (both in every signature)."""
+    now = timezone.now()
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
+    endpoint.secret = signing.secret_generate()
+    endpoint.save(
+        update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"]
+    )
+    return endpoint
+
+
+def endpoint_deactivate(*, endpoint: Endpoint, reason: str) -> bool:
+    """Disable the endpoint, mark its pending deliveries skipped, emit ``endpoint.disabled``.
+
+    A conditional UPDATE makes this happen once even when several failing deliveries race.
+    Returns whether this call disabled it.
+    """
+    from .. import selectors
+
+    now = timezone.now()
+    with transaction.atomic():
+        flipped = Endpoint.objects.filter(pk=endpoint.pk, active=True).update(
+            active=False, disabled_at=now, disabled_reason=reason[:200], updated_at=now
+        )
+        if not flipped:
+            return False
+        Delivery.objects.filter(endpoint_id=endpoint.pk, status=Delivery.PENDING).update(
+            status=Delivery.SKIPPED, next_attempt_at=None, claimed_until=None, updated_at=now
+        )
+        endpoint.refresh_from_db()
+        event_emit(
+            account_id=endpoint.account_id,
+            type=Event.ENDPOINT_DISABLED,
+            data=selectors.endpoint_data(endpoint),
+            exclude_endpoint_id=endpoint.pk,
+        )
+    logger.warning(
+        "webhook endpoint disabled", extra={"endpoint_id": str(endpoint.pk), "reason": reason}
+    )
+    return True
+
+
+def endpoint_disable(*, endpoint: Endpoint, reason: str = "Disabled by an operator.") -> bool:
+    """Manual deactivation (admin action); same effects as an automatic one."""
+    return endpoint_deactivate(endpoint=endpoint, reason=reason)
+
+
+def endpoint_enable(*, endpoint: Endpoint, replay: bool = False) -> int:
+    """Re-activate with a fresh failure streak; with ``replay``, resend what was skipped.
+
+    Returns how many deliveries were queued again.
+    """
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            Endpoint.objects.filter(pk=endpoint.pk, active=False).update(
+                active=True,
+                disabled_at=None,
+                disabled_reason="",
+                consecutive_failures=0,
+                failing_since=None,
+                updated_at=now,
+            )
+    except IntegrityError:
+        raise _duplicate()
+    replayed = 0
+    if replay:
+        with transaction.atomic():
+            ids = list(
+                Delivery.objects.filter(
+                    endpoint_id=endpoint.pk, status=Delivery.SKIPPED
+                ).values_list("pk", flat=True)
+            )
+            replayed = deliveries_requeue(delivery_ids=ids)
+    endpoint.refresh_from_db()
+    return replayed
+
+
+def endpoint_require_active(endpoint: Endpoint) -> None:
+    if not endpoint.active:
+        raise Conflict("The endpoint is disabled; enable it first", code="endpoint_disabled")
+
+
+def endpoint_recover(*, endpoint: Endpoint, since: datetime) -> int:
+    """Send again every failed delivery of this endpoint created since ``since``."""
+    endpoint_require_active(endpoint)
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.filter(
+                endpoint_id=endpoint.pk, status=Delivery.FAILED, created_at__gte=since
+            ).values_list("pk", flat=True)
+        )
+        return deliveries_requeue(delivery_ids=ids)
+
+
+def endpoint_test(*, endpoint: Endpoint, event_type: str | None = None) -> Delivery:
+    """Queue a sample event (``_test: true``, header ``X-Sluice-Test: true``) to one endpoint.
+
+    Sample events are stored (so the delivery can be inspected) but never listed in /events.
+    """
+    from .. import selectors
+
+    endpoint_require_active(endpoint)
+    event_type = event_type or (endpoint.events[0] if endpoint.events else Event.CONTACT_ENRICHED)
+    if event_type not in Event.TYPES:
+        raise InvalidRequest(details={"event_type": f"Unknown event type '{event_type}'."})
+    now = timezone.now()
+    data = samples.sample_data(event_type, endpoint_data=selectors.endpoint_data(endpoint))
+    with transaction.atomic():
+        event = Event(account_id=endpoint.account_id, type=event_type, created_at=now, test=True)
+        event.id = event_id_generate()
+        event.body = event_body(
+            event_id=event.id, type=event_type, created_at=now, data=data, test=True
+        )
+        event.save(force_insert=True)
+        delivery = Delivery.objects.create(
+            account_id=endpoint.account_id,
+            event=event,
+            endpoint=endpoint,
+            next_attempt_at=now,
+            published_at=now,
+        )
+        ids = [str(delivery.pk)]
+        transaction.on_commit(lambda: deliveries_publish(ids))
+    return delivery
+
+
+def endpoint_failure_record(*, endpoint_id: Any, now: datetime, gone: bool) -> bool:
+    """Extend the failure streak; deactivate on 410 or a streak long enough in count and time."""
+    Endpoint.objects.filter(pk=endpoint_id).update(
+        consecutive_failures=F("consecutive_failures") + 1,
+        failing_since=Coalesce("failing_since", Value(now)),
+        last_failure_at=now,
+    )
+    endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
+    if endpoint is None or not endpoint.active:
+        return False
+    if gone:
+        reason = "The endpoint answered 410 Gone."
+    elif endpoint.consecutive_failures >= settings.WEBHOOK_DISABLE_AFTER_FAILURES and (
+        now - endpoint.failing_since
+    ) >= timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS):
+        reason = (
+            f"{endpoint.consecutive_failures} consecutive failed attempts since "
+            f"{iso(endpoint.failing_since)}."
+        )
+    else:
+        return False
+    return endpoint_deactivate(endpoint=endpoint, reason=reason)

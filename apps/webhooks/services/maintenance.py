@@ -1,0 +1,54 @@
+"""Periodic upkeep: the sweep that publishes due deliveries, and the retention purge."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..models import Delivery, DeliveryAttempt, Event
+from .publishing import deliveries_publish
+
+
+def deliveries_sweep(*, limit: int = 1000) -> int:
+    """Publish due deliveries that have no live message: long-wait retries, and lost messages."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.WEBHOOK_REPUBLISH_AFTER_SECONDS)
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(status=Delivery.PENDING, next_attempt_at__lte=now)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .filter(Q(published_at__isnull=True) | Q(published_at__lt=stale))
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(published_at=now)
+            published = [str(pk) for pk in ids]
+            transaction.on_commit(lambda: deliveries_publish(published))
+    return len(ids)
+
+
+def events_purge(*, batch: int = 1000, max_seconds: float = 60.0) -> int:
+    """Delete events past the retention, with their deliveries, unless one is still pending."""
+    cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_EVENT_RETENTION_SECONDS)
+    started = time.monotonic()
+    purged = 0
+    while time.monotonic() - started < max_seconds:
+        ids = list(
+            Event.objects.filter(created_at__lt=cutoff)
+            .exclude(pk__in=Delivery.objects.filter(status=Delivery.PENDING).values("event_id"))
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            break
+        with transaction.atomic():
+            DeliveryAttempt.objects.filter(delivery__event_id__in=ids).delete()
+            Delivery.objects.filter(event_id__in=ids).delete()
+            purged += Event.objects.filter(pk__in=ids).delete()[0]
+    return purged

@@ -1,0 +1,43 @@
+"""Putting delivery messages on the ``webhooks`` queue (always after commit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import Delivery
+
+
+def deliveries_publish(delivery_ids: list[str]) -> None:
+    """Put one message per delivery on the ``webhooks`` queue (called after commit)."""
+    from .. import tasks
+
+    for delivery_id in delivery_ids:
+        tasks.deliver.apply_async(args=[delivery_id])
+
+
+def deliveries_publish_later(*, delivery_id: str, countdown: float) -> None:
+    from .. import tasks
+
+    tasks.deliver.apply_async(args=[delivery_id], countdown=countdown)
+
+
+def deliveries_requeue(*, delivery_ids: list[Any]) -> int:
+    """Make deliveries due now with a fresh retry schedule (manual retry, recover, replay)."""
+    if not delivery_ids:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        count = Delivery.objects.filter(pk__in=delivery_ids).update(
+            status=Delivery.PENDING,
+            round_attempts=0,
+            next_attempt_at=now,
+            published_at=now,
+            claimed_until=None,
+            updated_at=now,
+        )
+        ids = [str(pk) for pk in delivery_ids]
+        transaction.on_commit(lambda: deliveries_publish(ids))
+    return count
