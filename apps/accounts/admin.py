@@ -380,6 +380,8 @@ class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     uuid_search_fields = ("account_id", "contact_id")
+    # Big tables: skip the second COUNT(*) over the whole table when filtering.
+    show_full_result_count = False
     list_display = (
         "created_at",
         "account",

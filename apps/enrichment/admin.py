@@ -72,6 +72,8 @@ class ProviderAttemptInline(ReadOnlyInline):
 @admin.register(Contact)
 class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
     uuid_search_fields = ("pk", "account_id", "bulk_id")
+    # Big tables: skip the second COUNT(*) over the whole table when filtering.
+    show_full_result_count = False
     list_display = (
         "enrichment_id",
         "full_name",
@@ -295,6 +297,8 @@ class BulkJobAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
 @admin.register(ProviderAttempt)
 class ProviderAttemptAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     uuid_search_fields = ("contact_id",)
+    # Big tables: skip the second COUNT(*) over the whole table when filtering.
+    show_full_result_count = False
     list_display = (
         "created_at",
         "contact_name",
