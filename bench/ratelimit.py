@@ -1,11 +1,10 @@
-"""What the per-account rate limiter adds to a request: run by bench/ratelimit.sh.
+"""What the per-account rate limiter adds to a request: run by bench/ratelimit.sh."""
 
-1. The limiter call alone (``rate_limit_hit``), N times in a row against the real Redis, next
-   to a bare Redis PING (the floor of any one round trip) and the database-cache store.
-2. A whole authenticated request through Django (``GET /api/v1/contacts/<unknown id>``:
-   key lookup, permission, a 404) on a plan with limits vs. the same plan without limits
-   (no limiter round trip at all); the difference is what the limiter costs per request.
-"""
+# 1. The limiter call alone (rate_limit_hit), N times in a row against the real Redis, next
+#    to a bare Redis PING (the floor of any one round trip) and the database-cache store.
+# 2. A whole authenticated request through Django (GET /api/v1/contacts/<unknown id>:
+#    key lookup, permission, a 404) on a plan with limits vs. the same plan without limits
+#    (no limiter round trip at all); the difference is what the limiter costs per request.
 
 from __future__ import annotations
 

@@ -1,19 +1,4 @@
-"""Per-account request limits (SPEC §3): a per-minute and a per-UTC-day fixed window.
-
-Counting happens once per HTTP request, when the API key authenticates (so every
-authenticated response, errors included, can carry the ``X-RateLimit-*`` headers); the DRF
-throttle below refuses the request with 429 when the count said so, and
-``RateLimitHeadersMiddleware`` writes the headers. Both windows are counted for the account
-(all its keys together) in one atomic step:
-
-* with ``REDIS_URL``: one Lua script, i.e. exactly one Redis round trip per request;
-* in the embedded default (no Redis): the Django database cache, inside one transaction that
-  holds a lock (SQLite's ``BEGIN IMMEDIATE`` write lock, or a PostgreSQL advisory lock), so
-  concurrent processes cannot both pass the check.
-
-A refused request does not consume quota. Sandbox (``sk_test_``) requests count toward the
-per-minute window only. See docs/guards.md.
-"""
+"""Per-account rate limits (SPEC §3): per-minute and per-UTC-day windows, one atomic count."""
 
 from __future__ import annotations
 
@@ -243,6 +228,10 @@ clock: Callable[[], float] = time.time
 
 
 # --- Services ---------------------------------------------------------------------------------
+# A request is counted once, when its API key authenticates (so every authenticated response,
+# errors included, can carry the X-RateLimit-* headers); AccountRateThrottle turns a refusal
+# into the 429 and RateLimitHeadersMiddleware writes the headers. A refusal consumes nothing.
+# Sandbox requests count per minute only. Design and figures: docs/guards.md.
 
 
 def rate_limit_hit(

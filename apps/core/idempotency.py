@@ -1,20 +1,4 @@
-"""Idempotency keys for every ``POST /api/v1/…`` (SPEC §4), as a middleware around the views.
-
-A middleware rather than a view mixin so that every POST view, present and future, gets the
-same behaviour without opting in. Flow, when the request carries ``Idempotency-Key``:
-
-1. Authenticate with the API's own authentication classes. A request that does not
-   authenticate, or is rate limited, passes through untouched (the view answers 401/403/429).
-2. Validate the key (1-255 printable ASCII characters) → else 422 ``invalid_idempotency_key``.
-3. INSERT the (account, key) record in its own committed transaction. The unique constraint
-   is the lock: exactly one of several concurrent requests inserts it and runs the view.
-4. A request that finds an existing record gets: 422 ``idempotency_key_reused`` if its
-   fingerprint (method, path, body) differs; 409 ``idempotency_key_in_flight`` while the
-   first is still running; else the stored status and body with ``Idempotent-Replayed: true``.
-5. After the view: outcomes that depend only on the request (2xx, 400, 404, 422, …) are
-   stored for 24 h; refusals that a retry with the same key may overcome (401, 402, 403, 409,
-   429 and every 5xx) delete the record, so the retry runs for real.
-"""
+"""Idempotency keys for every ``POST /api/v1/…`` (SPEC §4): a middleware around the views."""
 
 from __future__ import annotations
 
@@ -185,7 +169,21 @@ def _principal(request: HttpRequest) -> Any | None:
 
 
 class IdempotencyMiddleware:
-    """Apply ``Idempotency-Key`` to every POST under ``/api/v1/`` (see the module docstring)."""
+    """Apply ``Idempotency-Key`` to every POST under ``/api/v1/``.
+
+    A middleware rather than a view mixin so that every POST view, present and future, gets
+    the same behaviour without opting in. With the header present:
+
+    1. Authenticate with the API's own authentication classes. A request that does not
+       authenticate, or is rate limited, passes through untouched (the view answers).
+    2. Validate the key (1-255 printable ASCII characters) → else 422.
+    3. INSERT the (account, key) record in its own committed transaction. The unique
+       constraint is the lock: exactly one of several concurrent requests runs the view.
+    4. A request that finds an existing record gets 422 ``idempotency_key_reused`` if its
+       fingerprint differs, 409 ``idempotency_key_in_flight`` while the first runs, else the
+       stored status and body with ``Idempotent-Replayed: true``.
+    5. After the view, ``idempotency_finish`` stores the outcome or releases the key.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

@@ -1,8 +1,7 @@
-"""The database cache's ``expires`` column as Django expects it on PostgreSQL (timestamptz).
+"""The database cache's ``expires`` column as timestamptz on PostgreSQL, as Django expects."""
 
-0001 created it as ``timestamp``; with ``USE_TZ`` Django's database cache compares it with
-aware datetimes, which fails on PostgreSQL (no Redis configured). SQLite has one type only.
-"""
+# 0001 created it as ``timestamp``; with USE_TZ Django's database cache compares it with
+# aware datetimes, which fails on PostgreSQL without Redis. SQLite has one type only.
 
 from django.db import migrations
 
