@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from apps.enrichment.models import BulkJob, Contact
 from apps.webhooks.models import Delivery, Endpoint, Event
+from apps.webhooks.tasks import sweep_webhook_deliveries
 from tests.support.worker import wait_for
+from tests.webhooks.factories import DeliveryFactory, EndpointFactory
 from tests.webhooks.receiver import Answer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
@@ -147,3 +151,21 @@ def test_a_bulk_finishing_on_several_workers_emits_one_bulk_completed(
     # Both worker processes finished contacts of this bulk, so the race was real.
     for proc in workers:
         assert "apps.enrichment.tasks.run_contacts" in proc.log_path.read_text()
+
+
+def test_a_delivery_whose_message_was_lost_is_sent_after_the_sweep(api, worker_factory, receiver):
+    worker_factory(queues="maintenance,webhooks", env={"WEBHOOK_REPUBLISH_AFTER_SECONDS": "1"})
+    endpoint = EndpointFactory(account=api.account, url=receiver.url())
+    # A committed row whose message never reached the broker (say Redis restarted).
+    delivery = DeliveryFactory(
+        endpoint=endpoint, published_at=timezone.now() - timedelta(minutes=1)
+    )
+    assert receiver.received() == []
+    sweep_webhook_deliveries.delay()  # what beat sends every WEBHOOK_SWEEP_INTERVAL_SECONDS
+    wait_for(
+        lambda: Delivery.objects.get(pk=delivery.pk).status == "succeeded",
+        timeout=30,
+        message="the sweep did not re-publish the delivery",
+    )
+    (request,) = receiver.received()
+    assert request.headers["webhook-id"] == delivery.event_id
