@@ -9,9 +9,10 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from apps.core.errors import SluiceError
@@ -129,9 +130,23 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
     search_fields = ("name",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
-    readonly_fields = ("id", "credits", "ledger", "new_key", "created_at")
+    readonly_fields = ("id", "credits", "top_up_link", "ledger", "new_key", "created_at")
     fieldsets = (
-        (None, {"fields": ("id", "name", "plan", "credits", "ledger", "new_key", "created_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "name",
+                    "plan",
+                    "credits",
+                    "top_up_link",
+                    "ledger",
+                    "new_key",
+                    "created_at",
+                )
+            },
+        ),
         (
             "Enrichment",
             {"fields": ("personal_email_consent", "default_phone_country_codes", "provider_order")},
@@ -159,6 +174,29 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
     def ledger(self, obj: Account) -> str:
         url = reverse("admin:accounts_ledgerentry_changelist") + f"?account__id__exact={obj.pk}"
         return format_html('<a href="{}">All ledger entries</a>', url)
+
+    @admin.display(description="top-up")
+    def top_up_link(self, obj: Account) -> str:
+        url = reverse("admin:accounts_account_top_up", args=[obj.pk])
+        return format_html('<a href="{}">Top up or adjust credits…</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        top_up = path(
+            "<path:object_id>/top-up/",
+            self.admin_site.admin_view(self.top_up_view),
+            name="accounts_account_top_up",
+        )
+        return [top_up, *super().get_urls()]
+
+    def top_up_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The top-up action for one account, reached from its page."""
+        account = self.get_object(request, object_id)
+        if account is None:
+            raise Http404
+        if not self.has_change_permission(request, account):
+            raise PermissionDenied
+        response = self.top_up(request, Account.objects.filter(pk=account.pk))
+        return response or redirect("admin:accounts_account_change", account.pk)
 
     @admin.display(description="API keys")
     def new_key(self, obj: Account) -> str:

@@ -334,3 +334,36 @@ def test_saving_a_key_never_writes_revoked_at_or_last_used_at(admin_client):
     assert '"revoked_at"' not in update and '"last_used_at"' not in update
     key.refresh_from_db()
     assert (key.name, key.scopes) == ("renamed", ["read"])
+
+
+def test_top_up_from_the_account_page(admin_client, admin_user):
+    account = AccountFactory()
+    page = admin_client.get(reverse("admin:accounts_account_change", args=[account.pk]))
+    link = re.search(r'href="([^"]+)">Top up or adjust credits', page.content.decode()).group(1)
+    assert 'name="amount"' in admin_client.get(link).content.decode()
+    response = admin_client.post(
+        link,
+        {"apply": "1", "entry_type": "refund", "amount": "25", "reason": "goodwill"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:accounts_account_change", args=[account.pk])
+    entry = account.ledger.get()
+    assert (entry.entry_type, entry.amount, entry.reason, entry.created_by) == (
+        "refund",
+        25,
+        "goodwill",
+        admin_user,
+    )
+
+
+def test_support_user_cannot_top_up(client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("sup", password="x-12345-long", is_staff=True)
+    user.groups.add(Group.objects.get(name="support"))
+    client.force_login(user)
+    account = AccountFactory()
+    url = reverse("admin:accounts_account_top_up", args=[account.pk])
+    response = client.post(url, {"apply": "1", "entry_type": "topup", "amount": "5", "reason": "x"})
+    assert response.status_code == 403
+    assert not account.ledger.exists()
