@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import queue
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -130,10 +131,13 @@ def contacts_claim(*, contact_ids: list[str]) -> list[str]:
 def contacts_run(*, contact_ids: list[str]) -> int:
     """Run the waterfall for each claimable contact; returns how many this call finished.
 
-    Provider calls are network-bound, so the chunk's waterfalls run in a pool of
-    ``ENRICHMENT_CONCURRENCY`` threads while this thread finishes each contact as soon as
-    its waterfall ends (one short transaction each, on this thread's connection). What the
-    waterfalls need from the database is loaded here in a few batched queries.
+    Provider calls are network-bound, so the chunk's waterfalls run in
+    ``ENRICHMENT_CONCURRENCY`` threads (no database work there beyond the breaker's cache)
+    while this thread finishes contacts as their waterfalls end, a batch of whatever is
+    ready at a time in one transaction (``contacts_finish``): finishing is serialised per
+    account by the ledger's row lock anyway, so fewer, larger transactions go faster than
+    many threads queueing for that lock. What the waterfalls need from the database is
+    loaded here in a few batched queries.
     """
     claimed = contacts_claim(contact_ids=contact_ids)
     if not claimed:
@@ -151,37 +155,81 @@ def contacts_run(*, contact_ids: list[str]) -> int:
             reuse=reusable.get((contact.account_id, contact.person_key)),
         )
 
-    def in_thread(contact: Contact) -> Outcome:
-        try:
-            return waterfall(contact)
-        finally:
-            # The breaker's cache may be the database (embedded mode): never leak a
-            # connection per pool thread.
-            if connection.connection is not None:
-                connection.close()
-
-    finished = 0
     workers = max(1, min(settings.ENRICHMENT_CONCURRENCY, len(contacts)))
     if workers == 1:
-        # No pool, no extra connection: the waterfall runs on this thread.
+        # No threads: the waterfall and the finish both run here, one contact at a time.
+        finished = 0
         for contact in contacts:
-            finished += _finish_safely(contact, lambda c=contact: waterfall(c))
+            outcome = _outcome_or_none(contact, waterfall)
+            if outcome is not None:
+                finished += _finish_batch([(contact, outcome)])
         return finished
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="waterfall") as pool:
-        futures = {pool.submit(in_thread, contact): contact for contact in contacts}
-        for future in as_completed(futures):
-            finished += _finish_safely(futures[future], future.result)
+
+    todo: queue.SimpleQueue[Contact] = queue.SimpleQueue()
+    for contact in contacts:
+        todo.put(contact)
+    done: queue.SimpleQueue[tuple[Contact, Outcome | None]] = queue.SimpleQueue()
+
+    def work() -> None:
+        try:
+            while True:
+                try:
+                    contact = todo.get_nowait()
+                except queue.Empty:
+                    return
+                done.put((contact, _outcome_or_none(contact, waterfall)))
+        finally:
+            # The breaker's cache may be the database (embedded mode): close this thread's
+            # own connection, if it opened one, so none is leaked per thread.
+            connection.close()
+
+    threads = [
+        threading.Thread(target=work, name=f"waterfall-{i}", daemon=True) for i in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    finished = 0
+    remaining = len(contacts)
+    while remaining:
+        batch = [done.get()]
+        while len(batch) < FINISH_BATCH_MAX:
+            try:
+                batch.append(done.get_nowait())
+            except queue.Empty:
+                break
+        remaining -= len(batch)
+        finished += _finish_batch([(c, o) for c, o in batch if o is not None])
+    for thread in threads:
+        thread.join()
     return finished
 
 
-def _finish_safely(contact: Contact, outcome_of: Any) -> int:
-    """Finish one contact; a crash leaves it pending (its lease expires, the reaper retries)
-    instead of failing the whole chunk."""
+# Most contacts finished in one transaction: bounds how long the account's row lock is held.
+FINISH_BATCH_MAX = 25
+
+
+def _outcome_or_none(contact: Contact, waterfall: Any) -> Outcome | None:
+    """The waterfall's outcome; None after a crash, which leaves the contact pending (its
+    lease expires and the reaper runs it again) instead of failing the whole chunk."""
     try:
-        return contact_finish(contact=contact, outcome=outcome_of())
+        return waterfall(contact)
     except Exception:
         logger.exception("waterfall failed", extra={"enrichment_id": str(contact.pk)})
+        return None
+
+
+def _finish_batch(items: list[tuple[Contact, Outcome]]) -> int:
+    """Finish a batch in one transaction; if that fails, one by one so that one bad contact
+    cannot keep the others from finishing (a failed one stays pending for the reaper)."""
+    if not items:
         return 0
+    try:
+        return contacts_finish(items=items)
+    except Exception:
+        if len(items) == 1:
+            logger.exception("finish failed", extra={"enrichment_id": str(items[0][0].pk)})
+            return 0
+    return sum(_finish_batch([item]) for item in items)
 
 
 def _reusable_results(contacts: list[Contact]) -> dict[tuple[Any, str], dict[str, Any]]:
@@ -234,56 +282,76 @@ def _result_body(status: str, outcome: Outcome) -> dict[str, Any]:
 
 
 def contact_finish(*, contact: Contact, outcome: Outcome) -> int:
-    """Store the result, charge, count and emit events, all in one transaction, exactly once.
+    """Finish one contact exactly once; returns 1 if this call finished it (see below)."""
+    return contacts_finish(items=[(contact, outcome)])
 
-    The pending -> finished flip is a conditional UPDATE that also writes the result: a
-    second run of the same contact changes no row and so charges nothing and emits nothing.
-    Returns 1 if this call finished it.
-    """
+
+def _charge(contact: Contact, outcome: Outcome) -> bool:
+    """Charge what was found; False when the balance cannot pay it (NO_CREDITS)."""
     price = 0 if contact.sandbox else sum(settings.CREDIT_PRICES[k] for k in outcome.found_kinds)
-    now = timezone.now()
-    # Written with the flip as if the charge succeeds; corrected below if it does not.
-    status = _result_status(contact, outcome, charged_ok=True)
-    result = _result_body(status, outcome)
-    with transaction.atomic():
-        flipped = Contact.objects.filter(pk=contact.pk, status=Contact.PENDING).update(
-            status=Contact.FINISHED,
-            finished_at=now,
-            lease_expires_at=None,
-            result=result,
-            result_status=status,
-            credits_charged=price if status == Contact.VERIFIED else 0,
+    if not price:
+        return True
+    try:
+        return (
+            credits_charge(
+                account_id=contact.account_id,
+                contact_id=contact.pk,
+                amount=price,
+                reason="enrichment",
+            )
+            is not None
         )
-        if not flipped:
+    except AlreadyCharged:
+        return True
+
+
+def contacts_finish(*, items: list[tuple[Contact, Outcome]]) -> int:
+    """Store results, charge, record attempts, count and emit events, in one transaction.
+
+    Exactly once per contact: the pending rows are locked (``FOR UPDATE``) and only those
+    still pending are finished, so a second run of the same contact changes no row, charges
+    nothing and emits nothing; the ledger's one-charge-per-contact index backs this up.
+    Returns how many contacts this call finished.
+    """
+    by_id = {contact.pk: (contact, outcome) for contact, outcome in items}
+    now = timezone.now()
+    with transaction.atomic():
+        pending = set(
+            Contact.objects.select_for_update()
+            .filter(pk__in=list(by_id), status=Contact.PENDING)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not pending:
             return 0
-        if price:
-            try:
-                charged_ok = (
-                    credits_charge(
-                        account_id=contact.account_id,
-                        contact_id=contact.pk,
-                        amount=price,
-                        reason="enrichment",
-                    )
-                    is not None
-                )
-            except AlreadyCharged:
-                charged_ok = True
-            if not charged_ok:
-                # Credits ran out (another chunk spent them first): no data, no charge.
-                status = _result_status(contact, outcome, charged_ok=False)
-                result = _result_body(status, outcome)
-                Contact.objects.filter(pk=contact.pk).update(
-                    result=result, result_status=status, credits_charged=0
-                )
-        contact.status = Contact.FINISHED
-        contact.finished_at = now
-        contact.result_status = status
-        contact.result = result
-        contact.credits_charged = price if status == Contact.VERIFIED else 0
-        contact.lease_expires_at = None
-        ProviderAttempt.objects.bulk_create(
-            [
+        mine = [by_id[pk] for pk in by_id if pk in pending]
+        for contact, outcome in mine:
+            status = _result_status(contact, outcome, charged_ok=_charge(contact, outcome))
+            contact.status = Contact.FINISHED
+            contact.finished_at = now
+            contact.lease_expires_at = None
+            contact.updated_at = now
+            contact.result_status = status
+            contact.result = _result_body(status, outcome)
+            contact.credits_charged = (
+                sum(settings.CREDIT_PRICES[k] for k in outcome.found_kinds)
+                if status == Contact.VERIFIED and not contact.sandbox
+                else 0
+            )
+        for contact, _ in mine:
+            # One plain UPDATE per row: bulk_update's CASE over a JSON column costs more than
+            # the round trips it saves.
+            Contact.objects.filter(pk=contact.pk).update(
+                status=Contact.FINISHED,
+                finished_at=now,
+                lease_expires_at=None,
+                result_status=contact.result_status,
+                result=contact.result,
+                credits_charged=contact.credits_charged,
+                updated_at=now,
+            )
+        attempts: dict[Any, list[ProviderAttempt]] = {
+            contact.pk: [
                 ProviderAttempt(
                     contact_id=contact.pk,
                     provider=a.provider,
@@ -295,13 +363,21 @@ def contact_finish(*, contact: Contact, outcome: Outcome) -> int:
                 )
                 for i, a in enumerate(outcome.attempts)
             ]
-        )
-        if contact.bulk_id:
-            bulk_count_finished(
-                bulk_id=contact.bulk_id, result_status=status, credits=contact.credits_charged
-            )
-        webhook_services.contact_finished_emit(contact=contact)
-    return 1
+            for contact, outcome in mine
+        }
+        ProviderAttempt.objects.bulk_create([a for rows in attempts.values() for a in rows])
+        for contact, _ in mine:
+            # What the event payload reads as contact.attempts.all(): spares a query each.
+            contact._prefetched_objects_cache = {"attempts": attempts[contact.pk]}
+        per_bulk: dict[Any, list[Contact]] = {}
+        for contact, _ in mine:
+            if contact.bulk_id:
+                per_bulk.setdefault(contact.bulk_id, []).append(contact)
+        for bulk_id, finished_contacts in per_bulk.items():
+            bulk_count_finished_many(bulk_id=bulk_id, contacts=finished_contacts)
+        for contact, _ in mine:
+            webhook_services.contact_finished_emit(contact=contact)
+    return len(mine)
 
 
 _COUNTER = {
@@ -313,11 +389,29 @@ _COUNTER = {
 
 
 def bulk_count_finished(*, bulk_id: Any, result_status: str, credits: int) -> None:
-    """Bump the bulk's counters; the call that completes it emits ``bulk.completed`` once."""
+    """Bump the bulk's counters for one finished contact (see ``bulk_count_finished_many``)."""
+    _bulk_count(bulk_id=bulk_id, statuses=[result_status], credits=credits)
+
+
+def bulk_count_finished_many(*, bulk_id: Any, contacts: list[Contact]) -> None:
+    """Bump the bulk's counters for several finished contacts in one UPDATE."""
+    _bulk_count(
+        bulk_id=bulk_id,
+        statuses=[c.result_status for c in contacts],
+        credits=sum(c.credits_charged for c in contacts),
+    )
+
+
+def _bulk_count(*, bulk_id: Any, statuses: list[str], credits: int) -> None:
+    """The call that completes the bulk emits ``bulk.completed``, once."""
+    increments: dict[str, Any] = {}
+    for status in set(statuses):
+        column = _COUNTER[status]
+        increments[column] = F(column) + statuses.count(status)
     BulkJob.objects.filter(pk=bulk_id).update(
-        finished=F("finished") + 1,
+        finished=F("finished") + len(statuses),
         credits_used=F("credits_used") + credits,
-        **{_COUNTER[result_status]: F(_COUNTER[result_status]) + 1},
+        **increments,
     )
     completed = BulkJob.objects.filter(
         pk=bulk_id, completed_at__isnull=True, finished__gte=F("total")
