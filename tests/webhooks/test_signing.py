@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shutil
+import subprocess
 
 import pytest
 from django.utils import timezone
@@ -94,3 +96,17 @@ def test_generated_secrets_are_standard_base64_keys():
         import base64
 
         assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+def test_hex_signature_is_what_openssl_prints(receiver):
+    endpoint = EndpointFactory(url=receiver.url())
+    deliver(DeliveryFactory(endpoint=endpoint))
+    (request,) = receiver.received()
+    printed = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-hmac", endpoint.secret],
+        input=request.body,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    assert printed.strip().rsplit(" ", 1)[-1] == request.headers["x-sluice-signature"]
