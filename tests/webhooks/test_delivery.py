@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.enrichment import services as enrichment_services
@@ -320,3 +321,25 @@ def test_deleting_the_endpoint_mid_request_ends_the_delivery_quietly(receiver):
     thread.join(10)
     assert outcome == [None]
     assert not Delivery.objects.exists() and not DeliveryAttempt.objects.exists()
+
+
+def test_fan_out_queries_do_not_grow_with_the_number_of_endpoints():
+    account = EndpointFactory().account
+
+    def emit_queries() -> int:
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            services.event_emit(account_id=account.pk, type="contact.enriched", data={})
+        return len(queries)
+
+    one = emit_queries()
+    for i in range(5):
+        EndpointFactory(account=account, url=f"http://127.0.0.1:9/hook{i}")
+    assert emit_queries() == one
+    assert Delivery.objects.filter(event__in=Event.objects.order_by("-created_at")[:1]).count() == 6
+
+
+def test_an_attempt_is_a_constant_handful_of_queries(receiver, django_assert_num_queries):
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    # claim, load, then BEGIN, attempt row, delivery update, endpoint update, COMMIT
+    with django_assert_num_queries(7):
+        assert attempt(delivery) == Delivery.SUCCEEDED
