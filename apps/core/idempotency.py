@@ -53,7 +53,13 @@ def request_fingerprint(*, method: str, path: str, body: bytes) -> str:
 
 
 def idempotency_begin(
-    *, account_id: Any, key: str, method: str, path: str, fingerprint: str
+    *,
+    account_id: Any,
+    sandbox: bool = False,
+    key: str,
+    method: str,
+    path: str,
+    fingerprint: str,
 ) -> tuple[IdempotencyRecord, bool]:
     """Take the key's lock. Returns (record, acquired); ``acquired`` False = someone else's.
 
@@ -70,6 +76,7 @@ def idempotency_begin(
             with transaction.atomic(using=using):
                 record = IdempotencyRecord.objects.create(
                     account_id=account_id,
+                    sandbox=sandbox,
                     key=key,
                     fingerprint=fingerprint,
                     method=method,
@@ -79,7 +86,9 @@ def idempotency_begin(
                 )
             return record, True
         except IntegrityError:
-            record = IdempotencyRecord.objects.filter(account_id=account_id, key=key).first()
+            record = IdempotencyRecord.objects.filter(
+                account_id=account_id, sandbox=sandbox, key=key
+            ).first()
             if record is None:  # purged between our INSERT and SELECT: try again
                 continue
         if record.expires_at <= now:
@@ -156,15 +165,16 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
-def _principal(request: HttpRequest) -> Any | None:
-    """The account the API's authentication classes resolve, or None (let the view refuse)."""
+def _principal(request: HttpRequest) -> tuple[Any, Any] | None:
+    """(account, key) as the API's authentication classes resolve them, or None (let the
+    view refuse)."""
     for authenticator_class in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
         try:
             result = authenticator_class().authenticate(request)
         except APIException:
             return None
         if result is not None:
-            return result[0]
+            return result
     return None
 
 
@@ -177,7 +187,7 @@ class IdempotencyMiddleware:
     1. Authenticate with the API's own authentication classes. A request that does not
        authenticate, or is rate limited, passes through untouched (the view answers).
     2. Validate the key (1-255 printable ASCII characters) → else 422.
-    3. INSERT the (account, key) record in its own committed transaction. The unique
+    3. INSERT the (account, mode, key) record in its own committed transaction. The unique
        constraint is the lock: exactly one of several concurrent requests runs the view.
     4. A request that finds an existing record gets 422 ``idempotency_key_reused`` if its
        fingerprint differs, 409 ``idempotency_key_in_flight`` while the first runs, else the
@@ -195,9 +205,9 @@ class IdempotencyMiddleware:
             or "HTTP_IDEMPOTENCY_KEY" not in request.META
         ):
             return self.get_response(request)
-        account = _principal(request)
+        principal = _principal(request)
         decision = getattr(request, "sluice_rate_limit", None)
-        if account is None or (decision is not None and not decision.allowed):
+        if principal is None or (decision is not None and not decision.allowed):
             return self.get_response(request)
         key = request.headers.get(HEADER, "")
         if not _valid_key(key):
@@ -213,7 +223,8 @@ class IdempotencyMiddleware:
             return _error(413, "The request body is too large", "body_too_large")
         fingerprint = request_fingerprint(method=request.method, path=request.path, body=body)
         record, acquired = idempotency_begin(
-            account_id=account.pk,
+            account_id=principal[0].pk,
+            sandbox=bool(getattr(principal[1], "sandbox", False)),
             key=key,
             method=request.method,
             path=request.path,

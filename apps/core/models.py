@@ -8,7 +8,7 @@ from django.db import models
 class IdempotencyRecord(models.Model):
     """One ``Idempotency-Key`` of one account: a lock while in flight, then the answer.
 
-    The unique (account, key) constraint is the lock: of two concurrent requests with one
+    The unique (account, mode, key) constraint is the lock: of two concurrent requests with one
     key, exactly one INSERT succeeds and only that request runs the view.
     """
 
@@ -20,6 +20,9 @@ class IdempotencyRecord(models.Model):
         "accounts.Account", on_delete=models.CASCADE, related_name="idempotency_records"
     )
     key = models.CharField(max_length=255)
+    # Sandbox and live keys keep separate key spaces (as Stripe's test and live modes): a live
+    # retry must never be answered with a sandbox request's result.
+    sandbox = models.BooleanField(default=False)
     # SHA-256 of method, path and the (canonicalised) body: "same request" means same hash.
     fingerprint = models.CharField(max_length=64)
     method = models.CharField(max_length=8)
@@ -35,7 +38,9 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "key"], name="idempotency_key_per_account")
+            models.UniqueConstraint(
+                fields=["account", "sandbox", "key"], name="idempotency_key_per_account_mode"
+            )
         ]
 
     def __str__(self) -> str:

@@ -110,6 +110,18 @@ def test_keys_of_one_account_are_shared_by_its_keys(api):
     assert again.json() == first.json()
 
 
+def test_sandbox_and_live_keys_have_separate_key_spaces(api, redis_client):
+    live = make_client(account=api.account, mode="live")
+    credits_add(account=api.account, amount=10, reason="top-up")
+    sandbox_answer = post(api, "/api/v1/enrich", SARAH)
+    live_answer = post(live, "/api/v1/enrich", SARAH)
+    assert live_answer.status_code == 202
+    assert "Idempotent-Replayed" not in live_answer
+    assert live_answer.json()["enrichment_id"] != sandbox_answer.json()["enrichment_id"]
+    assert sorted(Contact.objects.values_list("sandbox", flat=True)) == [False, True]
+    assert post(live, "/api/v1/enrich", SARAH)["Idempotent-Replayed"] == "true"
+
+
 @pytest.mark.parametrize("bad", ["", "x" * 256, "caf\u00e9", "tab\there"])
 def test_invalid_key_is_422(api, bad):
     response = api.post(
@@ -176,6 +188,7 @@ def _record(client, *, body=SARAH, path="/api/v1/enrich", **fields) -> Idempoten
     now = timezone.now()
     values = {
         "account": client.account,
+        "sandbox": client.key.sandbox,
         "key": "key-1",
         "fingerprint": request_fingerprint(
             method="POST", path=path, body=json.dumps(body).encode()
