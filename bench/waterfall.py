@@ -9,8 +9,9 @@ provider-bound ceiling, and p50/p95 time from POST to ``finished`` (from the row
 ``finished_at``).
 
 Knobs (environment): BENCH_CONTACTS (1000), BENCH_BULK (100), BENCH_KINDS (email,phone),
-BENCH_TIMEOUT (300 s), WORKER_CONCURRENCY (Celery threads, 2), ENRICHMENT_CONCURRENCY
-(waterfall threads per task, 16), SIMULATOR_LATENCY_MS (50).
+BENCH_TIMEOUT (300 s), WORKER_CONCURRENCY (Celery threads = chunks worked on at once, 2),
+ENRICHMENT_CONCURRENCY (the worker process's waterfall threads = provider calls in flight,
+16), SIMULATOR_LATENCY_MS (50).
 """
 
 from __future__ import annotations
@@ -216,7 +217,8 @@ def run(sim_url: str, base: str) -> None:
     outcomes = dict(
         Contact.objects.values_list("result_status").annotate(n=django.db.models.Count("id"))
     )
-    in_flight = min(WORKER_CONCURRENCY, -(-CONTACTS // BULK)) * ENRICHMENT_CONCURRENCY
+    # One worker process: its waterfall pool is the number of provider calls in flight.
+    in_flight = ENRICHMENT_CONCURRENCY
     ceiling = in_flight / (LATENCY_MS / 1000)
     db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     broker = settings.CELERY_BROKER_URL.split(":", 1)[0]

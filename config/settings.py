@@ -205,7 +205,7 @@ CREDIT_PRICES = {
 ENRICHMENT_STUCK_AFTER_SECONDS = env.int("ENRICHMENT_STUCK_AFTER_SECONDS", default=120)
 ENRICHMENT_LEASE_SECONDS = env.int("ENRICHMENT_LEASE_SECONDS", default=300)
 ENRICHMENT_CHUNK_SIZE = env.int("ENRICHMENT_CHUNK_SIZE", default=100)
-# Contacts of one chunk whose waterfalls run at once (threads inside one task).
+# Waterfall threads per worker process (= provider calls in flight), shared by its tasks.
 ENRICHMENT_CONCURRENCY = env.int("ENRICHMENT_CONCURRENCY", default=16)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)

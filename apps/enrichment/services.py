@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -131,12 +132,14 @@ def contacts_claim(*, contact_ids: list[str]) -> list[str]:
 def contacts_run(*, contact_ids: list[str]) -> int:
     """Run the waterfall for each claimable contact; returns how many this call finished.
 
-    Provider calls are network-bound, so the chunk's waterfalls run in
-    ``ENRICHMENT_CONCURRENCY`` threads (no database work there beyond the breaker's cache)
-    while this thread finishes contacts as their waterfalls end, a batch of whatever is
-    ready at a time in one transaction (``contacts_finish``): finishing is serialised per
-    account by the ledger's row lock anyway, so fewer, larger transactions go faster than
-    many threads queueing for that lock. What the waterfalls need from the database is
+    Provider calls are network-bound, so the chunk's waterfalls go to the process-wide
+    waterfall pool (``ENRICHMENT_CONCURRENCY`` threads shared by every task of the worker
+    process; no database work there beyond the breaker's cache) while this thread finishes
+    contacts as their waterfalls end, a batch of whatever is ready at a time in one
+    transaction (``contacts_finish``). Finishing is serialised per account by the ledger's
+    row lock anyway, so fewer, larger transactions go faster than many threads queueing for
+    that lock; and because the pool is shared, one task's claiming and finishing overlap
+    with the provider calls of the others. What the waterfalls need from the database is
     loaded here in a few batched queries.
     """
     claimed = contacts_claim(contact_ids=contact_ids)
@@ -155,8 +158,7 @@ def contacts_run(*, contact_ids: list[str]) -> int:
             reuse=reusable.get((contact.account_id, contact.person_key)),
         )
 
-    workers = max(1, min(settings.ENRICHMENT_CONCURRENCY, len(contacts)))
-    if workers == 1:
+    if settings.ENRICHMENT_CONCURRENCY <= 1:
         # No threads: the waterfall and the finish both run here, one contact at a time.
         finished = 0
         for contact in contacts:
@@ -165,29 +167,21 @@ def contacts_run(*, contact_ids: list[str]) -> int:
                 finished += _finish_batch([(contact, outcome)])
         return finished
 
-    todo: queue.SimpleQueue[Contact] = queue.SimpleQueue()
-    for contact in contacts:
-        todo.put(contact)
     done: queue.SimpleQueue[tuple[Contact, Outcome | None]] = queue.SimpleQueue()
 
-    def work() -> None:
+    def job(contact: Contact) -> None:
+        outcome = None
         try:
-            while True:
-                try:
-                    contact = todo.get_nowait()
-                except queue.Empty:
-                    return
-                done.put((contact, _outcome_or_none(contact, waterfall)))
+            outcome = _outcome_or_none(contact, waterfall)
         finally:
-            # The breaker's cache may be the database (embedded mode): close this thread's
-            # own connection, if it opened one, so none is leaked per thread.
+            done.put((contact, outcome))  # always, or the finisher below would wait forever
+            # The breaker's cache may be the database (embedded mode): never keep a
+            # connection open in a pool thread between contacts.
             connection.close()
 
-    threads = [
-        threading.Thread(target=work, name=f"waterfall-{i}", daemon=True) for i in range(workers)
-    ]
-    for thread in threads:
-        thread.start()
+    pool = _waterfall_pool()
+    for contact in contacts:
+        pool.submit(job, contact)
     finished = 0
     remaining = len(contacts)
     while remaining:
@@ -199,9 +193,27 @@ def contacts_run(*, contact_ids: list[str]) -> int:
                 break
         remaining -= len(batch)
         finished += _finish_batch([(c, o) for c, o in batch if o is not None])
-    for thread in threads:
-        thread.join()
     return finished
+
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _waterfall_pool() -> ThreadPoolExecutor:
+    """The process-wide pool of waterfall threads, sized by ``ENRICHMENT_CONCURRENCY``.
+
+    Created on first use, so each forked process gets its own; replaced (the old one lets
+    its queued work finish) if the setting changes, as tests do.
+    """
+    global _pool
+    size = settings.ENRICHMENT_CONCURRENCY
+    with _pool_lock:
+        if _pool is None or _pool[0] != size:
+            if _pool is not None:
+                _pool[1].shutdown(wait=False)
+            _pool = (size, ThreadPoolExecutor(max_workers=size, thread_name_prefix="waterfall"))
+        return _pool[1]
 
 
 # Most contacts finished in one transaction: bounds how long the account's row lock is held.
