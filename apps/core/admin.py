@@ -34,6 +34,7 @@ class IdempotencyRecordAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     list_display = (
         "key",
         "account",
+        "sandbox",
         "method",
         "path",
         "state",
@@ -42,7 +43,7 @@ class IdempotencyRecordAdmin(UUIDSearchMixin, ReadOnlyAdmin):
         "expires_at",
     )
     list_select_related = ("account",)
-    list_filter = ("state", "method", "response_status", "created_at")
+    list_filter = ("state", "sandbox", "method", "response_status", "created_at")
     search_fields = ("key", "path", "account__name")
     search_help_text = "Idempotency key, path, account name or account id."
     date_hierarchy = "created_at"
@@ -50,6 +51,7 @@ class IdempotencyRecordAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     fields = (
         "key",
         "account_link",
+        "sandbox",
         "method",
         "path",
         "fingerprint",
