@@ -108,3 +108,19 @@ def test_every_sluice_model_is_registered_in_the_admin():
 
     missing = [m.__name__ for m in _sluice_models() if not admin.site.is_registered(m)]
     assert missing == []
+
+
+def test_the_data_migration_itself_creates_the_group_and_its_reverse_removes_it():
+    """Without any post_migrate help: run the ops migration backwards and forwards."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("ops", None)])
+    assert not Group.objects.filter(name=SUPPORT_GROUP).exists()
+    executor.loader.build_graph()
+    executor.migrate([("ops", "0001_support_group")])
+    group = Group.objects.get(name=SUPPORT_GROUP)
+    codenames = set(group.permissions.values_list("codename", flat=True))
+    assert {"view_account", "view_contact", "view_ledgerentry"} <= codenames
+    assert all(c.startswith("view_") for c in codenames)
