@@ -146,7 +146,7 @@ def contacts_run(*, contact_ids: list[str]) -> int:
     if not claimed:
         return 0
     contacts = list(Contact.objects.select_related("account").filter(pk__in=claimed))
-    plan = registry.Plan.load()
+    plan = registry.Lineup.load()
     reusable = _reusable_results(contacts)
     budgets = {c.account_id: CreditBudget(c.account.credits) for c in contacts if not c.sandbox}
 

@@ -115,7 +115,7 @@ def query_for(contact: Contact) -> ContactQuery:
 def waterfall_run(
     contact: Contact,
     *,
-    plan: registry.Plan | None = None,
+    plan: registry.Lineup | None = None,
     budget: CreditBudget | None = None,
     reuse: dict[str, Any] | None = None,
 ) -> Outcome:
@@ -127,7 +127,7 @@ def waterfall_run(
     """
     outcome = Outcome()
     query = query_for(contact)
-    plan = plan or registry.Plan()
+    plan = plan or registry.Lineup()
     cap_left = None if contact.max_credits is None else contact.max_credits
     for kind in contact.enrichment_type:
         price = 0 if contact.sandbox else settings.CREDIT_PRICES[kind]
@@ -212,7 +212,7 @@ def _run_kind(
     query: ContactQuery,
     kind: str,
     providers: list[Provider],
-    plan: registry.Plan,
+    plan: registry.Lineup,
     outcome: Outcome,
 ) -> bool:
     threshold = settings.PROVIDER_CONFIDENCE_THRESHOLD
@@ -242,7 +242,7 @@ _FAILED = object()
 
 
 def _call(
-    adapter: Provider, query: ContactQuery, kind: str, plan: registry.Plan, outcome: Outcome
+    adapter: Provider, query: ContactQuery, kind: str, plan: registry.Lineup, outcome: Outcome
 ) -> Any:
     """One provider, with bounded retries: ``(duration_ms, Found | None)`` or ``_FAILED``.
 

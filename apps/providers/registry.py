@@ -22,13 +22,14 @@ def provider(name: str) -> Provider:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Provider configuration as loaded once per chunk: which are off, priorities, timeouts."""
+class Lineup:
+    """The provider line-up as loaded once per chunk from ProviderConfig: which are off,
+    priorities, timeouts."""
 
     configs: dict[str, ProviderConfig] = field(default_factory=dict)
 
     @classmethod
-    def load(cls) -> Plan:
+    def load(cls) -> Lineup:
         return cls({c.name: c for c in ProviderConfig.objects.all()})
 
     def enabled(self, name: str) -> bool:
@@ -53,7 +54,7 @@ class Plan:
 
 
 def order_for(
-    *, kind: str, sandbox: bool, account_order: dict | None = None, plan: Plan | None = None
+    *, kind: str, sandbox: bool, account_order: dict | None = None, plan: Lineup | None = None
 ) -> list[Provider]:
     """Providers to try for ``kind``: sandbox keys get the sandbox provider only.
 
@@ -63,7 +64,7 @@ def order_for(
     """
     if sandbox:
         return [provider(SANDBOX)]
-    plan = plan or Plan()
+    plan = plan or Lineup()
     names = (account_order or {}).get(kind) or plan.default_order(kind)
     chosen: list[Provider] = []
     for name in dict.fromkeys(names):

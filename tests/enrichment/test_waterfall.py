@@ -356,6 +356,22 @@ def test_credits_running_out_mid_batch(settings):
 
 
 @responses.activate
+def test_credits_running_out_with_concurrent_waterfalls_calls_no_unpayable_provider(settings):
+    settings.ENRICHMENT_CONCURRENCY = 8
+    account = make_client(mode="live", credits=3).account
+    responses.get(HUNTER_URL, json=hunter_body())
+    contacts = [live_contact(account) for _ in range(12)]
+    run(*contacts)
+    statuses = [c.result_status for c in contacts]
+    assert statuses.count(Contact.VERIFIED) == 3
+    assert statuses.count(Contact.NO_CREDITS) == 9
+    # The price is reserved before calling, so threads never call for credits already taken.
+    assert len(responses.calls) == 3
+    account.refresh_from_db()
+    assert account.credits == 0
+
+
+@responses.activate
 def test_charge_failing_at_finish_yields_no_credits_without_data(account):
     responses.get(HUNTER_URL, json=hunter_body())
     contact = live_contact(account)
