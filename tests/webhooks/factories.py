@@ -18,7 +18,7 @@ class EndpointFactory(factory.django.DjangoModelFactory):
         model = Endpoint
 
     account = factory.SubFactory(AccountFactory)
-    url = "http://127.0.0.1:9/hook"
+    url = factory.Sequence(lambda n: f"http://127.0.0.1:9/hook/{n}")
     events = factory.LazyFunction(lambda: list(Event.TYPES))
     events_key = factory.LazyAttribute(lambda o: ",".join(sorted(o.events)))
     secret = factory.LazyFunction(signing.secret_generate)

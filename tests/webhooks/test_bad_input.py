@@ -1,0 +1,104 @@
+"""Bad input of any shape to the webhooks and events API gets a 4xx JSON error, never a 500."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apps.accounts.models import Plan
+from tests.conftest import make_client
+from tests.webhooks.factories import EndpointFactory
+
+pytestmark = pytest.mark.django_db
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+VALID = {"url": "https://hooks.example.com/x", "events": ["contact.enriched"], "description": ""}
+
+
+@pytest.fixture
+def unlimited(db):
+    plan, _ = Plan.objects.update_or_create(
+        code="fuzz", defaults={"name": "Fuzz", "api_access": True, "bulk_max": 100}
+    )
+    # No per-minute limit: a fuzz run sends hundreds of requests.
+    client = make_client()
+    client.account.plan = plan
+    client.account.save(update_fields=["plan"])
+    return client
+
+
+def check(response, accepted=(200, 201, 202)) -> None:
+    assert response.status_code < 500, response.content
+    if response.status_code not in accepted:
+        assert set(response.json()) == {"error", "code", "details", "request_id"}
+
+
+def send(client, method: str, path: str, body) -> None:
+    check(getattr(client, method)(path, json.dumps(body), content_type="application/json"))
+
+
+@FUZZ
+@given(field=st.sampled_from(sorted(VALID)), value=json_values)
+def test_any_value_in_any_endpoint_field(unlimited, field, value):
+    send(unlimited, "post", "/api/v1/webhooks", {**VALID, field: value})
+    endpoint = EndpointFactory(account=unlimited.account)
+    send(unlimited, "patch", f"/api/v1/webhooks/{endpoint.pk}", {field: value})
+
+
+@FUZZ
+@given(
+    action=st.sampled_from(["test", "enable", "recover", "rotate-secret"]),
+    body=json_values,
+)
+def test_any_body_to_endpoint_actions(unlimited, action, body):
+    endpoint = EndpointFactory(account=unlimited.account)
+    send(unlimited, "post", f"/api/v1/webhooks/{endpoint.pk}/{action}", body)
+
+
+@FUZZ
+@given(
+    param=st.sampled_from(["type", "since", "limit", "cursor", "status"]),
+    value=st.text(max_size=40),
+)
+def test_any_query_parameter(unlimited, param, value):
+    endpoint = EndpointFactory(account=unlimited.account)
+    for path in (
+        "/api/v1/events",
+        "/api/v1/webhooks",
+        f"/api/v1/webhooks/{endpoint.pk}/deliveries",
+    ):
+        check(unlimited.get(path, {param: value}))
+
+
+# Known bug outside this app: apps/core/pagination.paginate filters on the cursor's pk without
+# checking it fits the model's pk (an invalid UUID raises ValidationError, a NUL byte a
+# DataError), so a forged cursor is a 500 on every list, /contacts included. Reported to the
+# lead; strict, so this test fails loudly once core is fixed and the marker must go.
+@pytest.mark.xfail(strict=True, reason="core paginate does not validate the cursor's pk")
+@pytest.mark.parametrize(
+    "raw", ["2026-01-01T00:00:00+00:00|not-a-uuid", "2026-01-01T00:00:00+00:00|evt_\x00"]
+)
+def test_forged_cursors_are_4xx(unlimited, raw):
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    endpoint = EndpointFactory(account=unlimited.account)
+    for path in (
+        "/api/v1/events",
+        "/api/v1/webhooks",
+        f"/api/v1/webhooks/{endpoint.pk}/deliveries",
+    ):
+        check(unlimited.get(path, {"cursor": cursor}))
