@@ -292,6 +292,20 @@ def test_credits_low_then_exhausted_each_once(settings):
     assert exhausted.payload["data"]["credits"] == 0
 
 
+def test_credit_events_are_right_when_one_task_finishes_many_contacts(settings):
+    # The enrichment worker charges a whole chunk before emitting its events.
+    settings.CREDITS_LOW_THRESHOLD = 5
+    client = make_client(mode="live", credits=7)
+    contacts = [ContactFactory(account=client.account, sandbox=False) for _ in range(9)]
+    finished = enrichment_services.contacts_finish(
+        items=[(c, Outcome(**found_email())) for c in contacts]
+    )
+    assert finished == 9
+    assert [e.payload["data"]["credits"] for e in Event.objects.filter(type="credits.low")] == [4]
+    (exhausted,) = Event.objects.filter(type="credits.exhausted")
+    assert exhausted.payload["data"]["credits"] == 0
+
+
 def test_bulk_completed_goes_to_the_bulk_webhook_url_once():
     bulk = BulkJobFactory(total=2, webhook_url="http://127.0.0.1:9/bulk")
     for position in range(2):

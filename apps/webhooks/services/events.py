@@ -12,7 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import Account
+from apps.accounts.models import LedgerEntry
 from apps.core.timefmt import iso
 
 from ..models import Delivery, Endpoint, Event, event_id_generate
@@ -119,15 +119,24 @@ def contact_finished_emit(*, contact: Any) -> None:
         )
     if contact.credits_charged and not contact.sandbox:
         _credit_events_emit(
-            account_id=contact.account_id, charged=contact.credits_charged, endpoints=endpoints
+            account_id=contact.account_id, contact_id=contact.pk, endpoints=endpoints
         )
 
 
-def _credit_events_emit(*, account_id: Any, charged: int, endpoints: list[Endpoint]) -> None:
-    # The charge's UPDATE holds the account row lock until our commit, so this read is the
-    # balance right after this very charge: each threshold crossing is seen by one charge only.
-    balance = Account.objects.values_list("credits", flat=True).get(pk=account_id)
-    before = balance + charged
+def _credit_events_emit(*, account_id: Any, contact_id: Any, endpoints: list[Endpoint]) -> None:
+    # The contact's own ledger row says what the balance was right after its charge. Charges
+    # are serialised by the account row lock, so each threshold crossing belongs to exactly one
+    # charge, even when a task finishes several contacts (and charges them all) before their
+    # events are emitted in the same transaction; the live balance would be wrong then.
+    charge = (
+        LedgerEntry.objects.filter(contact_id=contact_id, entry_type=LedgerEntry.CHARGE)
+        .values_list("balance_after", "amount")
+        .first()
+    )
+    if charge is None:
+        return
+    balance, amount = charge
+    before = balance - amount  # amount is negative for a charge
     threshold = settings.CREDITS_LOW_THRESHOLD
     data = {"account_id": str(account_id), "credits": balance, "threshold": threshold}
     if balance == 0:
