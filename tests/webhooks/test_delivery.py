@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.enrichment import services as enrichment_services
+from apps.enrichment.models import Contact
 from apps.enrichment.waterfall import Outcome
 from apps.webhooks import services
 from apps.webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
@@ -357,3 +358,25 @@ def test_an_attempt_is_a_constant_handful_of_queries(receiver, django_assert_num
     # claim, load, then BEGIN, attempt row, delivery update, endpoint update, COMMIT
     with django_assert_num_queries(7):
         assert attempt(delivery) == Delivery.SUCCEEDED
+
+
+def test_a_chunk_of_finished_contacts_emits_in_constant_queries():
+    account = EndpointFactory().account
+    EndpointFactory(account=account, url="http://127.0.0.1:9/second")
+
+    def emit_queries(n: int) -> int:
+        ids = [
+            ContactFactory(account=account, webhook_url="http://127.0.0.1:9/r").pk for _ in range(n)
+        ]
+        # As the enrichment worker hands them over: attempts already in memory.
+        contacts = list(Contact.objects.filter(pk__in=ids).prefetch_related("attempts"))
+        for contact in contacts:
+            contact.result_status = "VERIFIED"
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            services.contacts_finished_emit(contacts=contacts)
+        return len(queries)
+
+    assert emit_queries(1) == emit_queries(6)
+    # 7 contacts x (enriched + verified) events; each to 2 endpoints, enriched also to its URL.
+    assert Event.objects.count() == 14
+    assert Delivery.objects.count() == 7 * 5

@@ -19,7 +19,7 @@ from .endpoints import (
     endpoint_test,
     endpoint_update,
 )
-from .events import bulk_completed_emit, contact_finished_emit, event_emit
+from .events import bulk_completed_emit, contact_finished_emit, contacts_finished_emit, event_emit
 from .maintenance import deliveries_sweep, events_purge
 from .publishing import deliveries_publish, deliveries_requeue
 from .transport import AttemptResult, http_post
@@ -28,6 +28,7 @@ __all__ = [
     "AttemptResult",
     "bulk_completed_emit",
     "contact_finished_emit",
+    "contacts_finished_emit",
     "deliveries_publish",
     "deliveries_requeue",
     "deliveries_sweep",

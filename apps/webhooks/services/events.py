@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,67 @@ def _account_endpoints(account_id: Any) -> list[Endpoint]:
     )
 
 
+@dataclass
+class _Pending:
+    """An event about to be stored, with the deliveries it fans out to."""
+
+    event: Event
+    deliveries: list[Delivery]
+
+
+def _event_build(
+    *,
+    account_id: Any,
+    type: str,
+    data: Any,
+    now: datetime,
+    endpoints: list[Endpoint],
+    target_urls: Iterable[str] = (),
+    exclude_endpoint_id: Any = None,
+) -> _Pending:
+    event = Event(account_id=account_id, type=type, created_at=now)
+    event.id = event_id_generate()
+    event.body = event_body(event_id=event.id, type=type, created_at=now, data=data)
+    rows = [
+        Delivery(
+            account_id=account_id,
+            event=event,
+            endpoint=endpoint,
+            status=Delivery.PENDING if endpoint.active else Delivery.SKIPPED,
+            next_attempt_at=now if endpoint.active else None,
+            published_at=now if endpoint.active else None,
+        )
+        for endpoint in endpoints
+        if type in endpoint.events and endpoint.pk != exclude_endpoint_id
+    ]
+    rows += [
+        Delivery(
+            account_id=account_id,
+            event=event,
+            target_url=url,
+            next_attempt_at=now,
+            published_at=now,
+        )
+        for url in target_urls
+        if url
+    ]
+    return _Pending(event=event, deliveries=rows)
+
+
+def _events_store(pending: list[_Pending]) -> None:
+    """Two INSERTs whatever the count; messages for pending deliveries after the commit."""
+    if not pending:
+        return
+    with transaction.atomic(savepoint=False):
+        Event.objects.bulk_create([p.event for p in pending])
+        rows = [d for p in pending for d in p.deliveries]
+        if rows:
+            Delivery.objects.bulk_create(rows)
+        due = [str(d.pk) for d in rows if d.status == Delivery.PENDING]
+        if due:
+            transaction.on_commit(lambda: deliveries_publish(due))
+
+
 def event_emit(
     *,
     account_id: Any,
@@ -56,95 +118,75 @@ def event_emit(
     the change that caused it does; messages go to the broker only after the commit. Endpoints
     that are disabled get a ``skipped`` delivery, which ``endpoint_enable(replay=True)`` resends.
     """
-    now = timezone.now()
-    with transaction.atomic(savepoint=False):
-        event = Event(account_id=account_id, type=type, created_at=now)
-        event.id = event_id_generate()
-        event.body = event_body(event_id=event.id, type=type, created_at=now, data=data)
-        event.save(force_insert=True)
-        if endpoints is None:
-            endpoints = _account_endpoints(account_id)
-        rows = [
-            Delivery(
-                account_id=account_id,
-                event=event,
-                endpoint=endpoint,
-                status=Delivery.PENDING if endpoint.active else Delivery.SKIPPED,
-                next_attempt_at=now if endpoint.active else None,
-                published_at=now if endpoint.active else None,
-            )
-            for endpoint in endpoints
-            if type in endpoint.events and endpoint.pk != exclude_endpoint_id
-        ]
-        rows += [
-            Delivery(
-                account_id=account_id,
-                event=event,
-                target_url=url,
-                next_attempt_at=now,
-                published_at=now,
-            )
-            for url in target_urls
-            if url
-        ]
-        if rows:
-            Delivery.objects.bulk_create(rows)
-            pending = [str(d.pk) for d in rows if d.status == Delivery.PENDING]
-            if pending:
-                transaction.on_commit(lambda: deliveries_publish(pending))
-    return event
+    built = _event_build(
+        account_id=account_id,
+        type=type,
+        data=data,
+        now=timezone.now(),
+        endpoints=_account_endpoints(account_id) if endpoints is None else endpoints,
+        target_urls=target_urls,
+        exclude_endpoint_id=exclude_endpoint_id,
+    )
+    _events_store([built])
+    return built.event
 
 
 def contact_finished_emit(*, contact: Any) -> None:
     """``contact.enriched`` (also to the contact's ``webhook_url``), ``contact.verified``, and
-    the credit events a charge caused. Called inside the transaction that finishes the contact.
+    the credit events its charge caused. Called inside the transaction that finishes it.
+    """
+    contacts_finished_emit(contacts=[contact])
+
+
+def contacts_finished_emit(*, contacts: Sequence[Any]) -> None:
+    """The events of several contacts finished in one transaction, in a constant number of
+    queries: one endpoint read per account, one ledger read, two INSERTs.
     """
     from apps.enrichment.selectors import contact_data
 
-    data = contact_data(contact)
-    endpoints = _account_endpoints(contact.account_id)
-    event_emit(
-        account_id=contact.account_id,
-        type=Event.CONTACT_ENRICHED,
-        data=data,
-        target_urls=[contact.webhook_url],
-        endpoints=endpoints,
-    )
-    if contact.result_status == "VERIFIED":
-        event_emit(
-            account_id=contact.account_id,
-            type=Event.CONTACT_VERIFIED,
-            data=data,
-            endpoints=endpoints,
-        )
-    if contact.credits_charged and not contact.sandbox:
-        _credit_events_emit(
-            account_id=contact.account_id, contact_id=contact.pk, endpoints=endpoints
-        )
-
-
-def _credit_events_emit(*, account_id: Any, contact_id: Any, endpoints: list[Endpoint]) -> None:
-    # The contact's own ledger row says what the balance was right after its charge. Charges
-    # are serialised by the account row lock, so each threshold crossing belongs to exactly one
-    # charge, even when a task finishes several contacts (and charges them all) before their
-    # events are emitted in the same transaction; the live balance would be wrong then.
-    charge = (
-        LedgerEntry.objects.filter(contact_id=contact_id, entry_type=LedgerEntry.CHARGE)
-        .values_list("balance_after", "amount")
-        .first()
-    )
-    if charge is None:
+    if not contacts:
         return
-    balance, amount = charge
-    before = balance - amount  # amount is negative for a charge
+    now = timezone.now()
+    endpoints = {
+        account_id: _account_endpoints(account_id)
+        for account_id in {c.account_id for c in contacts}
+    }
+    charged = [c.pk for c in contacts if c.credits_charged and not c.sandbox]
+    # The contact's own ledger row says what the balance was right after its charge. Charges
+    # are serialised by the account row lock, so each threshold crossing belongs to exactly
+    # one charge, even when a task charges a whole chunk before emitting; a read of the live
+    # balance would be wrong then.
+    balances = (
+        {
+            contact_id: (balance_after, balance_after - amount)  # amount < 0 for a charge
+            for contact_id, balance_after, amount in LedgerEntry.objects.filter(
+                contact_id__in=charged, entry_type=LedgerEntry.CHARGE
+            ).values_list("contact_id", "balance_after", "amount")
+        }
+        if charged
+        else {}
+    )
     threshold = settings.CREDITS_LOW_THRESHOLD
-    data = {"account_id": str(account_id), "credits": balance, "threshold": threshold}
-    if balance == 0:
-        event_emit(
-            account_id=account_id, type=Event.CREDITS_EXHAUSTED, data=data, endpoints=endpoints
+    pending: list[_Pending] = []
+    for contact in contacts:
+        account_id = contact.account_id
+        common = {"account_id": account_id, "now": now, "endpoints": endpoints[account_id]}
+        data = contact_data(contact)
+        pending.append(
+            _event_build(
+                type=Event.CONTACT_ENRICHED, data=data, target_urls=[contact.webhook_url], **common
+            )
         )
-    elif before >= threshold > balance:
-        event_emit(account_id=account_id, type=Event.CREDITS_LOW, data=data, endpoints=endpoints)
+        if contact.result_status == "VERIFIED":
+            pending.append(_event_build(type=Event.CONTACT_VERIFIED, data=data, **common))
+        if contact.pk in balances:
+            after, before = balances[contact.pk]
+            credit = {"account_id": str(account_id), "credits": after, "threshold": threshold}
+            if after == 0:
+                pending.append(_event_build(type=Event.CREDITS_EXHAUSTED, data=credit, **common))
+            elif before >= threshold > after:
+                pending.append(_event_build(type=Event.CREDITS_LOW, data=credit, **common))
+    _events_store(pending)
 
 
 def bulk_completed_emit(*, bulk: Any) -> None:
