@@ -21,6 +21,7 @@ CONSENT_MESSAGE = (
 )
 CUSTOM_MAX_BYTES = 4096
 CUSTOM_MAX_DEPTH = 3
+MAX_CREDITS_LIMIT = 2_147_483_647
 ISO_ALPHA2 = frozenset(
     (
         "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ "
@@ -186,6 +187,10 @@ def _max_credits(value: Any, path: str, problems: Problems) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         problems.add(path, "Must be an integer greater than or equal to 0.")
+        return None
+    if value > MAX_CREDITS_LIMIT:
+        # The column is a 32-bit integer; a larger cap means "no cap" anyway.
+        problems.add(path, f"Must be at most {MAX_CREDITS_LIMIT}.")
         return None
     return value
 

@@ -495,3 +495,18 @@ def test_no_provider_available_is_failed(account, settings):
     run(contact)
     assert contact.result_status == Contact.FAILED
     assert contact.attempts.get().error == "no provider available"
+
+
+def test_max_credits_beyond_the_column_is_a_422(client_factory):
+    api = client_factory(mode="live", credits=10)
+    body = {
+        "first_name": "Sarah",
+        "last_name": "Chen",
+        "domain": "stripe.com",
+        "enrichment_type": ["email"],
+        "max_credits": 10**13,
+    }
+    response = api.post("/api/v1/enrich", body, format="json")
+    assert response.status_code == 422
+    assert "max_credits" in response.json()["details"]
+    assert not Contact.objects.exists()
