@@ -146,14 +146,14 @@ def contacts_run(*, contact_ids: list[str]) -> int:
     if not claimed:
         return 0
     contacts = list(Contact.objects.select_related("account").filter(pk__in=claimed))
-    plan = registry.Lineup.load()
+    lineup = registry.Lineup.load()
     reusable = _reusable_results(contacts)
     budgets = {c.account_id: CreditBudget(c.account.credits) for c in contacts if not c.sandbox}
 
     def waterfall(contact: Contact) -> Outcome:
         return waterfall_run(
             contact,
-            plan=plan,
+            lineup=lineup,
             budget=budgets.get(contact.account_id),
             reuse=reusable.get((contact.account_id, contact.person_key)),
         )

@@ -115,7 +115,7 @@ def query_for(contact: Contact) -> ContactQuery:
 def waterfall_run(
     contact: Contact,
     *,
-    plan: registry.Lineup | None = None,
+    lineup: registry.Lineup | None = None,
     budget: CreditBudget | None = None,
     reuse: dict[str, Any] | None = None,
 ) -> Outcome:
@@ -127,7 +127,7 @@ def waterfall_run(
     """
     outcome = Outcome()
     query = query_for(contact)
-    plan = plan or registry.Lineup()
+    lineup = lineup or registry.Lineup()
     cap_left = None if contact.max_credits is None else contact.max_credits
     for kind in contact.enrichment_type:
         price = 0 if contact.sandbox else settings.CREDIT_PRICES[kind]
@@ -135,7 +135,7 @@ def waterfall_run(
             kind=kind,
             sandbox=contact.sandbox,
             account_order=contact.account.provider_order,
-            plan=plan,
+            lineup=lineup,
         )
         first = providers[0].name if providers else ""
         if cap_left is not None and price > cap_left:
@@ -161,7 +161,7 @@ def waterfall_run(
                 outcome.attempts.append(
                     AttemptRecord("", kind, ProviderAttempt.SKIPPED, error="no provider available")
                 )
-            found = _run_kind(contact, query, kind, providers, plan, outcome)
+            found = _run_kind(contact, query, kind, providers, lineup, outcome)
         if found:
             if cap_left is not None:
                 cap_left -= price
@@ -212,12 +212,12 @@ def _run_kind(
     query: ContactQuery,
     kind: str,
     providers: list[Provider],
-    plan: registry.Lineup,
+    lineup: registry.Lineup,
     outcome: Outcome,
 ) -> bool:
     threshold = settings.PROVIDER_CONFIDENCE_THRESHOLD
     for adapter in providers:
-        answer = _call(adapter, query, kind, plan, outcome)
+        answer = _call(adapter, query, kind, lineup, outcome)
         if answer is _FAILED:
             continue
         started, found = answer
@@ -242,7 +242,7 @@ _FAILED = object()
 
 
 def _call(
-    adapter: Provider, query: ContactQuery, kind: str, plan: registry.Lineup, outcome: Outcome
+    adapter: Provider, query: ContactQuery, kind: str, lineup: registry.Lineup, outcome: Outcome
 ) -> Any:
     """One provider, with bounded retries: ``(duration_ms, Found | None)`` or ``_FAILED``.
 
@@ -259,7 +259,7 @@ def _call(
             return _FAILED
         started = time.perf_counter()
         try:
-            found = adapter.lookup(query, kind, timeout=plan.timeout(name))
+            found = adapter.lookup(query, kind, timeout=lineup.timeout(name))
         except ProviderError as exc:
             outcome.attempts.append(
                 AttemptRecord(name, kind, ProviderAttempt.ERROR, _ms(started), str(exc)[:500])

@@ -54,7 +54,7 @@ class Lineup:
 
 
 def order_for(
-    *, kind: str, sandbox: bool, account_order: dict | None = None, plan: Lineup | None = None
+    *, kind: str, sandbox: bool, account_order: dict | None = None, lineup: Lineup | None = None
 ) -> list[Provider]:
     """Providers to try for ``kind``: sandbox keys get the sandbox provider only.
 
@@ -64,11 +64,11 @@ def order_for(
     """
     if sandbox:
         return [provider(SANDBOX)]
-    plan = plan or Lineup()
-    names = (account_order or {}).get(kind) or plan.default_order(kind)
+    lineup = lineup or Lineup()
+    names = (account_order or {}).get(kind) or lineup.default_order(kind)
     chosen: list[Provider] = []
     for name in dict.fromkeys(names):
-        if name == SANDBOX or name not in settings.PROVIDERS or not plan.enabled(name):
+        if name == SANDBOX or name not in settings.PROVIDERS or not lineup.enabled(name):
             continue
         adapter = provider(name)
         if kind in adapter.kinds and adapter.available():

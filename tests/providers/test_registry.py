@@ -28,8 +28,8 @@ def names(kind: str, **kwargs) -> list[str]:
 
 def test_default_order_per_kind_leaves_out_vendors_that_do_not_serve_it(settings):
     settings.PROVIDER_ORDER = {"phone": ["apollo", "pdl", "hunter"], "email": ["pdl", "nope"]}
-    assert names("phone", plan=registry.Lineup.load()) == ["pdl", "hunter"]  # apollo: no phones
-    assert names("email", plan=registry.Lineup.load()) == ["pdl"]  # unknown names ignored
+    assert names("phone", lineup=registry.Lineup.load()) == ["pdl", "hunter"]  # apollo: no phones
+    assert names("email", lineup=registry.Lineup.load()) == ["pdl"]  # unknown names ignored
 
 
 def test_sandbox_gets_only_the_sandbox_and_live_never_does(settings):
@@ -41,17 +41,17 @@ def test_priority_and_enabled_from_provider_config():
     ProviderConfig.objects.create(name="pdl", priority_email=1)
     ProviderConfig.objects.create(name="apollo", priority_email=2)
     ProviderConfig.objects.create(name="hunter", priority_phone=1)
-    plan = registry.Lineup.load()
-    assert names("email", plan=plan) == ["pdl", "apollo", "hunter"]
-    assert names("phone", plan=plan) == ["hunter", "pdl"]
+    lineup = registry.Lineup.load()
+    assert names("email", lineup=lineup) == ["pdl", "apollo", "hunter"]
+    assert names("phone", lineup=lineup) == ["hunter", "pdl"]
     ProviderConfig.objects.filter(name="pdl").update(enabled=False)
-    assert names("email", plan=registry.Lineup.load()) == ["apollo", "hunter"]
+    assert names("email", lineup=registry.Lineup.load()) == ["apollo", "hunter"]
 
 
 def test_account_order_wins_but_disabled_stays_off():
     ProviderConfig.objects.create(name="apollo", enabled=False)
-    plan = registry.Lineup.load()
-    assert names("email", plan=plan, account_order={"email": ["apollo", "pdl"]}) == ["pdl"]
+    lineup = registry.Lineup.load()
+    assert names("email", lineup=lineup, account_order={"email": ["apollo", "pdl"]}) == ["pdl"]
 
 
 def test_provider_config_timeout():
