@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Model, Q, QuerySet
 
 from .errors import InvalidRequest
@@ -36,12 +37,20 @@ def encode_cursor(created_at: datetime, pk: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
+    """The ``(created_at, pk)`` a cursor encodes, or 400 for anything a client forged.
+
+    The pk goes through the model's own field conversion, so a cursor for another list or a
+    hand-made one is a clean 400 rather than a database error.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created, pk = base64.urlsafe_b64decode(padded.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), pk
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        created, raw_pk = base64.urlsafe_b64decode(padded.encode()).decode().split("|", 1)
+        created_at = datetime.fromisoformat(created)
+        if created_at.tzinfo is None or "\x00" in raw_pk:
+            raise ValueError("naive timestamp or NUL byte")
+        return created_at, model._meta.pk.to_python(raw_pk)
+    except (ValueError, ValidationError, binascii.Error, UnicodeDecodeError):
         raise InvalidRequest(details={"cursor": "Invalid cursor."})
 
 
@@ -55,7 +64,7 @@ def paginate(
     """Return one page of ``queryset`` (newest first) in the SPEC list envelope."""
     queryset = queryset.order_by("-created_at", "-pk")
     if cursor:
-        created_at, pk = decode_cursor(cursor)
+        created_at, pk = decode_cursor(cursor, queryset.model)
         queryset = queryset.filter(
             Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
         )
