@@ -96,6 +96,9 @@ class Contact(models.Model):
             models.Index(fields=["account", "status", "-created_at"]),
             models.Index(fields=["account", "updated_at"]),
             models.Index(fields=["bulk", "position"]),
+            # Cross-account time windows: the ops dashboard, admin date filters, /metrics.
+            models.Index(fields=["created_at"], name="contact_created_idx"),
+            models.Index(fields=["finished_at"], name="contact_finished_idx"),
             models.Index(
                 fields=["created_at"], name="contact_pending_idx", condition=Q(status="pending")
             ),

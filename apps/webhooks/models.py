@@ -142,6 +142,8 @@ class Delivery(models.Model):
             models.Index(fields=["status", "next_attempt_at"]),
             models.Index(fields=["endpoint", "-created_at"]),
             models.Index(fields=["endpoint", "status", "created_at"]),
+            # Cross-account time window of the ops dashboard and the admin changelist.
+            models.Index(fields=["created_at"], name="delivery_created_idx"),
         ]
 
     def __str__(self) -> str:
