@@ -11,4 +11,4 @@ sluice_services_start
 command -v wrk >/dev/null 2>&1 || _sluice_apt_install wrk
 export SLUICE_ENV=production SECRET_KEY=bench-only ALLOWED_HOSTS=127.0.0.1 REQUIRE_HTTPS=false
 export SLUICE_VAR_DIR="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
-exec .venv/bin/python bench/api.py "${1:-10}"
+.venv/bin/python bench/api.py "${1:-10}"

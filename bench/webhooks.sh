@@ -13,4 +13,4 @@ export SLUICE_ENV=production SECRET_KEY=bench-only ALLOWED_HOSTS=127.0.0.1 REQUI
 # The receiver is on loopback over plain HTTP; production refuses both by default.
 export WEBHOOK_ALLOW_PRIVATE_TARGETS=true WEBHOOK_ALLOW_HTTP=true LOG_LEVEL=WARNING
 export SLUICE_VAR_DIR="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
-exec .venv/bin/python bench/webhooks.py "${1:-2000}" "${2:-20}"
+.venv/bin/python bench/webhooks.py "${1:-2000}" "${2:-20}"
