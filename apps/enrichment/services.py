@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Account, ApiKey
 from apps.accounts.services import AlreadyCharged, credits_charge
+from apps.core.db import insert_one
 from apps.core.errors import InsufficientCredits
 from apps.providers import registry
 from apps.webhooks import services as webhook_services
@@ -72,7 +73,7 @@ def contact_enqueue(*, account: Account, api_key: ApiKey, clean: CleanContact) -
     # A single INSERT commits on its own; an explicit transaction would add two round trips.
     # on_commit still defers the publish when a caller has opened a transaction around us.
     contact = _contact_row(account=account, api_key=api_key, clean=clean)
-    contact.save(force_insert=True)
+    insert_one(contact)
     ids = [str(contact.id)]
     transaction.on_commit(lambda: contacts_publish(ids))
     return contact
