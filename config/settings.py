@@ -205,6 +205,8 @@ CREDIT_PRICES = {
 ENRICHMENT_STUCK_AFTER_SECONDS = env.int("ENRICHMENT_STUCK_AFTER_SECONDS", default=120)
 ENRICHMENT_LEASE_SECONDS = env.int("ENRICHMENT_LEASE_SECONDS", default=300)
 ENRICHMENT_CHUNK_SIZE = env.int("ENRICHMENT_CHUNK_SIZE", default=100)
+# Single-contact requests committed within this window share one message (0: one each).
+ENRICHMENT_PUBLISH_LINGER_MS = env.int("ENRICHMENT_PUBLISH_LINGER_MS", default=10)
 # Waterfall threads per worker process (= provider calls in flight), shared by its tasks.
 ENRICHMENT_CONCURRENCY = env.int("ENRICHMENT_CONCURRENCY", default=16)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60

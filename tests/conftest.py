@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 
 import pytest
@@ -35,8 +37,24 @@ def _clean_redis(redis_client):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _publish_in_the_request(settings):
+    """Tests count messages right after a request: publish single contacts synchronously.
+    The coalescing path (ENRICHMENT_PUBLISH_LINGER_MS > 0) has its own tests."""
+    settings.ENRICHMENT_PUBLISH_LINGER_MS = 0
+
+
 def queue_length(redis_client, queue: str = "enrichment") -> int:
     return redis_client.llen(queue)
+
+
+def queued_contact_ids(redis_client) -> list[list[str]]:
+    """The contact ids of each message waiting on the enrichment queue, oldest first."""
+    messages = []
+    for raw in reversed(redis_client.lrange("enrichment", 0, -1)):
+        args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(raw)["body"]))
+        messages.append(args[0])
+    return messages
 
 
 class KeyedClient(APIClient):

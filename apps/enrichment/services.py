@@ -22,6 +22,7 @@ from apps.providers import registry
 from apps.webhooks import services as webhook_services
 
 from .models import BulkJob, Contact, ProviderAttempt
+from .publisher import coalescer
 from .validation import CleanBulk, CleanContact
 from .waterfall import CreditBudget, Outcome, waterfall_run
 
@@ -75,7 +76,8 @@ def contact_enqueue(*, account: Account, api_key: ApiKey, clean: CleanContact) -
     contact = _contact_row(account=account, api_key=api_key, clean=clean)
     insert_one(contact)
     ids = [str(contact.id)]
-    transaction.on_commit(lambda: contacts_publish(ids))
+    # Coalesced with other requests' contacts into one message (publisher.py).
+    transaction.on_commit(lambda: coalescer.add(ids))
     return contact
 
 
