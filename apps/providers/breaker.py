@@ -1,11 +1,14 @@
 """Per-provider circuit breaker whose state lives in the shared cache (Redis in production).
 
-Failures are counted in the cache for ``PROVIDER_BREAKER_WINDOW_SECONDS`` after the first
-one; at ``PROVIDER_BREAKER_FAILURES`` the breaker opens for
-``PROVIDER_BREAKER_COOLDOWN_SECONDS`` and every worker skips that provider. Each process
-remembers what it last read for ``PROVIDER_BREAKER_LOCAL_SECONDS`` so a healthy provider
-costs one cache read per second per process, not one per call (which matters most in the
-embedded mode, where the cache is a database table).
+Closed: failures are counted in the cache for ``PROVIDER_BREAKER_WINDOW_SECONDS`` after the
+first one; at ``PROVIDER_BREAKER_FAILURES`` the breaker opens. Open: every worker skips that
+provider for ``PROVIDER_BREAKER_COOLDOWN_SECONDS`` (or a long ``Retry-After``). Half-open:
+after the cool-down, one call at a time across all workers goes through as a probe (the
+others keep skipping); a success closes the breaker, a failure reopens it at once instead
+of letting another full streak of calls time out against a provider that is still down.
+Each process remembers what it last read for ``PROVIDER_BREAKER_LOCAL_SECONDS`` so a
+healthy provider costs one cache read per second per process, not one per call (which
+matters most in the embedded mode, where the cache is a database table).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _seen: dict[str, tuple[float, bool]] = {}  # name -> (monotonic time read, open?)
 _failing: set[str] = set()  # providers this process counted a failure for since last success
+_probing: set[str] = set()  # providers this process holds the half-open probe of
 
 
 def _open_key(name: str) -> str:
@@ -32,21 +36,66 @@ def _failures_key(name: str) -> str:
     return f"breaker:{name}:failures"
 
 
+def _half_open_key(name: str) -> str:
+    """Set when the breaker opens and outliving the open key: present without it = half-open."""
+    return f"breaker:{name}:half_open"
+
+
+def _probe_key(name: str) -> str:
+    """Held by the one call allowed through while half-open (expires if that call dies)."""
+    return f"breaker:{name}:probe"
+
+
+def _seconds(value: float) -> int:
+    return max(1, int(value + 0.999))
+
+
 def is_open(name: str) -> bool:
-    """Whether calls to ``name`` are being skipped right now (shared across workers)."""
+    """Whether calls to ``name`` are being skipped right now (shared across workers).
+
+    While half-open, the first caller to ask (in any worker) gets False and becomes the
+    probe; everyone else gets True until the probe reports back.
+    """
     now = time.monotonic()
     with _lock:
         seen = _seen.get(name)
     if seen and now - seen[0] < settings.PROVIDER_BREAKER_LOCAL_SECONDS:
         return seen[1]
-    opened = cache.get(_open_key(name)) is not None
+    state = cache.get_many([_open_key(name), _half_open_key(name)])
+    if _open_key(name) in state:
+        opened = True
+    elif _half_open_key(name) in state:
+        # Only the winner of this atomic add may call; it must not be cached as "closed".
+        won = cache.add(_probe_key(name), 1, timeout=_probe_seconds())
+        if won:
+            with _lock:
+                _probing.add(name)
+                _seen.pop(name, None)
+            return False
+        opened = True
+    else:
+        opened = False
     with _lock:
         _seen[name] = (now, opened)
     return opened
 
 
+def _probe_seconds() -> int:
+    # Long enough for one call with its retries; if the probing worker dies, the next
+    # probe is allowed after this.
+    return _seconds(settings.PROVIDER_BREAKER_COOLDOWN_SECONDS)
+
+
 def record_failure(name: str) -> int:
-    """Count one failed call; opens the breaker at the threshold. Returns the count."""
+    """Count one failed call; opens the breaker at the threshold, or at once when the call
+    was made while half-open. Returns the count."""
+    with _lock:
+        probing = name in _probing
+        _probing.discard(name)
+        _failing.add(name)
+    if probing or cache.get(_half_open_key(name)) is not None:
+        trip(name, seconds=settings.PROVIDER_BREAKER_COOLDOWN_SECONDS, reason="probe failed")
+        return settings.PROVIDER_BREAKER_FAILURES
     key = _failures_key(name)
     cache.add(key, 0, timeout=settings.PROVIDER_BREAKER_WINDOW_SECONDS)
     try:
@@ -54,28 +103,40 @@ def record_failure(name: str) -> int:
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=settings.PROVIDER_BREAKER_WINDOW_SECONDS)
         count = 1
-    with _lock:
-        _failing.add(name)
     if count >= settings.PROVIDER_BREAKER_FAILURES:
         trip(name, seconds=settings.PROVIDER_BREAKER_COOLDOWN_SECONDS, reason=f"{count} failures")
     return count
 
 
 def record_success(name: str) -> None:
-    """A good answer resets the failure streak (one cache write, only after failures)."""
+    """A good answer resets the failure streak, and closes a half-open breaker (cache writes
+    only after failures or for the probe)."""
     with _lock:
-        if name not in _failing:
+        probing = name in _probing
+        if name not in _failing and not probing:
             return
         _failing.discard(name)
-    cache.delete(_failures_key(name))
+        _probing.discard(name)
+        _seen.pop(name, None)
+    keys = [_failures_key(name)]
+    if probing:
+        keys += [_half_open_key(name), _probe_key(name)]
+        logger.info("provider circuit closed", extra={"provider": name})
+    cache.delete_many(keys)
 
 
 def trip(name: str, *, seconds: float, reason: str = "") -> None:
-    """Open the breaker for ``seconds`` (also used to honour a long ``Retry-After``)."""
-    cache.set(_open_key(name), reason or "open", timeout=max(1, int(seconds + 0.999)))
-    cache.delete(_failures_key(name))
+    """Open the breaker for ``seconds`` (also used to honour a long ``Retry-After``); it is
+    half-open after that for a further cool-down (or window, if longer)."""
+    half_open_for = max(
+        settings.PROVIDER_BREAKER_COOLDOWN_SECONDS, settings.PROVIDER_BREAKER_WINDOW_SECONDS
+    )
+    cache.set(_open_key(name), reason or "open", timeout=_seconds(seconds))
+    cache.set(_half_open_key(name), reason or "open", timeout=_seconds(seconds + half_open_for))
+    cache.delete_many([_failures_key(name), _probe_key(name)])
     with _lock:
         _seen[name] = (time.monotonic(), True)
+        _probing.discard(name)
     logger.warning(
         "provider circuit opened", extra={"provider": name, "seconds": seconds, "reason": reason}
     )
@@ -84,9 +145,10 @@ def trip(name: str, *, seconds: float, reason: str = "") -> None:
 def reset(name: str | None = None) -> None:
     """Close breakers (all when ``name`` is None) and forget this process's view of them."""
     with _lock:
-        names = [name] if name else list({*_seen, *_failing})
+        names = [name] if name else list({*_seen, *_failing, *_probing})
         for n in names:
             _seen.pop(n, None)
             _failing.discard(n)
+            _probing.discard(n)
     for n in names:
-        cache.delete_many([_open_key(n), _failures_key(n)])
+        cache.delete_many([_open_key(n), _failures_key(n), _half_open_key(n), _probe_key(n)])

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 import responses
+from django.core.cache import cache
 from django.utils import timezone
 
 from apps.accounts.models import LedgerEntry
@@ -286,6 +287,37 @@ def test_breaker_opens_after_repeated_failures_and_state_is_shared(account, sett
     assert breaker.is_open("hunter")
     breaker.reset("hunter")
     assert not breaker.is_open("hunter")
+
+
+@responses.activate
+def test_breaker_half_opens_after_the_cool_down_one_probe_decides(account, settings):
+    settings.PROVIDER_MAX_RETRIES = 0
+    settings.PROVIDER_BREAKER_FAILURES = 2
+    responses.get(HUNTER_URL, status=500, body="boom")
+    responses.post(APOLLO_URL, json=apollo_body())
+
+    def hunter_calls() -> int:
+        return sum(c.request.url.startswith(HUNTER_URL) for c in responses.calls)
+
+    for _ in range(2):
+        run(live_contact(account))
+    assert hunter_calls() == 2  # the breaker is open now
+    cache.delete("breaker:hunter:open")  # the cool-down is over: half-open
+    probe, after = live_contact(account), live_contact(account)
+    run(probe)
+    run(after)
+    assert attempts(probe)[0] == ("hunter", "email", "error")
+    # The failed probe reopened it at once: no second streak of failing calls.
+    assert attempts(after)[0] == ("hunter", "email", "skipped")
+    assert hunter_calls() == 3
+
+    cache.delete("breaker:hunter:open")
+    responses.replace(responses.GET, HUNTER_URL, json=hunter_body())
+    recovered = [live_contact(account) for _ in range(3)]
+    for contact in recovered:
+        run(contact)
+        assert contact.result["providers"] == {"email": "hunter"}
+    assert hunter_calls() == 6
 
 
 @responses.activate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 
 from apps.enrichment.models import ProviderAttempt
 from apps.providers import breaker, registry
@@ -70,6 +71,65 @@ def test_breaker_counts_failures_opens_and_success_resets(settings):
     breaker.record_failure("pdl")
     assert breaker.is_open("pdl")
     assert not breaker.is_open("hunter")
+
+
+def _cool_down_over(name: str) -> None:
+    """What the open key's expiry does after the cool-down (no test sleeps through it)."""
+    cache.delete(f"breaker:{name}:open")
+
+
+def _another_process() -> None:
+    """Forget this process's view, as a worker that never called would have none."""
+    breaker._seen.clear()
+    breaker._failing.clear()
+    breaker._probing.clear()
+
+
+def test_breaker_half_opens_after_cool_down_with_a_single_probe(settings):
+    settings.PROVIDER_BREAKER_FAILURES = 2
+    breaker.record_failure("pdl")
+    breaker.record_failure("pdl")
+    assert breaker.is_open("pdl")
+    _cool_down_over("pdl")
+    assert not breaker.is_open("pdl")  # this caller is the probe
+    probe_state = set(breaker._probing)
+    _another_process()
+    assert breaker.is_open("pdl"), "only one probe at a time, across workers"
+    breaker._probing.update(probe_state)
+    # The probe fails: open again at once, not after another full streak of failures.
+    assert breaker.record_failure("pdl") == 2
+    _another_process()
+    assert breaker.is_open("pdl")
+
+    _cool_down_over("pdl")
+    assert not breaker.is_open("pdl")  # a new probe
+    breaker.record_success("pdl")
+    _another_process()
+    assert not breaker.is_open("pdl")  # closed for everyone
+    assert not breaker.is_open("pdl")
+    assert breaker.record_failure("pdl") == 1  # a fresh streak is needed to open again
+    assert not breaker.is_open("pdl")
+
+
+def test_a_half_open_failure_by_a_worker_with_a_stale_view_reopens_too(settings):
+    settings.PROVIDER_BREAKER_FAILURES = 5
+    breaker.trip("hunter", seconds=30, reason="Retry-After")
+    _cool_down_over("hunter")
+    _another_process()
+    breaker.record_failure("hunter")
+    assert breaker.is_open("hunter")
+
+
+def test_a_probe_that_never_reports_back_lets_another_probe_through_later(settings, redis_client):
+    settings.PROVIDER_BREAKER_COOLDOWN_SECONDS = 7
+    breaker.trip("apollo", seconds=7)
+    _cool_down_over("apollo")
+    assert not breaker.is_open("apollo")
+    assert 0 < redis_client.ttl("sluice:1:breaker:apollo:probe") <= 7
+    _another_process()
+    assert breaker.is_open("apollo")
+    cache.delete("breaker:apollo:probe")  # its lock expired: the probing worker died
+    assert not breaker.is_open("apollo")
 
 
 def test_provider_stats_hit_rate_and_latency():
