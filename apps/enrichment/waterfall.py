@@ -283,9 +283,32 @@ def _call(
             )
             breaker.record_failure(name)
             return _FAILED
+        if found is not None and not _well_formed(found):
+            # An adapter bug, not the vendor's: recorded as an error like a crash, so the
+            # contact still finishes instead of failing in normalisation and staying pending.
+            outcome.attempts.append(
+                AttemptRecord(
+                    name,
+                    kind,
+                    ProviderAttempt.ERROR,
+                    _ms(started),
+                    f"adapter returned {type(found).__name__}, not Found(data: dict, confidence)",
+                )
+            )
+            breaker.record_failure(name)
+            return _FAILED
         breaker.record_success(name)
         return _ms(started), found
     return _FAILED  # pragma: no cover - the loop always returns
+
+
+def _well_formed(found: Any) -> bool:
+    return (
+        isinstance(found, Found)
+        and isinstance(found.data, dict)
+        and isinstance(found.confidence, int | float)
+        and not isinstance(found.confidence, bool)
+    )
 
 
 def _backoff(try_no: int, retry_after: float | None) -> float:
@@ -329,22 +352,24 @@ def normalize_email(value: Any) -> str | None:
 
 
 def normalize_phones(phones: list[Any], country_codes: list[str]) -> list[dict[str, str]]:
-    """E.164 numbers, valid per ``phonenumbers``, in ``country_codes`` (any when empty)."""
-    wanted = {c.upper() for c in country_codes}
-    default_region = next(iter(country_codes), None)
+    """E.164 numbers, valid per ``phonenumbers``, in ``country_codes`` (any when empty).
+
+    A number without a ``+`` is read as a national number of each wanted country in turn
+    (the first under which it is valid wins), so ``(415) 555-2671`` is found for
+    ``["FR", "US"]`` as well as for ``["US"]``; with no wanted country it cannot be placed
+    and is dropped.
+    """
+    wanted = [c.upper() for c in country_codes if isinstance(c, str) and c]
     result: list[dict[str, str]] = []
     seen: set[str] = set()
+    if not isinstance(phones, list):
+        return result
     for item in phones:
         raw = item.get("number") if isinstance(item, dict) else item
         if not isinstance(raw, str) or not raw.strip():
             continue
-        try:
-            parsed = phonenumbers.parse(
-                raw, None if raw.strip().startswith("+") else default_region
-            )
-        except phonenumbers.NumberParseException:
-            continue
-        if not phonenumbers.is_valid_number(parsed):
+        parsed = _parse_phone(raw.strip(), wanted)
+        if parsed is None:
             continue
         country = phonenumbers.region_code_for_number(parsed)
         if wanted and country not in wanted:
@@ -354,10 +379,22 @@ def normalize_phones(phones: list[Any], country_codes: list[str]) -> list[dict[s
             continue
         seen.add(number)
         kind = item.get("type") if isinstance(item, dict) else None
-        if not kind or kind == "unknown":
+        if not isinstance(kind, str) or not kind or kind == "unknown":
             kind = _PHONE_TYPES.get(phonenumbers.number_type(parsed), "unknown")
         result.append({"number": number, "type": kind, "country": country})
     return result
+
+
+def _parse_phone(raw: str, regions: list[str]) -> phonenumbers.PhoneNumber | None:
+    """The valid reading of ``raw``: as international, else national in one of ``regions``."""
+    for region in [None] if raw.startswith("+") else regions:
+        try:
+            parsed = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return parsed
+    return None
 
 
 def _ms(started: float) -> int:

@@ -15,6 +15,7 @@ from apps.accounts.models import LedgerEntry
 from apps.enrichment import services
 from apps.enrichment.models import Contact, ProviderAttempt
 from apps.providers import breaker, registry
+from apps.providers.base import Provider
 from apps.providers.models import ProviderConfig
 from tests.conftest import make_client
 from tests.factories import BulkJobFactory, ContactFactory
@@ -193,6 +194,26 @@ def test_phone_only_in_unwanted_country_is_a_miss_and_next_provider_is_tried(acc
     run(contact)
     assert attempts(contact) == [("pdl", "phone", "miss"), ("hunter", "phone", "hit")]
     assert contact.result["phones"] == [{"number": "+14155552671", "type": "work", "country": "US"}]
+
+
+@responses.activate
+def test_national_number_is_read_in_each_wanted_country_in_turn(account):
+    responses.get(
+        PDL_URL,
+        json=pdl_body(mobile_phone=None, phone_numbers=["(415) 555-2671", "06 12 34 56 78"]),
+    )
+    contact = live_contact(
+        account,
+        enrichment_type=["phone"],
+        linkedin_url="https://linkedin.com/in/sarahchen",
+        phone_country_codes=["fr", "US"],
+    )
+    run(contact)
+    # Not valid as a French number, valid as a US one: kept, not dropped.
+    assert [(p["number"], p["country"]) for p in contact.result["phones"]] == [
+        ("+14155552671", "US"),
+        ("+33612345678", "FR"),
+    ]
 
 
 @responses.activate
@@ -518,6 +539,33 @@ def test_chunk_run_twice_finishes_and_charges_once(account):
     assert len(responses.calls) == 5
     assert LedgerEntry.objects.filter(account=account, entry_type="charge").count() == 5
     assert ProviderAttempt.objects.filter(contact__in=contacts).count() == 5
+
+
+class MalformedAnswerProvider(Provider):
+    """An adapter with a bug: answers a plain dict instead of ``Found``."""
+
+    name = "malformed"
+    kinds = frozenset({"email"})
+
+    def lookup(self, query, kind, *, timeout=None):
+        return {"email": "sarah@stripe.com"}
+
+
+@responses.activate
+def test_an_adapter_answering_garbage_is_an_error_and_the_waterfall_goes_on(account, settings):
+    settings.PROVIDERS = {
+        **settings.PROVIDERS,
+        "malformed": f"{__name__}.MalformedAnswerProvider",
+    }
+    account.provider_order = {"email": ["malformed", "hunter"]}
+    account.save()
+    responses.get(HUNTER_URL, json=hunter_body())
+    contact = live_contact(account)
+    run(contact)
+    assert contact.status == Contact.FINISHED
+    assert attempts(contact) == [("malformed", "email", "error"), ("hunter", "email", "hit")]
+    assert "not Found" in contact.attempts.get(provider="malformed").error
+    assert contact.result["providers"] == {"email": "hunter"}
 
 
 def test_no_provider_available_is_failed(account, settings):
