@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -33,6 +34,25 @@ def parse_retry_after(value: str | None) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def parse_reset_time(value: str | None) -> float | None:
+    """Seconds until a rate-limit window resets, from a header holding that moment as an
+    ISO 8601 UTC timestamp (``2022-02-23T20:19:55Z``) or epoch seconds; None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        when = float(value)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        when = moment.timestamp()
+    return max(0.0, when - time.time())
 
 
 class HttpProvider(Provider):
@@ -99,7 +119,7 @@ class HttpProvider(Provider):
             raise ProviderError(
                 f"{self.name}: HTTP {status}{self.error_detail(response)}",
                 retryable=True,
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                retry_after=self.retry_after(response),
             )
         if status >= 400:
             raise ProviderError(
@@ -112,6 +132,10 @@ class HttpProvider(Provider):
         if not isinstance(body, dict):
             raise ProviderError(f"{self.name}: malformed body (not an object)", retryable=False)
         return body
+
+    def retry_after(self, response: requests.Response) -> float | None:
+        """How long the vendor asked us to wait before trying again (``Retry-After``)."""
+        return parse_retry_after(response.headers.get("Retry-After"))
 
     def is_retryable(self, response: requests.Response) -> bool:
         return response.status_code in RETRYABLE_STATUSES or response.status_code >= 500

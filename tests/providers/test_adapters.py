@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import requests
 import responses
 
 from apps.providers import registry
 from apps.providers.base import ContactQuery, ProviderError
-from apps.providers.http import parse_retry_after
+from apps.providers.http import parse_reset_time, parse_retry_after
 from tests.support.vendors import (
     APOLLO_URL,
     HUNTER_URL,
@@ -124,6 +126,16 @@ def test_hunter_not_found_is_a_null_email():
 
 
 @responses.activate
+def test_hunter_451_person_opted_out_is_not_found_not_an_error():
+    responses.get(
+        HUNTER_URL,
+        status=451,
+        json=hunter_error(451, "claimed_email", "The person behind this email has opted out"),
+    )
+    assert adapter("hunter").lookup(QUERY, "email") is None
+
+
+@responses.activate
 def test_pdl_not_found_is_http_404():
     responses.get(
         PDL_URL,
@@ -181,6 +193,50 @@ def test_429_is_retryable_with_retry_after(vendor):
         adapter(vendor).lookup(QUERY, kind)
     assert info.value.retryable is True
     assert info.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize(
+    "reset",
+    [
+        lambda now: (now + timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        lambda now: str(int(now.timestamp()) + 30),
+    ],
+    ids=["iso", "epoch"],
+)
+@responses.activate
+def test_pdl_429_waits_until_its_rate_limit_window_resets(reset):
+    now = datetime.now(UTC)
+    responses.get(
+        PDL_URL,
+        status=429,
+        json=pdl_error(429, "rate_limit_error", "too quick"),
+        headers={"x-ratelimit-reset": reset(now)},
+    )
+    with pytest.raises(ProviderError) as info:
+        adapter("pdl").lookup(QUERY, "email")
+    assert info.value.retryable is True
+    assert 25 <= info.value.retry_after <= 31
+
+
+@responses.activate
+def test_pdl_retry_after_wins_over_the_window_reset():
+    responses.get(
+        PDL_URL,
+        status=429,
+        json=pdl_error(429, "rate_limit_error", "too quick"),
+        headers={"Retry-After": "2", "x-ratelimit-reset": "2099-01-01T00:00:00Z"},
+    )
+    with pytest.raises(ProviderError) as info:
+        adapter("pdl").lookup(QUERY, "email")
+    assert info.value.retry_after == 2.0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(None, None), ("", None), ("soon", None), ("2015-10-21T07:28:00Z", 0.0), ("1", 0.0)],
+)
+def test_parse_reset_time_past_or_bad(header, expected):
+    assert parse_reset_time(header) == expected
 
 
 @pytest.mark.parametrize("vendor", VENDORS)

@@ -4,7 +4,9 @@ Documented shape (hunter.io/api-documentation/v2): ``{"data": {"email", "score",
 "domain", "position", "phone_number", "verification": {"status"}}, "meta": {...}}``;
 errors are ``{"errors": [{"id", "code", "details"}]}``. Hunter uses 403 for "rate limit
 reached" and 429 for "usage limit reached", so both are worth retrying later; 401 is a bad
-key. The key goes in the ``X-API-KEY`` header so it never appears in a URL or a log line.
+key; 451 means the person asked Hunter to stop processing their data, which for us is "not
+found" (a miss, not a provider failure that should count towards its circuit breaker).
+The key goes in the ``X-API-KEY`` header so it never appears in a URL or a log line.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ EMAIL_STATUS = {
     "invalid": "invalid",
     "disposable": "invalid",
 }
+# 404: no such resource; 451: "unavailable for legal reasons" (the person opted out).
+NOT_FOUND_STATUSES = frozenset({404, 451})
 
 
 class HunterProvider(HttpProvider):
@@ -49,6 +53,7 @@ class HunterProvider(HttpProvider):
             params=params,
             headers={"X-API-KEY": self.api_key},
             timeout=timeout,
+            not_found_statuses=NOT_FOUND_STATUSES,
         )
         if body is None:
             return None

@@ -4,16 +4,19 @@ Documented shape (docs.peopledatalabs.com, "Output Response - Person Enrichment 
 200 ``{"status": 200, "likelihood": 1-10, "data": {"work_email", "personal_emails",
 "mobile_phone", "phone_numbers", "job_title", "job_company_website", ...}}``; no match is an
 HTTP 404 ``{"status": 404, "error": {"type": "not_found", "message"}}``. The key goes in the
-``X-Api-Key`` header. ``required`` makes PDL answer 404 (and charge nothing) when the
-profile lacks the field we are after.
+``X-Api-Key`` header. A 429 carries ``x-ratelimit-reset`` (when the per-minute window
+resets) rather than ``Retry-After``. ``required`` makes PDL answer 404 (and charge nothing)
+when the profile lacks the field we are after.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import requests
+
 from apps.providers.base import ContactQuery, Found
-from apps.providers.http import HttpProvider, malformed
+from apps.providers.http import HttpProvider, malformed, parse_reset_time
 
 REQUIRED_FIELD = {
     "email": "work_email",
@@ -79,6 +82,14 @@ class PeopleDataLabsProvider(HttpProvider):
         if not isinstance(personal, list) or not personal or not isinstance(personal[0], str):
             return None
         return Found(data={"personal_email": personal[0], **extra}, confidence=confidence)
+
+    def retry_after(self, response: requests.Response) -> float | None:
+        # PDL's 429 says when its fixed rate-limit window resets in ``x-ratelimit-reset``
+        # (an ISO UTC timestamp; epoch seconds in older API versions), not in Retry-After.
+        waited = super().retry_after(response)
+        if waited is None and response.status_code == 429:
+            waited = parse_reset_time(response.headers.get("x-ratelimit-reset"))
+        return waited
 
     def error_message(self, body: dict[str, Any]) -> str | None:
         error = body.get("error")
