@@ -8,11 +8,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import environ
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from .base import Provider, ProviderError
+
+_env = environ.Env()
 
 # Statuses a vendor uses for "slow down / try later": retrying (after a wait) can help.
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -67,9 +70,7 @@ class HttpProvider(Provider):
     settings_key: str = ""  # key into settings.PROVIDER_CREDENTIALS
 
     def __init__(self) -> None:
-        creds: dict[str, str] = settings.PROVIDER_CREDENTIALS.get(
-            self.settings_key or self.name, {}
-        )
+        creds = self.credentials()
         simulator = settings.PROVIDER_SIMULATOR_URL.rstrip("/")
         # The simulator answers every vendor's paths, so one URL stands in for all of them.
         self.base_url = simulator or (creds.get("base_url") or self.default_base_url).rstrip("/")
@@ -83,6 +84,20 @@ class HttpProvider(Provider):
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "sluice-enrichment/1.0"
+
+    def credentials(self) -> dict[str, str]:
+        """``PROVIDER_CREDENTIALS[name]`` when settings list it, else ``<NAME>_API_KEY`` and
+        ``<NAME>_BASE_URL`` from the environment, so that a new vendor needs no settings
+        entry beyond its line in ``PROVIDERS``."""
+        key = self.settings_key or self.name
+        configured = settings.PROVIDER_CREDENTIALS.get(key)
+        if configured is not None:
+            return configured
+        prefix = key.upper().replace("-", "_")
+        return {
+            "api_key": _env.str(f"{prefix}_API_KEY", default=""),
+            "base_url": _env.str(f"{prefix}_BASE_URL", default=""),
+        }
 
     def available(self) -> bool:
         return bool(self.api_key and self.base_url)

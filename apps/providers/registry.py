@@ -42,6 +42,13 @@ class Lineup:
 
     def default_order(self, kind: str) -> list[str]:
         names = list(settings.PROVIDER_ORDER.get(kind, []))
+        # A provider given a priority in admin joins the line-up even when the settings
+        # order does not name it (e.g. a vendor just added to PROVIDERS).
+        names += [
+            n
+            for n, c in self.configs.items()
+            if n not in names and n in settings.PROVIDERS and c.priority(kind) is not None
+        ]
         ranked = {
             n: p
             for n in names

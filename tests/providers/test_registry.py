@@ -7,6 +7,8 @@ from django.core.cache import cache
 
 from apps.enrichment.models import ProviderAttempt
 from apps.providers import breaker, registry
+from apps.providers.base import Found
+from apps.providers.http import HttpProvider
 from apps.providers.models import ProviderConfig
 from apps.providers.selectors import provider_stats
 from tests.factories import ContactFactory
@@ -53,6 +55,37 @@ def test_account_order_wins_but_disabled_stays_off():
     ProviderConfig.objects.create(name="apollo", enabled=False)
     lineup = registry.Lineup.load()
     assert names("email", lineup=lineup, account_order={"email": ["apollo", "pdl"]}) == ["pdl"]
+
+
+class AcmeDataProvider(HttpProvider):
+    """A fourth vendor as docs/providers.md adds one: this class + one PROVIDERS line."""
+
+    name = "acmedata"
+    kinds = frozenset({"email"})
+    default_base_url = "https://api.acmedata.example"
+
+    def lookup(self, query, kind, *, timeout=None):
+        body = self.request("GET", "/v1/people/find", timeout=timeout)
+        return Found(data={"email": body["match"]["email"]}, confidence=90) if body else None
+
+
+def test_a_fourth_vendor_needs_one_adapter_and_one_settings_line(settings, monkeypatch):
+    settings.PROVIDERS = {**settings.PROVIDERS, "acmedata": f"{__name__}.AcmeDataProvider"}
+    registry.provider.cache_clear()
+    assert "acmedata" not in settings.PROVIDER_CREDENTIALS
+    assert not registry.provider("acmedata").available()  # no key yet: never tried
+
+    monkeypatch.setenv("ACMEDATA_API_KEY", "acme-key")
+    monkeypatch.setenv("ACMEDATA_BASE_URL", "https://eu.acmedata.example/")
+    registry.provider.cache_clear()
+    acme = registry.provider("acmedata")
+    assert (acme.api_key, acme.base_url) == ("acme-key", "https://eu.acmedata.example")
+    # An account can use it at once; everyone else once ops give it a priority in admin.
+    assert names("email", account_order={"email": ["acmedata", "hunter"]})[0] == "acmedata"
+    assert "acmedata" not in names("email", lineup=registry.Lineup.load())
+    ProviderConfig.objects.create(name="acmedata", priority_email=1)
+    assert names("email", lineup=registry.Lineup.load()) == ["acmedata", "hunter", "apollo", "pdl"]
+    assert "acmedata" not in names("phone", lineup=registry.Lineup.load())
 
 
 def test_provider_config_timeout():
