@@ -265,14 +265,17 @@ def _call(
                 AttemptRecord(name, kind, ProviderAttempt.ERROR, _ms(started), str(exc)[:500])
             )
             breaker.record_failure(name)
-            if not exc.retryable or try_no == retries:
+            if not exc.retryable:
                 return _FAILED
-            wait = _backoff(try_no, exc.retry_after)
-            if wait > settings.PROVIDER_RETRY_AFTER_MAX_SECONDS:
-                # Too long to hold a worker thread: let every worker skip it for that long.
-                breaker.trip(name, seconds=min(wait, 3600), reason="Retry-After")
+            longest = settings.PROVIDER_RETRY_AFTER_MAX_SECONDS
+            if exc.retry_after is not None and exc.retry_after > longest:
+                # Too long to hold a worker thread: let every worker skip it for that long
+                # (also after the last try, or the next contacts would ask again at once).
+                breaker.trip(name, seconds=min(exc.retry_after, 3600), reason="Retry-After")
                 return _FAILED
-            time.sleep(wait)
+            if try_no == retries:
+                return _FAILED
+            time.sleep(min(_backoff(try_no, exc.retry_after), longest))
             continue
         except Exception as exc:  # an adapter bug must not leave the contact pending forever
             logger.exception("provider adapter crashed", extra={"provider": name})

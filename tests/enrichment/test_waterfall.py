@@ -291,6 +291,37 @@ def test_retry_after_is_honoured_and_a_long_one_skips_the_provider_for_everyone(
 
 
 @responses.activate
+def test_a_long_retry_after_opens_the_breaker_even_without_retries_left(
+    account, settings, redis_client
+):
+    settings.PROVIDER_MAX_RETRIES = 0
+    settings.PROVIDER_BREAKER_FAILURES = 100
+    responses.get(HUNTER_URL, status=429, json={}, headers={"Retry-After": "60"})
+    responses.post(APOLLO_URL, json=apollo_body())
+    first, second = live_contact(account), live_contact(account)
+    run(first)
+    run(second)
+    assert attempts(first) == [("hunter", "email", "error"), ("apollo", "email", "hit")]
+    assert attempts(second)[0] == ("hunter", "email", "skipped")
+    assert 50 < redis_client.ttl("sluice:1:breaker:hunter:open") <= 60
+
+
+@responses.activate
+def test_exponential_backoff_never_waits_longer_than_the_retry_after_cap(account, settings):
+    settings.PROVIDER_MAX_RETRIES = 1
+    settings.PROVIDER_RETRY_BACKOFF_SECONDS = 60  # misconfigured: must not hold the thread
+    settings.PROVIDER_RETRY_AFTER_MAX_SECONDS = 0.05
+    responses.get(HUNTER_URL, status=503, body="")
+    responses.get(HUNTER_URL, json=hunter_body())
+    contact = live_contact(account)
+    started = time.monotonic()
+    run(contact)
+    assert time.monotonic() - started < 5
+    assert attempts(contact) == [("hunter", "email", "error"), ("hunter", "email", "hit")]
+    assert not breaker.is_open("hunter")
+
+
+@responses.activate
 def test_breaker_opens_after_repeated_failures_and_state_is_shared(account, settings):
     settings.PROVIDER_MAX_RETRIES = 0
     settings.PROVIDER_BREAKER_FAILURES = 3
