@@ -172,3 +172,12 @@ def test_config_from_env_per_vendor_over_global():
     assert config.vendor("pdl").error_rate == 0.1
     assert config.vendor("apollo").hit_rate == 0.9
     assert config.vendor("hunter").hit_rate == 0.55  # the documented default
+
+
+def test_bad_paging_parameters_get_a_400_not_a_dropped_connection(sim):
+    url = f"{simulator_url(sim)}/_simulator/people"
+    response = requests.get(url, params={"offset": "x", "limit": "10"}, timeout=5)
+    assert response.status_code == 400
+    assert "integers" in response.json()["error"]
+    people = requests.get(url, params={"offset": "-5", "limit": "2"}, timeout=5).json()["people"]
+    assert people == listed_people(sim)[:2]  # a negative offset is the start, not the end

@@ -116,7 +116,10 @@ class SimulatorHandler(BaseHTTPRequestHandler):
     def _params(self) -> dict[str, str]:
         query = parse_qs(urlsplit(self.path).query)
         params = {k: v[-1] for k, v in query.items()}
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = max(0, int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            length = 0
         if length:
             raw = self.rfile.read(length)
             try:
@@ -327,8 +330,12 @@ class SimulatorHandler(BaseHTTPRequestHandler):
         params = self._params()
         config = self.server.config
         everyone = dataset.people(config.seed, config.companies, config.people_per_company)
-        offset = int(params.get("offset") or 0)
-        limit = min(int(params.get("limit") or 100), 10000)
+        try:
+            offset = max(0, int(params.get("offset") or 0))
+            limit = max(0, min(int(params.get("limit") or 100), 10000))
+        except ValueError:
+            self._send(400, {"error": "offset and limit must be integers"})
+            return
         page = everyone[offset : offset + limit]
         self._send(
             200,
