@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -32,7 +32,11 @@ def parse_moment(value: str, field: str) -> datetime:
         raise InvalidRequest(details={field: "Must be an ISO-8601 timestamp."})
     if moment.tzinfo is None:
         raise InvalidRequest(details={field: "Must include a time zone, e.g. Z."})
-    return moment
+    # In UTC: PostgreSQL refuses offsets beyond ±15:59 that Python accepts (up to ±23:59).
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(details={field: "Out of range."})
 
 
 def endpoint_get(*, account: Account, endpoint_id: str) -> Endpoint:

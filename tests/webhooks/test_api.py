@@ -334,6 +334,27 @@ def test_events_are_polled_by_type_and_since(api):
     assert api.get("/api/v1/events?cursor=%%%").status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("since", "status"),
+    [
+        # Python accepts offsets up to ±23:59, PostgreSQL only up to ±15:59: once a 500.
+        ("2026-01-01T23:00:00+23:00", 200),
+        ("2026-01-01T00:00:00-23:59", 200),
+        ("0001-01-01T00:00:00+05:00", 422),
+        ("9999-12-31T23:59:59-05:00", 422),
+    ],
+)
+def test_since_with_any_offset_is_never_a_500(api, since, status):
+    event = EventFactory(account=api.account, created_at=timezone.now())
+    response = api.get("/api/v1/events", {"since": since})
+    assert response.status_code == status, response.content
+    if status == 200:
+        assert [e["id"] for e in response.json()["data"]] == [event.pk]
+    endpoint = EndpointFactory(account=api.account)
+    recovered = post(api, f"/api/v1/webhooks/{endpoint.pk}/recover", {"since": since})
+    assert recovered.status_code == (202 if status == 200 else 422), recovered.content
+
+
 def test_another_accounts_ids_are_404_everywhere(api):
     theirs = EndpointFactory()
     their_secret = theirs.secret
