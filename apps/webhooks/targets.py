@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -95,6 +96,12 @@ class _GuardedConnectionMixin:
     socket_options: Any
     _dns_host: str
 
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = getattr(_local, "watch", None)
+        if watch is not None:
+            watch.connection = self
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
     def _new_conn(self) -> socket.socket:
         if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
             return super()._new_conn()  # type: ignore[misc]
@@ -168,6 +175,36 @@ class GuardedAdapter(HTTPAdapter):
 
 
 _local = threading.local()
+
+
+class AttemptWatch:
+    """The connection one attempt is using, so that another thread can cut it off.
+
+    Socket timeouts bound each read, not the whole answer: a receiver that trickles a byte
+    every few seconds would otherwise hold a delivery thread (and outlive the claim lease).
+    """
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+        # Set by the attempt once the status line and headers are in.
+        self.answered = False
+        # Cut off before that: whatever status was parsed from a truncated head is not one.
+        self.cut_before_answer = False
+
+    def cut_off(self) -> None:
+        self.cut_before_answer = not self.answered
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            # The plain socket's shutdown, under any TLS layer: the blocked read returns.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def attempt_watch() -> AttemptWatch:
+    """Watch the connection this thread's next request uses."""
+    watch = AttemptWatch()
+    _local.watch = watch
+    return watch
 
 
 def session() -> requests.Session:

@@ -15,6 +15,8 @@ class Answer:
     body: bytes = b"ok"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # Seconds between header lines sent one by one, never finishing (a trickling receiver).
+    trickle: float = 0.0
 
 
 @dataclass
@@ -68,6 +70,9 @@ class Receiver:
                         answer = receiver.default
                 if answer.delay:
                     time.sleep(answer.delay)
+                if answer.trickle:
+                    self._trickle(answer.trickle)
+                    return
                 try:
                     self.send_response(answer.status)
                     for key, value in answer.headers.items():
@@ -77,6 +82,19 @@ class Receiver:
                     self.wfile.write(answer.body)
                 except OSError:
                     pass  # the client gave up (timeout); nothing to answer
+
+            def _trickle(self, every: float) -> None:
+                deadline = time.monotonic() + 30
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    self.wfile.flush()
+                    while time.monotonic() < deadline:
+                        time.sleep(every)
+                        self.wfile.write(b"X-Slow: 1\r\n")
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client cut us off
+                self.close_connection = True
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

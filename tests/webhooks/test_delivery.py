@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -118,6 +119,22 @@ def test_response_body_snippet_is_at_most_1_kb(receiver):
     assert DeliveryAttempt.objects.get(delivery=delivery).response_body == "x" * 1024
 
 
+@pytest.mark.parametrize(
+    ("body", "snippet"),
+    [
+        ("é".encode() * 1000, "é" * 512),  # cut between characters, not inside one
+        (b"\xff" * 2000, "\ufffd" * 341),  # not UTF-8: replacement characters, still 1 KB
+        (b"a\x00b", "ab"),  # PostgreSQL text cannot hold NUL
+    ],
+)
+def test_response_body_snippet_is_1_kb_of_utf8_whatever_the_bytes(receiver, body, snippet):
+    receiver.then(Answer(status=400, body=body))
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    attempt(delivery)
+    stored = DeliveryAttempt.objects.get(delivery=delivery).response_body
+    assert stored == snippet and len(stored.encode()) <= 1024
+
+
 def test_read_timeout_is_a_failed_attempt(receiver, settings):
     settings.WEBHOOK_READ_TIMEOUT = 0.3
     receiver.then(Answer(delay=2))
@@ -125,6 +142,22 @@ def test_read_timeout_is_a_failed_attempt(receiver, settings):
     assert attempt(delivery) == Delivery.PENDING
     row = DeliveryAttempt.objects.get(delivery=delivery)
     assert row.status_code is None and "Read timeout" in row.error
+
+
+def test_a_trickling_receiver_is_cut_off_at_connect_plus_read_timeout(receiver, settings):
+    # Every header line arrives within the read timeout, yet the answer never ends.
+    settings.WEBHOOK_CONNECT_TIMEOUT = 0.5
+    settings.WEBHOOK_READ_TIMEOUT = 0.5
+    receiver.then(Answer(trickle=0.1))
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    started = time.monotonic()
+    assert attempt(delivery) == Delivery.PENDING
+    assert time.monotonic() - started < 5
+    row = DeliveryAttempt.objects.get(delivery=delivery)
+    assert row.status_code is None and row.error == "Timeout: no complete answer within 1 s"
+    # The next attempt on the same thread's session is not affected.
+    due_now(delivery)
+    assert attempt(delivery) == Delivery.SUCCEEDED
 
 
 def test_connection_refused_is_a_failed_attempt():
@@ -179,6 +212,31 @@ def test_a_disabled_endpoint_gets_no_new_attempt(receiver):
     delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url(), active=False))
     assert attempt(delivery) == Delivery.SKIPPED
     assert receiver.received() == []
+
+
+def test_an_attempt_that_got_through_while_its_endpoint_was_disabled_counts(receiver):
+    # Disabled mid-request (another delivery's failure, or ops): the delivery was skipped, but
+    # the receiver has it, so it is succeeded and a replay does not send it again.
+    receiver.default = Answer(delay=0.5)
+    endpoint = EndpointFactory(url=receiver.url())
+    delivery = DeliveryFactory(endpoint=endpoint)
+    outcome: list[str | None] = []
+
+    def run() -> None:
+        try:
+            outcome.append(attempt(delivery))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(receiver.received, timeout=5, message="the request did not start")
+    assert services.endpoint_disable(endpoint=endpoint)
+    assert Delivery.objects.get(pk=delivery.pk).status == Delivery.SKIPPED
+    thread.join(10)
+    assert outcome == [Delivery.SUCCEEDED]
+    assert Delivery.objects.get(pk=delivery.pk).status == Delivery.SUCCEEDED
+    assert services.endpoint_enable(endpoint=endpoint, replay=True) == 0
 
 
 def test_two_workers_racing_for_one_delivery_send_it_once(receiver):

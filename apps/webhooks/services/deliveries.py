@@ -173,9 +173,11 @@ def delivery_result_record(*, delivery: Delivery, result: AttemptResult, at: dat
             status = Delivery.FAILED
             update |= {"next_attempt_at": None}
         # Only a pending delivery moves on: one skipped meanwhile (its endpoint was disabled by
-        # another delivery's failure) stays skipped, but still counts this attempt.
+        # another delivery's failure) stays skipped, but still counts this attempt; unless
+        # this attempt got through, so that a replay after enable does not send it twice.
+        movable = [Delivery.PENDING, Delivery.SKIPPED] if result.succeeded else [Delivery.PENDING]
         Delivery.objects.filter(pk=delivery.pk).update(
-            status=Case(When(status=Delivery.PENDING, then=Value(status)), default=F("status")),
+            status=Case(When(status__in=movable, then=Value(status)), default=F("status")),
             **update,
         )
         if delivery.endpoint_id is not None:

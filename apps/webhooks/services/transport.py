@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -49,8 +50,10 @@ def _read_snippet(response: requests.Response) -> str:
         raw = response.raw.read(RESPONSE_SNIPPET_BYTES, decode_content=True) or b""
     except (urllib3.exceptions.HTTPError, OSError):
         return ""
-    # PostgreSQL text cannot hold NUL; replacement keeps the snippet within 1 KB of characters.
-    return raw[:RESPONSE_SNIPPET_BYTES].decode("utf-8", errors="replace").replace("\x00", "")
+    # PostgreSQL text cannot hold NUL. A replacement character takes 3 bytes, so the text is
+    # cut again to keep the snippet within 1 KB as stored (UTF-8), never mid-character.
+    text = raw[:RESPONSE_SNIPPET_BYTES].decode("utf-8", errors="replace").replace("\x00", "")
+    return text.encode()[:RESPONSE_SNIPPET_BYTES].decode("utf-8", errors="ignore")
 
 
 def _connection_error(exc: requests.exceptions.ConnectionError) -> str:
@@ -67,6 +70,13 @@ def http_post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResul
     snippet = ""
     error: str | None = None
     retry_after: float | None = None
+    # The whole answer (headers and snippet) within connect + read timeouts, as the claim
+    # lease assumes; a receiver trickling bytes is cut off then.
+    deadline = settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_READ_TIMEOUT
+    watch = targets.attempt_watch()
+    timer = threading.Timer(deadline, watch.cut_off)
+    timer.daemon = True
+    timer.start()
     try:
         with targets.session().post(
             url,
@@ -76,6 +86,7 @@ def http_post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResul
             allow_redirects=False,
             stream=True,
         ) as response:
+            watch.answered = True
             status_code = response.status_code
             if status_code in (429, 503):
                 retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -92,6 +103,11 @@ def http_post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResul
         error = _connection_error(exc)
     except requests.exceptions.RequestException as exc:
         error = f"{type(exc).__name__}: {exc}"
+    finally:
+        timer.cancel()
+    if watch.cut_before_answer:
+        status_code, snippet, retry_after = None, "", None
+        error = f"Timeout: no complete answer within {deadline:g} s"
     return AttemptResult(
         status_code=status_code,
         duration_ms=int((time.monotonic() - started) * 1000),
