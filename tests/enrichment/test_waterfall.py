@@ -87,6 +87,16 @@ def test_stops_at_first_provider_at_or_above_threshold(account):
 
 
 @responses.activate
+def test_confidence_exactly_at_the_threshold_is_a_hit(account, settings):
+    settings.PROVIDER_CONFIDENCE_THRESHOLD = 85
+    responses.get(HUNTER_URL, json=hunter_body(score=85))
+    contact = live_contact(account)
+    run(contact)
+    assert attempts(contact) == [("hunter", "email", "hit")]
+    assert contact.result["confidence"] == 85
+
+
+@responses.activate
 def test_low_confidence_answer_is_a_miss_and_the_waterfall_goes_on(account, settings):
     settings.PROVIDER_CONFIDENCE_THRESHOLD = 90
     responses.get(HUNTER_URL, json=hunter_body(score=85))
@@ -194,6 +204,37 @@ def test_phone_only_in_unwanted_country_is_a_miss_and_next_provider_is_tried(acc
     run(contact)
     assert attempts(contact) == [("pdl", "phone", "miss"), ("hunter", "phone", "hit")]
     assert contact.result["phones"] == [{"number": "+14155552671", "type": "work", "country": "US"}]
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [(None, ["+447400123456"]), (["US"], ["+14155552671"])],
+    ids=["account-default", "request-wins"],
+)
+@responses.activate
+def test_phones_filtered_to_request_countries_else_the_account_default(
+    account, requested, expected
+):
+    account.default_phone_country_codes = ["GB"]
+    account.save()
+    api = make_client(mode="live", account=account)
+    responses.get(
+        PDL_URL, json=pdl_body(mobile_phone="+14155552671", phone_numbers=["+447400123456"])
+    )
+    body = {
+        "first_name": "Sarah",
+        "last_name": "Chen",
+        "domain": "stripe.com",
+        "linkedin_url": "https://www.linkedin.com/in/sarahchen",
+        "enrichment_type": ["phone"],
+    }
+    if requested:
+        body["phone_country_codes"] = requested
+    response = api.post("/api/v1/enrich", body, format="json")
+    assert response.status_code == 202, response.content
+    contact = Contact.objects.get(pk=response.json()["enrichment_id"])
+    run(contact)
+    assert [p["number"] for p in contact.result["phones"]] == expected
 
 
 @responses.activate
