@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -19,37 +20,70 @@ class BadRequest(SluiceError):
     message = "The body must be a JSON object"
 
 
+# Deeper than any body the API takes (a bulk's contacts[i].custom is 6 levels): parsing and
+# walking a deeper one would only cost stack, and past ~1000 levels raise RecursionError.
+MAX_BODY_DEPTH = 32
+
+
 def json_object(request: Request) -> dict[str, Any]:
-    """The request body as a dict: 400 for invalid JSON or any other JSON value."""
+    """The request body as a dict: 400 for invalid JSON or any other JSON value, 413 when too
+    large, 422 for values the database cannot store (see ``_unstorable``)."""
     if not request.body:
         raise ParseError()
-    data = request.data
+    try:
+        data = request.data
+    except RecursionError:
+        raise ParseError("The body is nested too deeply")
     if type(data) is not dict:
         raise BadRequest()
-    nul_path = _find_nul(data, "")
-    if nul_path is not None:
-        # PostgreSQL can store U+0000 neither in text nor in jsonb.
-        raise InvalidRequest(details={nul_path or "body": "Must not contain the NUL character."})
+    problem = _unstorable(data)
+    if problem is not None:
+        path, message = problem
+        # A lone surrogate in a key would also break the UTF-8 encoding of this very answer.
+        path = path.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise InvalidRequest(details={path or "body": message})
     return data
 
 
-def _find_nul(value: Any, path: str) -> str | None:
-    """The field path of the first string (or key) holding U+0000, else None."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if "\x00" in key:
-                return child
-            found = _find_nul(item, child)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _find_nul(item, f"{path}[{index}]")
-            if found is not None:
-                return found
+def _unstorable(data: dict[str, Any]) -> tuple[str, str] | None:
+    """The field path and message of the first value PostgreSQL (or the response encoder)
+    would refuse, else None: U+0000 (neither text nor jsonb holds it), lone surrogates (not
+    UTF-8), non-finite numbers such as ``1e400`` (jsonb has no Infinity), and nesting deeper
+    than ``MAX_BODY_DEPTH``. Iterative, so no body can exhaust the stack."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            problem = _text_problem(value)
+            if problem:
+                return path, problem
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                return path, "Must be a finite number."
+        elif isinstance(value, dict | list):
+            if depth >= MAX_BODY_DEPTH:
+                return path, f"Must be nested at most {MAX_BODY_DEPTH} levels deep."
+            if isinstance(value, dict):
+                children = []
+                for key, item in value.items():
+                    child = f"{path}.{key}" if path else str(key)
+                    problem = _text_problem(key)
+                    if problem:
+                        return child, problem
+                    children.append((item, child, depth + 1))
+            else:
+                children = [(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+            stack.extend(reversed(children))  # depth-first, in document order
+    return None
+
+
+def _text_problem(value: str) -> str | None:
+    if "\x00" in value:
+        return "Must not contain the NUL character."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Must be valid Unicode (no lone surrogates)."
     return None
 
 

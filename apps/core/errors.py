@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -144,6 +145,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         status, body = 404, envelope("Not found", "not_found")
     elif isinstance(exc, DjangoPermissionDenied):
         status, body = 403, envelope("Forbidden", "forbidden")
+    elif isinstance(exc, RequestDataTooBig):
+        # Django's own answer would be an HTML 400 (a SuspiciousOperation).
+        status, body = 413, envelope("The request body is too large", "body_too_large")
     elif isinstance(exc, drf.APIException):
         status, body = _drf_to_envelope(exc)
         if isinstance(exc, drf.Throttled) and exc.wait is not None:

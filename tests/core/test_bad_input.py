@@ -120,3 +120,78 @@ def test_nul_characters_are_422_not_500(unlimited, body, path):
     response = unlimited.post("/api/v1/enrich", json.dumps(body), content_type="application/json")
     assert response.status_code == 422
     assert path in response.json()["details"]
+
+
+def _post_raw(client, raw: str | bytes, path: str = "/api/v1/enrich"):
+    return client.post(path, raw, content_type="application/json")
+
+
+def _with(field: str, raw_json_value: str) -> str:
+    """VALID with one field set to a raw JSON text (for values json.dumps cannot write)."""
+    return json.dumps(VALID)[:-1] + f', "{field}": {raw_json_value}}}'
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["[" * 50_000, '{"custom": ' + "[" * 3000 + "]" * 3000 + "}"],
+    ids=["array", "inside-object"],
+)
+def test_json_nested_past_the_parser_limit_is_400(unlimited, raw):
+    response = _post_raw(unlimited, raw)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+
+
+def test_json_nested_deeper_than_any_body_is_422(unlimited):
+    deep = "[" * 200 + "]" * 200
+    response = _post_raw(unlimited, json.dumps(VALID)[:-1] + f', "custom": {{"a": {deep}}}}}')
+    assert response.status_code == 422
+    (path,) = response.json()["details"]
+    assert path.startswith("custom.a[0]")
+    bulk = _post_raw(
+        unlimited, '{"contacts": [' + "[" * 500 + "]" * 500 + "]}", "/api/v1/enrich/bulk"
+    )
+    assert bulk.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("field", "raw_value", "path"),
+    [
+        ("custom", '{"a": 1e400}', "custom.a"),
+        ("custom", '{"a": [-1e999]}', "custom.a[0]"),
+        ("max_credits", "1e400", "max_credits"),
+        ("custom", '{"a": "\\ud800"}', "custom.a"),
+        ("first_name", '"Sa\\udc00rah"', "first_name"),
+        ("custom", '{"\\ud800": 1}', "custom.\\ud800"),
+    ],
+)
+def test_values_the_database_cannot_store_are_422(unlimited, field, raw_value, path):
+    """1e400 parses as infinity (jsonb has none); a lone surrogate is not UTF-8."""
+    response = _post_raw(unlimited, _with(field, raw_value))
+    assert response.status_code == 422, response.content
+    assert path in response.json()["details"]
+
+
+def test_lone_surrogates_in_bulk_contacts_are_422(unlimited):
+    raw = (
+        '{"enrichment_type": ["email"], "contacts": ['
+        + json.dumps(VALID)
+        + ', {"first_name": "\\ud83d", "last_name": "B", "domain": "acme.com"}]}'
+    )
+    response = _post_raw(unlimited, raw, "/api/v1/enrich/bulk")
+    assert response.status_code == 422
+    assert "contacts[1].first_name" in response.json()["details"]
+
+
+def test_a_body_over_the_upload_limit_is_a_413_envelope(unlimited, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    raw = json.dumps({**VALID, "custom": {"a": "x" * 20_000}})
+    response = _post_raw(unlimited, raw)
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "body_too_large"
+    keyed = unlimited.post(
+        "/api/v1/enrich", raw, content_type="application/json", HTTP_IDEMPOTENCY_KEY="big-1"
+    )
+    assert keyed.status_code == 413
+    assert keyed.json()["code"] == "body_too_large"
