@@ -10,18 +10,21 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .context import new_request_id, request_id_var
 
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Any visible ASCII (UUIDs, base64, "trace/123", W3C traceparent): echoed as sent (SPEC §4).
+# Nothing else, so that a value can never split a header or a log line.
+_CLIENT_ID = re.compile(r"[!-~]{1,200}")
 
 
 class RequestIdMiddleware:
-    """Echo a sane client ``X-Request-ID`` or mint ``req_…``; expose it to logs and errors."""
+    """Echo the client's ``X-Request-ID`` (1-200 visible ASCII characters) or mint ``req_…``;
+    expose it to logs and errors."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         supplied = request.headers.get("X-Request-ID", "")
-        request_id = supplied if _CLIENT_ID.match(supplied) else new_request_id()
+        request_id = supplied if _CLIENT_ID.fullmatch(supplied) else new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
         try:

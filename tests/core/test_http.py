@@ -13,6 +13,23 @@ def test_request_id_is_echoed(api):
     assert response["X-Request-ID"] == "client-123"
 
 
+@pytest.mark.parametrize(
+    "supplied", ["3f2a9c1e-8b7d-4e6f-a5b4-c3d2e1f0a9b8", "abc/def+ghi==", "00-4bf92f-01", "x" * 200]
+)
+def test_any_visible_ascii_request_id_is_echoed(api, supplied):
+    response = api.post(
+        "/api/v1/enrich", "{", content_type="application/json", HTTP_X_REQUEST_ID=supplied
+    )
+    assert response["X-Request-ID"] == supplied
+    assert response.json()["request_id"] == supplied
+
+
+@pytest.mark.parametrize("supplied", ["x" * 201, "has space", "caf\u00e9"])
+def test_an_unusable_request_id_is_replaced(api, supplied):
+    response = api.get("/api/v1/credits", HTTP_X_REQUEST_ID=supplied.encode().decode("latin-1"))
+    assert response["X-Request-ID"].startswith("req_")
+
+
 def test_request_id_is_minted_and_in_errors(db):
     response = APIClient().get("/api/v1/credits")
     assert response["X-Request-ID"].startswith("req_")
@@ -68,3 +85,20 @@ def test_openapi_schema_and_docs(db):
         assert path in paths
     assert "BearerAuth" in schema.json()["components"]["securitySchemes"]
     assert APIClient().get("/api/docs/").status_code == 200
+
+
+def test_every_kind_of_response_carries_a_request_id(api, db):
+    """Success, envelope errors raised in and outside DRF, health, schema, admin redirect."""
+    anonymous = APIClient()
+    responses = [
+        api.get("/api/v1/credits"),
+        api.post("/api/v1/enrich", "{", content_type="application/json"),
+        api.get("/api/v1/contacts/nope"),
+        anonymous.get("/api/v1/credits"),
+        anonymous.get("/nowhere"),
+        anonymous.get("/healthz"),
+        anonymous.get("/api/schema/"),
+        anonymous.get("/admin/"),
+    ]
+    for response in responses:
+        assert response["X-Request-ID"].startswith("req_"), response
