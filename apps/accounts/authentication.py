@@ -36,10 +36,16 @@ def raw_key_from_request(request: Request | HttpRequest) -> str | None:
 
 
 def client_ip(request: Request | HttpRequest) -> str:
+    """The address an IP allowlist is checked against.
+
+    Behind a proxy (``TRUST_X_FORWARDED_FOR``) that is the *last* ``X-Forwarded-For`` entry,
+    the one our proxy appended: every entry before it was sent by the client and could name
+    any allowlisted address.
+    """
     if settings.TRUST_X_FORWARDED_FOR:
         forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+        if forwarded.strip():
+            return forwarded.split(",")[-1].strip()
     return request.META.get("REMOTE_ADDR", "")
 
 
@@ -50,12 +56,17 @@ def ip_allowed(ip: str, allowlist: list[str]) -> bool:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
+    # A dual-stack server sees an IPv4 client as ::ffff:a.b.c.d; match it as a.b.c.d too.
+    candidates = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        candidates.append(address.ipv4_mapped)
     for entry in allowlist:
         try:
-            if address in ipaddress.ip_network(entry, strict=False):
-                return True
+            network = ipaddress.ip_network(str(entry).strip(), strict=False)
         except ValueError:
             continue
+        if any(candidate in network for candidate in candidates):
+            return True
     return False
 
 
