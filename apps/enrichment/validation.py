@@ -247,7 +247,9 @@ def clean_contact(
     for kind in ("phone", "personal_email"):
         if kind in kinds and not linkedin and p("linkedin_url") not in problems.errors:
             problems.add(p("linkedin_url"), f"The {kind} enrichment needs a linkedin_url.")
-    if "personal_email" in kinds and not consent:
+    # A bulk's own enrichment_type is refused once, at its top-level path (clean_bulk).
+    inherited = "enrichment_type" not in data and "enrichment_type" in batch
+    if "personal_email" in kinds and not consent and not inherited:
         problems.add(p("enrichment_type"), CONSENT_MESSAGE)
 
     if "phone_country_codes" in data:
@@ -303,6 +305,8 @@ def clean_bulk(
         kinds = clean_enrichment_type(data["enrichment_type"], "enrichment_type", problems)
         if kinds:
             batch["enrichment_type"] = kinds
+            if "personal_email" in kinds and not consent:
+                problems.add("enrichment_type", CONSENT_MESSAGE)
     if "phone_country_codes" in data:
         batch["phone_country_codes"] = clean_country_codes(
             data["phone_country_codes"], "phone_country_codes", problems
@@ -318,7 +322,12 @@ def clean_bulk(
         problems.add("contacts", "Must be a non-empty list of contacts.")
         return None, problems.errors
     if len(contacts_raw) > bulk_max:
-        problems.add("contacts", f"At most {bulk_max} contacts per request on this plan.")
+        problems.add(
+            "contacts",
+            f"At most {bulk_max} contacts per request on this plan."
+            if bulk_max
+            else "This plan does not allow bulk requests.",
+        )
         return None, problems.errors
     if problems.errors:
         return None, problems.errors

@@ -12,7 +12,13 @@ from apps.core.errors import InvalidRequest
 from apps.core.pagination import paginate
 
 from . import selectors, serializers, services
-from .validation import Problems, clean_bulk, clean_contact
+from .validation import CONSENT_MESSAGE, Problems, clean_bulk, clean_contact
+
+
+def _invalid(errors: dict[str, str]) -> InvalidRequest:
+    """The 422; a refused personal_email also names the consent rule in ``error`` (SPEC §4)."""
+    message = CONSENT_MESSAGE if CONSENT_MESSAGE in errors.values() else None
+    return InvalidRequest(message, details=errors)
 
 
 class EnrichView(APIView):
@@ -33,7 +39,7 @@ class EnrichView(APIView):
         problems = Problems()
         clean = clean_contact(body, problems=problems, consent=account.personal_email_consent)
         if clean is None:
-            raise InvalidRequest(details=problems.errors)
+            raise _invalid(problems.errors)
         contact = services.contact_enqueue(account=account, api_key=request.auth, clean=clean)
         return Response(
             selectors.contact_accepted_data(contact),
@@ -61,7 +67,7 @@ class BulkEnrichView(APIView):
             body, consent=account.personal_email_consent, bulk_max=account.plan.bulk_max or 0
         )
         if clean is None:
-            raise InvalidRequest(details=errors)
+            raise _invalid(errors)
         bulk, contacts = services.bulk_enqueue(account=account, api_key=request.auth, clean=clean)
         return Response(
             {

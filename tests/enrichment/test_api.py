@@ -271,3 +271,171 @@ def test_credits(live_api):
     assert body["credits"] == 1000
     assert body["plan"] == "pro"
     assert body["daily_limit"] == 1000
+
+
+SPEC_CONSENT_TEXT = (
+    "You can't use the personal email enrichment feature without consenting with our terms of use"
+)
+
+
+def test_consent_refusal_carries_the_spec_sentence_in_error_and_details(api, redis_client):
+    body = {**SARAH, "enrichment_type": ["email", "personal_email"]}
+    response = post(api, "/api/v1/enrich", body)
+    assert response.status_code == 422
+    payload = response.json()
+    assert payload["error"] == SPEC_CONSENT_TEXT
+    assert payload["code"] == "validation_error"
+    assert payload["details"] == {"enrichment_type": SPEC_CONSENT_TEXT}
+    assert Contact.objects.count() == 0
+    assert queue_length(redis_client) == 0
+
+
+def test_other_422s_keep_the_generic_error(api):
+    response = post(api, "/api/v1/enrich", {**SARAH, "first_name": ""})
+    assert response.json()["error"] == "The request is invalid"
+
+
+def test_bulk_consent_refusal_is_reported_once_for_the_batch(api, redis_client):
+    body = _bulk_body(20, enrichment_type=["personal_email"])
+    for contact in body["contacts"]:
+        contact["linkedin_url"] = "https://www.linkedin.com/in/someone"
+    response = post(api, "/api/v1/enrich/bulk", body)
+    assert response.status_code == 422
+    assert response.json()["error"] == SPEC_CONSENT_TEXT
+    assert response.json()["details"] == {"enrichment_type": SPEC_CONSENT_TEXT}
+    # A contact asking for it on its own is refused at its own path.
+    own = _bulk_body(3)
+    own["contacts"][2].update(
+        enrichment_type=["personal_email"], linkedin_url="https://www.linkedin.com/in/x"
+    )
+    response = post(api, "/api/v1/enrich/bulk", own)
+    assert response.json()["details"] == {"contacts[2].enrichment_type": SPEC_CONSENT_TEXT}
+    assert BulkJob.objects.count() == 0 and queue_length(redis_client) == 0
+    consenting = make_client(consent=True)
+    assert post(consenting, "/api/v1/enrich/bulk", body).status_code == 202
+
+
+def test_bulk_validation_rules(api):
+    cases = [
+        ({"contacts": []}, "contacts"),
+        ({"contacts": "nope", "enrichment_type": ["email"]}, "contacts"),
+        ({**_bulk_body(2), "enrichment_type": ["fax"]}, "enrichment_type"),
+        ({**_bulk_body(2), "phone_country_codes": ["XX"]}, "phone_country_codes"),
+        ({**_bulk_body(2), "webhook_url": "ftp://example.com/"}, "webhook_url"),
+        ({**_bulk_body(2), "surprise": True}, "surprise"),
+        ({"contacts": [{"first_name": "A", "last_name": "B", "domain": "a.com"}]}, None),
+        ({"contacts": [1, {}], "enrichment_type": ["email"]}, "contacts[0]"),
+    ]
+    for body, field in cases:
+        response = post(api, "/api/v1/enrich/bulk", body)
+        assert response.status_code == 422, body
+        details = response.json()["details"]
+        assert field in details if field else "contacts[0].enrichment_type" in details, details
+    assert BulkJob.objects.count() == 0
+
+
+def test_bulk_contacts_inherit_batch_settings_and_may_override_them(api):
+    body = _bulk_body(2, phone_country_codes=["GB"], webhook_url="https://client.example/h")
+    body["contacts"][1]["phone_country_codes"] = ["FR"]
+    response = post(api, "/api/v1/enrich/bulk", body)
+    assert response.status_code == 202, response.json()
+    ids = [c["enrichment_id"] for c in response.json()["contacts"]]
+    first, second = (Contact.objects.get(pk=i) for i in ids)
+    assert first.phone_country_codes == ["GB"] and second.phone_country_codes == ["FR"]
+    assert first.webhook_url == "https://client.example/h"
+    assert response["Location"] == f"/api/v1/bulk/{response.json()['bulk_id']}"
+
+
+def test_plan_without_a_bulk_max_refuses_bulk_requests(db):
+    from apps.accounts.models import Plan
+
+    plan, _ = Plan.objects.update_or_create(
+        code="nobulk", defaults={"name": "No bulk", "api_access": True}
+    )
+    client = make_client()
+    client.account.plan = plan
+    client.account.save(update_fields=["plan"])
+    response = post(client, "/api/v1/enrich/bulk", _bulk_body(1))
+    assert response.status_code == 422
+    assert response.json()["details"] == {"contacts": "This plan does not allow bulk requests."}
+
+
+def test_contact_and_bulk_shapes_are_exactly_the_spec_fields(api):
+    created = post(api, "/api/v1/enrich", SARAH).json()
+    contact = api.get(f"/api/v1/contacts/{created['enrichment_id']}").json()
+    assert set(contact) == {
+        "enrichment_id",
+        "status",
+        "first_name",
+        "last_name",
+        "company_name",
+        "domain",
+        "linkedin_url",
+        "enrichment_type",
+        "result",
+        "credits_charged",
+        "sandbox",
+        "bulk_id",
+        "custom",
+        "attempts",
+        "created_at",
+        "finished_at",
+    }
+    assert contact["created_at"] == created["created_at"]
+    assert contact["created_at"].endswith("Z") and contact["finished_at"] is None
+    assert contact["enrichment_type"] == ["email", "phone"]
+    accepted = post(api, "/api/v1/enrich/bulk", _bulk_body(2)).json()
+    assert set(accepted) == {"bulk_id", "status", "total", "contacts"}
+    assert all(set(c) == {"enrichment_id", "custom"} for c in accepted["contacts"])
+    bulk = api.get(f"/api/v1/bulk/{accepted['bulk_id']}").json()
+    assert set(bulk) == {
+        "bulk_id",
+        "status",
+        "total",
+        "finished",
+        "verified",
+        "not_found",
+        "no_credits",
+        "failed",
+        "credits_used",
+        "created_at",
+        "completed_at",
+    }
+    assert bulk["created_at"].endswith("Z")
+    member = api.get(f"/api/v1/contacts/{accepted['contacts'][0]['enrichment_id']}").json()
+    assert member["bulk_id"] == accepted["bulk_id"]
+
+
+def test_list_filters_bulk_id_and_updated_after(api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    bulk_id = post(api, "/api/v1/enrich/bulk", _bulk_body(2)).json()["bulk_id"]
+    single = post(api, "/api/v1/enrich", SARAH).json()["enrichment_id"]
+    in_bulk = api.get(f"/api/v1/contacts?bulk_id={bulk_id}").json()["data"]
+    assert len(in_bulk) == 2 and {c["bulk_id"] for c in in_bulk} == {bulk_id}
+    assert api.get("/api/v1/contacts?bulk_id=nope").status_code == 422
+    old = timezone.now() - timedelta(hours=2)
+    Contact.objects.exclude(pk=single).update(updated_at=old)
+    since = (old + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    recent = api.get("/api/v1/contacts", {"updated_after": since}).json()["data"]
+    assert [c["enrichment_id"] for c in recent] == [single]
+    assert api.get("/api/v1/contacts?updated_after=2026-01-01T00:00:00").status_code == 422
+    assert api.get("/api/v1/contacts?updated_after=yesterday").status_code == 422
+    assert api.get("/api/v1/contacts?result_status=verified").status_code == 422
+    for limit in ("0", "abc", "1.5"):
+        assert api.get(f"/api/v1/contacts?limit={limit}").status_code == 422
+
+
+def test_credits_and_lists_show_only_the_callers_account(db):
+    mine = make_client(mode="live", credits=7)
+    theirs = make_client(mode="live", credits=900)
+    for _ in range(3):
+        post(theirs, "/api/v1/enrich", SARAH)
+    answer = mine.get("/api/v1/credits").json()
+    assert answer == {"credits": 7, "plan": "pro", "daily_requests_used": 1, "daily_limit": 1000}
+    assert mine.get("/api/v1/contacts").json() == {
+        "data": [],
+        "pagination": {"next_cursor": None, "has_more": False},
+    }
