@@ -50,6 +50,15 @@ class EndpointEnabledSerializer(EndpointSerializer):
     replayed = serializers.IntegerField(help_text="Skipped deliveries queued again")
 
 
+class CallbackSecretSerializer(serializers.Serializer):
+    webhook_secret = serializers.CharField(
+        help_text="whsec_…: signs deliveries to a request's webhook_url; shown only here"
+    )
+    previous_secret_expires_at = serializers.DateTimeField(
+        help_text="Until then the old secret signs beside the new one"
+    )
+
+
 class EndpointListSerializer(serializers.Serializer):
     data = EndpointSerializer(many=True)
     pagination = PaginationSerializer()

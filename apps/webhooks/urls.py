@@ -1,4 +1,4 @@
-"""Webhook endpoint, delivery and event URLs under /api/v1 (no trailing slashes)."""
+"""Webhook endpoint, delivery, event and callback-secret URLs under /api/v1 (no trailing slash)."""
 
 from django.urls import path
 
@@ -22,4 +22,9 @@ urlpatterns = [
     path(_DELIVERY, views.DeliveryDetailView.as_view(), name="webhook-delivery"),
     path(f"{_DELIVERY}/retry", views.DeliveryRetryView.as_view(), name="webhook-delivery-retry"),
     path("events", views.EventListView.as_view(), name="event-list"),
+    path(
+        "callback-secret/rotate",
+        views.CallbackSecretRotateView.as_view(),
+        name="callback-secret-rotate",
+    ),
 ]

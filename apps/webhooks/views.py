@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from apps.core.api import LIST_PARAMETERS, error_responses, json_object, list_params
 from apps.core.errors import InvalidRequest
 from apps.core.pagination import paginate
+from apps.core.timefmt import iso
 
 from . import selectors, serializers, services
 from .models import Delivery, Event
@@ -164,6 +165,27 @@ class WebhookRotateSecretView(APIView):
         endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
         endpoint = services.endpoint_secret_rotate(endpoint=endpoint)
         return Response(selectors.endpoint_data(endpoint, with_secret=True))
+
+
+class CallbackSecretRotateView(APIView):
+    required_scope = "webhooks"
+
+    @extend_schema(
+        operation_id="callback_secret_rotate",
+        tags=["webhooks"],
+        request=None,
+        responses={200: serializers.CallbackSecretSerializer, **error_responses(401, 403, 429)},
+        summary="New callback secret for request webhook_url deliveries; the old one keeps "
+        "signing beside it for 24 h",
+    )
+    def post(self, request: Request) -> Response:
+        account = services.callback_secret_rotate(account=request.user)
+        return Response(
+            {
+                "webhook_secret": account.callback_secret,
+                "previous_secret_expires_at": iso(account.previous_callback_secret_expires_at),
+            }
+        )
 
 
 class WebhookRecoverView(APIView):

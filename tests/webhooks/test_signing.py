@@ -7,6 +7,7 @@ import hmac
 import json
 import shutil
 import subprocess
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -110,3 +111,49 @@ def test_hex_signature_is_what_openssl_prints(receiver):
         check=True,
     ).stdout.decode()
     assert printed.strip().rsplit(" ", 1)[-1] == request.headers["x-sluice-signature"]
+
+
+def test_callback_secret_rotates_and_the_old_one_signs_beside_it_for_24_hours(receiver):
+    from apps.enrichment import services as enrichment_services
+    from apps.enrichment.waterfall import Outcome
+
+    client = make_client()
+    old_secret = client.account.callback_secret
+    response = client.post("/api/v1/callback-secret/rotate")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"webhook_secret", "previous_secret_expires_at"}
+    new_secret = body["webhook_secret"]
+    assert new_secret.startswith("whsec_") and new_secret != old_secret
+    client.account.refresh_from_db()
+    assert client.account.callback_secret == new_secret
+    overlap = client.account.previous_callback_secret_expires_at - timezone.now()
+    assert timedelta(hours=23, minutes=59) < overlap <= timedelta(hours=24)
+    assert body["previous_secret_expires_at"].endswith("Z")
+
+    contact = ContactFactory(account=client.account, webhook_url=receiver.url("/mine"))
+    enrichment_services.contact_finish(contact=contact, outcome=Outcome())
+    deliver(Delivery.objects.get(target_url=receiver.url("/mine")))
+    (request,) = receiver.received(path="/mine")
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    for secret in (new_secret, old_secret):
+        Webhook(secret).verify(request.body, request.headers)
+    # After the overlap only the new one signs.
+    client.account.previous_callback_secret_expires_at = timezone.now()
+    client.account.save()
+    second = ContactFactory(account=client.account, webhook_url=receiver.url("/again"))
+    enrichment_services.contact_finish(contact=second, outcome=Outcome())
+    deliver(Delivery.objects.get(target_url=receiver.url("/again")))
+    (request,) = receiver.received(path="/again")
+    Webhook(new_secret).verify(request.body, request.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old_secret).verify(request.body, request.headers)
+
+
+def test_callback_secret_rotation_needs_the_webhooks_scope(db):
+    reader = make_client(scopes=["read", "enrich"])
+    secret = reader.account.callback_secret
+    response = reader.post("/api/v1/callback-secret/rotate")
+    assert response.status_code == 403
+    reader.account.refresh_from_db()
+    assert reader.account.callback_secret == secret

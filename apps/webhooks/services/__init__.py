@@ -8,6 +8,7 @@ from .deliveries import (
     retry_delay,
 )
 from .endpoints import (
+    callback_secret_rotate,
     endpoint_create,
     endpoint_deactivate,
     endpoint_delete,
@@ -27,6 +28,7 @@ from .transport import AttemptResult, http_post
 __all__ = [
     "AttemptResult",
     "bulk_completed_emit",
+    "callback_secret_rotate",
     "contact_finished_emit",
     "contacts_finished_emit",
     "deliveries_publish",

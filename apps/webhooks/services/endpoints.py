@@ -120,6 +120,25 @@ def endpoint_secret_rotate(*, endpoint: Endpoint) -> Endpoint:
     return endpoint
 
 
+def callback_secret_rotate(*, account: Account) -> Account:
+    """New callback secret (request ``webhook_url`` deliveries); the old one signs beside it
+    for 24 h, as with an endpoint's ``rotate-secret``."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Account.objects.select_for_update().get(pk=account.pk)
+        locked.previous_callback_secret = locked.callback_secret
+        locked.previous_callback_secret_expires_at = now + ROTATION_OVERLAP
+        locked.callback_secret = signing.secret_generate()
+        locked.save(
+            update_fields=[
+                "callback_secret",
+                "previous_callback_secret",
+                "previous_callback_secret_expires_at",
+            ]
+        )
+    return locked
+
+
 def endpoint_deactivate(*, endpoint: Endpoint, reason: str) -> bool:
     """Disable the endpoint, mark its pending deliveries skipped, emit ``endpoint.disabled``.
 
