@@ -243,3 +243,55 @@ def test_sandbox_keys_never_touch_the_ledger():
     assert contact.credits_charged == 0
     assert LedgerEntry.objects.filter(account=client.account).count() == 0
     assert assert_consistent(client.account) == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kinds", "price"),
+    [(["email"], 1), (["phone"], 10), (["email", "phone"], 11), (["personal_email"], 2)],
+)
+def test_default_prices_charge_found_kinds_once_with_a_linked_ledger_row(kinds, price):
+    from apps.enrichment.waterfall import Outcome
+
+    account = funded_account(100)
+    contact = ContactFactory(account=account, sandbox=False, enrichment_type=kinds)
+    outcome = Outcome(data={}, found_kinds=kinds, confidence=90)
+    enrichment_services.contact_finish(contact=contact, outcome=outcome)
+    contact.refresh_from_db()
+    assert contact.result_status == Contact.VERIFIED
+    assert contact.credits_charged == price
+    entry = LedgerEntry.objects.get(account=account, entry_type="charge")
+    assert (entry.amount, entry.balance_after, entry.contact_id) == (
+        -price,
+        100 - price,
+        contact.pk,
+    )
+    assert entry.reason
+    assert assert_consistent(account) == 100 - price
+
+
+@pytest.mark.django_db
+def test_prices_are_settings(settings):
+    from apps.enrichment.waterfall import Outcome
+
+    settings.CREDIT_PRICES = {"email": 3, "phone": 20, "personal_email": 5}
+    account = funded_account(100)
+    contact = ContactFactory(account=account, sandbox=False, enrichment_type=["email", "phone"])
+    outcome = Outcome(data={}, found_kinds=["email", "phone"], confidence=90)
+    enrichment_services.contact_finish(contact=contact, outcome=outcome)
+    contact.refresh_from_db()
+    assert contact.credits_charged == 23
+    assert assert_consistent(account) == 77
+
+
+@pytest.mark.django_db
+def test_not_found_and_failed_results_are_free():
+    from apps.enrichment.waterfall import Outcome
+
+    account = funded_account(10)
+    contact = ContactFactory(account=account, sandbox=False)
+    enrichment_services.contact_finish(contact=contact, outcome=Outcome())
+    contact.refresh_from_db()
+    assert (contact.result_status, contact.credits_charged) == (Contact.NOT_FOUND, 0)
+    assert LedgerEntry.objects.filter(contact=contact).count() == 0
+    assert assert_consistent(account) == 10
