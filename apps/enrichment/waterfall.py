@@ -345,11 +345,18 @@ def _usable(kind: str, found: Found, contact: Contact) -> dict[str, Any] | None:
 
 
 def normalize_email(value: Any) -> str | None:
+    """The address trimmed and lowercased; None unless it looks like ``local@host.tld``."""
     if not isinstance(value, str):
         return None
     value = value.strip().lower()
     local, _, domain = value.partition("@")
-    if not local or "." not in domain or " " in value:
+    if (
+        not local
+        or "@" in domain
+        or any(c.isspace() for c in value)
+        or "." not in domain
+        or "" in domain.split(".")
+    ):
         return None
     return value
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.accounts.models import LedgerEntry
 from apps.enrichment import services
 from apps.enrichment.models import Contact, ProviderAttempt
+from apps.enrichment.waterfall import normalize_email
 from apps.providers import breaker, registry
 from apps.providers.base import Provider
 from apps.providers.models import ProviderConfig
@@ -130,6 +131,25 @@ def test_invalid_email_is_a_miss_and_catch_all_is_kept(account):
         "catch_all",
         {"email": "hunter"},
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Sarah.Chen@Stripe.COM ", "sarah.chen@stripe.com"),
+        ("sarah@stripe", None),
+        ("sarah@@stripe.com", None),
+        ("sa rah@stripe.com", None),
+        ("sarah\t@stripe.com", None),
+        ("sarah@stripe..com", None),
+        ("sarah@.stripe.com", None),
+        ("@stripe.com", None),
+        (None, None),
+        (42, None),
+    ],
+)
+def test_normalize_email(raw, expected):
+    assert normalize_email(raw) == expected
 
 
 @responses.activate
