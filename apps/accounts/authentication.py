@@ -24,15 +24,23 @@ KEY_FORMAT = re.compile(r"^sk_(live|test)_[A-Za-z0-9]{32,128}$")
 
 
 def raw_key_from_request(request: Request | HttpRequest) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise exceptions.AuthenticationFailed(
-                "Use 'Authorization: Bearer <key>'", code="invalid_api_key"
-            )
+    """The raw key from ``Authorization: Bearer`` or, failing that, ``X-API-KEY``.
+
+    An ``Authorization`` header of another scheme (say, Basic auth added by a gateway) does not
+    hide an ``X-API-KEY``; on its own it is a 401.
+    """
+    header = request.headers.get("Authorization", "").strip()
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.headers.get("X-API-KEY") or None
+    api_key_header = request.headers.get("X-API-KEY", "").strip()
+    if api_key_header:
+        return api_key_header
+    if header:
+        raise exceptions.AuthenticationFailed(
+            "Use 'Authorization: Bearer <key>'", code="invalid_api_key"
+        )
+    return None
 
 
 def client_ip(request: Request | HttpRequest) -> str:

@@ -263,3 +263,19 @@ def test_create_account_refuses_bad_arguments(db, args):
     with pytest.raises(CommandError):
         call_command("create_account", *args)
     assert not Account.objects.filter(name="X").exists()
+
+
+def test_x_api_key_is_used_beside_another_authorization_scheme(api):
+    gateway = APIClient()
+    gateway.credentials(
+        HTTP_AUTHORIZATION="Basic dXNlcjpwYXNz", HTTP_X_API_KEY=f" {api.key.raw_key} "
+    )
+    assert gateway.get("/api/v1/credits").status_code == 200
+    both = APIClient()
+    both.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {api.key.raw_key}", HTTP_X_API_KEY="sk_test_" + "b" * 40
+    )
+    assert both.get("/api/v1/credits").status_code == 200  # Bearer wins
+    empty_bearer = APIClient()
+    empty_bearer.credentials(HTTP_AUTHORIZATION="Bearer ", HTTP_X_API_KEY=api.key.raw_key)
+    assert empty_bearer.get("/api/v1/credits").status_code == 200
