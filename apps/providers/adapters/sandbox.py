@@ -1,7 +1,8 @@
 """The deterministic sandbox provider used by every ``sk_test_`` key (SPEC §2).
 
 It never touches the network. Email: ``first.last@<company domain>`` (lowercase, ASCII
-folded); phone: always ``+15550000000`` (mobile); a name containing ``notfound`` is not found.
+folded; a name part that folds to nothing is left out); phone: always ``+15550000000``
+(mobile); a name containing ``notfound`` is not found.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ class SandboxProvider(Provider):
         full_name = f"{query.first_name} {query.last_name}".lower()
         if "notfound" in full_name.replace(" ", ""):
             return None
-        first, last = _local_part(query.first_name), _local_part(query.last_name)
+        # A name with nothing left after ASCII folding (e.g. written in Han) drops out rather
+        # than leaving ".wei@…" or ".@gmail.com", which are not addresses.
+        local = ".".join(p for p in map(_local_part, (query.first_name, query.last_name)) if p)
+        local = local or "contact"
         if kind == "email":
             domain = _company_domain(query)
             return Found(
                 data={
-                    "email": f"{first}.{last}@{domain}",
+                    "email": f"{local}@{domain}",
                     "email_status": "valid",
                     "company_domain": domain,
                     "job_title": "Sandbox Tester",
@@ -54,5 +58,5 @@ class SandboxProvider(Provider):
                 confidence=99,
             )
         if kind == "personal_email":
-            return Found(data={"personal_email": f"{first}.{last}@gmail.com"}, confidence=99)
+            return Found(data={"personal_email": f"{local}@gmail.com"}, confidence=99)
         return None
