@@ -22,6 +22,8 @@ CONSENT_MESSAGE = (
 CUSTOM_MAX_BYTES = 4096
 CUSTOM_MAX_DEPTH = 3
 MAX_CREDITS_LIMIT = 2_147_483_647
+# Contact.linkedin_url's column; a longer URL would be a database error, not a 422.
+LINKEDIN_URL_MAX_LENGTH = 500
 ISO_ALPHA2 = frozenset(
     (
         "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ "
@@ -227,7 +229,11 @@ def clean_contact(
     linkedin = ""
     raw_linkedin = data.get("linkedin_url")
     if raw_linkedin not in (None, ""):
-        if not isinstance(raw_linkedin, str) or not normalize_linkedin(raw_linkedin):
+        if isinstance(raw_linkedin, str) and len(raw_linkedin.strip()) > LINKEDIN_URL_MAX_LENGTH:
+            problems.add(
+                p("linkedin_url"), f"Must be at most {LINKEDIN_URL_MAX_LENGTH} characters."
+            )
+        elif not isinstance(raw_linkedin, str) or not normalize_linkedin(raw_linkedin):
             problems.add(
                 p("linkedin_url"),
                 "Must be an http(s) LinkedIn profile URL such as https://www.linkedin.com/in/name.",
