@@ -264,7 +264,10 @@ def _call(
             outcome.attempts.append(
                 AttemptRecord(name, kind, ProviderAttempt.ERROR, _ms(started), str(exc)[:500])
             )
-            breaker.record_failure(name)
+            if exc.provider_fault:
+                breaker.record_failure(name)
+            else:
+                breaker.record_success(name)  # it answered: up, even if it said no to this
             if not exc.retryable:
                 return _FAILED
             longest = settings.PROVIDER_RETRY_AFTER_MAX_SECONDS

@@ -29,12 +29,25 @@ class Found:
 
 
 class ProviderError(Exception):
-    """A provider call failed. ``retryable`` says whether trying again could help."""
+    """A provider call failed. ``retryable`` says whether trying again could help.
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    ``provider_fault`` is False when the vendor answered but rejected this one request (bad
+    parameters for this contact): the provider is up, so it must not count towards its
+    circuit breaker, or a batch of odd contacts would switch a healthy vendor off for all.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        provider_fault: bool = True,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.provider_fault = provider_fault
 
 
 class Provider(ABC):

@@ -19,6 +19,9 @@ _env = environ.Env()
 
 # Statuses a vendor uses for "slow down / try later": retrying (after a wait) can help.
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Statuses that reject this one request (its parameters), not the provider being down or
+# our account being unusable there (401, 402, 403 are that, and do count as failures).
+REQUEST_REJECTED_STATUSES = frozenset({400, 409, 413, 414, 422})
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -138,7 +141,9 @@ class HttpProvider(Provider):
             )
         if status >= 400:
             raise ProviderError(
-                f"{self.name}: HTTP {status}{self.error_detail(response)}", retryable=False
+                f"{self.name}: HTTP {status}{self.error_detail(response)}",
+                retryable=False,
+                provider_fault=status not in REQUEST_REJECTED_STATUSES,
             )
         try:
             body = response.json()

@@ -434,6 +434,18 @@ def test_breaker_half_opens_after_the_cool_down_one_probe_decides(account, setti
 
 
 @responses.activate
+def test_requests_the_vendor_rejects_do_not_open_its_breaker(account, settings):
+    settings.PROVIDER_BREAKER_FAILURES = 2
+    responses.get(HUNTER_URL, status=400, json=hunter_error(400, "wrong_params", "Invalid domain"))
+    responses.post(APOLLO_URL, json=apollo_body())
+    contacts = [live_contact(account) for _ in range(4)]
+    for contact in contacts:
+        run(contact)
+        assert attempts(contact) == [("hunter", "email", "error"), ("apollo", "email", "hit")]
+    assert not breaker.is_open("hunter")
+
+
+@responses.activate
 def test_every_provider_erroring_is_failed_and_free(account, settings):
     settings.PROVIDER_MAX_RETRIES = 0
     responses.get(HUNTER_URL, status=500, body="")

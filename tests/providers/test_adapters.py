@@ -178,6 +178,7 @@ def test_401_is_permanent(vendor):
     with pytest.raises(ProviderError) as info:
         adapter(vendor).lookup(QUERY, kind)
     assert info.value.retryable is False
+    assert info.value.provider_fault is True  # unusable for us: counts towards the breaker
     assert "401" in str(info.value)
     assert "test-" not in str(info.value)  # the key is never part of an error text
 
@@ -267,12 +268,14 @@ def test_malformed_body_is_permanent(vendor, body):
 
 @pytest.mark.parametrize("vendor", VENDORS)
 @responses.activate
-def test_400_is_permanent(vendor):
+@pytest.mark.parametrize("status", [400, 422])
+def test_400_is_permanent_and_not_the_providers_fault(vendor, status):
     method, url, kind = VENDORS[vendor]
-    responses.add(method, url, status=400, json=ERROR_BODIES[vendor](400))
+    responses.add(method, url, status=status, json=ERROR_BODIES[vendor](status))
     with pytest.raises(ProviderError) as info:
         adapter(vendor).lookup(QUERY, kind)
     assert info.value.retryable is False
+    assert info.value.provider_fault is False  # this request was rejected; the vendor is up
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
