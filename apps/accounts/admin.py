@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -20,6 +21,7 @@ from apps.ops.admin_base import (
     ReadOnlyAdmin,
     ReadOnlyInline,
     SaveChangedFieldsMixin,
+    SluiceModelAdmin,
     UUIDSearchMixin,
     admin_link,
     secret_shown_once,
@@ -35,7 +37,10 @@ from apps.ops.forms import (
 )
 
 from .models import Account, ApiKey, LedgerEntry, Plan
-from .services import account_create, api_key_create, api_key_revoke, credits_add
+from .services import account_create, api_key_create, api_key_hash, api_key_revoke, credits_add
+
+# A whole key as a client would paste it from their configuration.
+RAW_KEY = re.compile(r"sk_(test|live)_[A-Za-z0-9]{20,}")
 
 
 def _error_text(exc: SluiceError) -> str:
@@ -57,7 +62,7 @@ def _form_page(
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(SluiceModelAdmin):
     list_display = (
         "code",
         "name",
@@ -114,7 +119,7 @@ class ApiKeyInline(ReadOnlyInline):
 
 
 @admin.register(Account)
-class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
+class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
     form = AccountChangeForm
     list_display = (
         "name",
@@ -161,6 +166,18 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
             .get_queryset(request)
             .annotate(_active_keys=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True)))
         )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Account | None = None) -> Any:
+        # Links to pages a read-only (support) user would only get a 403 from are left out.
+        hidden = set()
+        if not self.has_change_permission(request, obj):
+            hidden.add("top_up_link")
+        if not self.admin_site._registry[ApiKey].has_add_permission(request):
+            hidden.add("new_key")
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]})
+            for name, opts in super().get_fieldsets(request, obj)
+        ]
 
     @admin.display(description="active keys", ordering="_active_keys")
     def active_keys(self, obj: Account) -> int:
@@ -325,7 +342,7 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
+class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
     form = ApiKeyChangeForm
     uuid_search_fields = ("pk", "account_id")
     list_display = (
@@ -342,6 +359,7 @@ class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
     list_select_related = ("account",)
     list_filter = (KeyStateFilter, "mode", "created_at", "last_used_at")
     search_fields = ("prefix", "name", "account__name")
+    search_help_text = "Key or account id, a whole key (sk_…), display prefix, name, account name."
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     readonly_fields = (
@@ -355,6 +373,15 @@ class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, admin.ModelAdmin):
     )
     fields = (*readonly_fields[:4], "name", "ip_allowlist", "scopes", *readonly_fields[4:])
     actions = ("revoke",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if RAW_KEY.fullmatch(term):
+            # Only the hash is stored: a pasted key is found by hashing it, never by prefix.
+            return queryset.filter(key_hash=api_key_hash(term)), False
+        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="active", boolean=True, ordering="revoked_at")
     def is_active(self, obj: ApiKey) -> bool:

@@ -13,6 +13,7 @@ from apps.ops.admin_base import (
     ActionsOnlyMixin,
     ReadOnlyAdmin,
     ReadOnlyInline,
+    SluiceModelAdmin,
     UUIDSearchMixin,
     admin_link,
     pretty_json,
@@ -70,7 +71,7 @@ class ProviderAttemptInline(ReadOnlyInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
+class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
     uuid_search_fields = ("pk", "account_id", "bulk_id")
     # Big tables: skip the second COUNT(*) over the whole table when filtering.
     show_full_result_count = False
@@ -101,14 +102,15 @@ class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
         "company_name",
         "domain",
         "linkedin_url",
+        "webhook_url",
         "result__email",
         "result__personal_email",
         "account__name",
         "custom",
     )
     search_help_text = (
-        "Enrichment, account or bulk id; name, company, domain, LinkedIn URL, found email, "
-        "account name or a value in custom."
+        "Enrichment, account or bulk id; name, company, domain, LinkedIn URL, webhook URL, "
+        "found email, account name or a value in custom."
     )
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
@@ -213,7 +215,7 @@ class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(BulkJob)
-class BulkJobAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
+class BulkJobAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
     uuid_search_fields = ("pk", "account_id")
     list_display = (
         "bulk_id",

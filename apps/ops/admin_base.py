@@ -7,7 +7,9 @@ import uuid
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Model, Q, QuerySet
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
+from django.db.models import Field, Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -15,8 +17,9 @@ from django.utils.html import format_html
 
 
 class UUIDSearchMixin:
-    """A search term that is a UUID matches these fields exactly (an indexed lookup) and
-    nothing else; other terms go through ``search_fields`` as usual."""
+    """A search term that is a UUID matches these fields exactly (an indexed lookup); only
+    when that finds nothing does it go through ``search_fields`` like any other term (a
+    client's own UUID in ``custom``, an Idempotency-Key)."""
 
     uuid_search_fields: tuple[str, ...] = ("pk",)
 
@@ -30,7 +33,36 @@ class UUIDSearchMixin:
         match = Q()
         for field in self.uuid_search_fields:
             match |= Q(**{field: value})
-        return queryset.filter(match), False
+        exact = queryset.filter(match)
+        if exact.exists():
+            return exact, False
+        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+
+
+def pk_is_valid(field: Field, value: str) -> bool:
+    """Whether ``value`` (from a form) can be looked up as this primary key at all."""
+    if "\x00" in value:
+        return False
+    try:
+        field.run_validators(field.to_python(value))
+    except (ValidationError, TypeError, ValueError):
+        return False
+    return True
+
+
+class SluiceModelAdmin(admin.ModelAdmin):
+    """The ModelAdmin every Sluice admin derives from."""
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        # Django filters ``pk__in`` with the posted ids as they come: a forged one that is no
+        # UUID (or an integer out of range) is a 500. Such ids select nothing.
+        selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        valid = [v for v in selected if pk_is_valid(self.model._meta.pk, v)]
+        if len(valid) != len(selected):
+            post = request.POST.copy()
+            post.setlist(ACTION_CHECKBOX_NAME, valid)
+            request.POST = post
+        return super().response_action(request, queryset)
 
 
 class SaveChangedFieldsMixin:
@@ -69,7 +101,7 @@ class ActionsOnlyMixin:
         return super().render_change_form(request, context, *args, **kwargs)  # type: ignore[misc]
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(SluiceModelAdmin):
     """Rows written by the product (attempts, ledger, events): staff look, nobody edits."""
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:

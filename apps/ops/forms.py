@@ -69,6 +69,10 @@ def clean_provider_order(value: Any) -> dict[str, list[str]]:
 
 SCOPE_CHOICES = [(s, s) for s in ApiKey.ALL_SCOPES]
 
+# The most credits one form may add or take away: far above any real order, far below the
+# 64-bit balance column (a bigger number was a database error, a 500, not a form error).
+CREDITS_CHANGE_MAX = 1_000_000_000
+
 
 class ApiKeyCreateForm(forms.Form):
     account = forms.ModelChoiceField(queryset=Account.objects.order_by("name"))
@@ -92,7 +96,10 @@ class AccountCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
     plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("code"), to_field_name="code")
     credits = forms.IntegerField(
-        min_value=0, initial=0, help_text="Opening balance (a ledger row)."
+        min_value=0,
+        max_value=CREDITS_CHANGE_MAX,
+        initial=0,
+        help_text="Opening balance (a ledger row).",
     )
     mode = forms.ChoiceField(
         choices=ApiKey.MODES, initial=ApiKey.MODE_TEST, label="First key's mode"
@@ -112,7 +119,11 @@ class TopUpForm(forms.Form):
         initial=LedgerEntry.TOPUP,
         label="Type",
     )
-    amount = forms.IntegerField(help_text="Credits; only an adjustment may be negative.")
+    amount = forms.IntegerField(
+        min_value=-CREDITS_CHANGE_MAX,
+        max_value=CREDITS_CHANGE_MAX,
+        help_text="Credits; only an adjustment may be negative.",
+    )
     reason = forms.CharField(max_length=255, help_text="Kept on the ledger row.")
 
     def clean_amount(self) -> int:

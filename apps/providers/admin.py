@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.enrichment.models import ProviderAttempt
+from apps.ops.admin_base import SluiceModelAdmin
 from apps.ops.percentile import Percentile
 from apps.ops.selectors import CALL_OUTCOMES
 
@@ -20,10 +21,26 @@ from . import breaker
 from .models import ProviderConfig
 
 STATS_WINDOW = timedelta(hours=24)
+# A zero or negative timeout makes requests raise ValueError (not a provider error) in the
+# worker; a huge one lets one call outlive the task's time limit.
+TIMEOUT_MIN_SECONDS = 0.1
+TIMEOUT_MAX_SECONDS = 60.0
+
+
+def _timeout_field(label: str) -> forms.FloatField:
+    return forms.FloatField(
+        label=label,
+        required=False,
+        min_value=TIMEOUT_MIN_SECONDS,
+        max_value=TIMEOUT_MAX_SECONDS,
+        help_text=f"Seconds, {TIMEOUT_MIN_SECONDS:g} to {TIMEOUT_MAX_SECONDS:g}; empty = settings.",
+    )
 
 
 class ProviderConfigForm(forms.ModelForm):
     name = forms.ChoiceField(choices=())
+    connect_timeout = _timeout_field("Connect timeout")
+    read_timeout = _timeout_field("Read timeout")
 
     class Meta:
         model = ProviderConfig
@@ -57,7 +74,7 @@ def _per_provider(aggregate: object) -> Subquery:
 
 
 @admin.register(ProviderConfig)
-class ProviderConfigAdmin(admin.ModelAdmin):
+class ProviderConfigAdmin(SluiceModelAdmin):
     form = ProviderConfigForm
     list_display = (
         "name",

@@ -15,6 +15,7 @@ from apps.ops.admin_base import (
     ActionsOnlyMixin,
     ReadOnlyAdmin,
     ReadOnlyInline,
+    SluiceModelAdmin,
     UUIDSearchMixin,
     admin_link,
     pretty_json,
@@ -37,7 +38,7 @@ def _payload(body: str) -> str:
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
+class EndpointAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
     uuid_search_fields = ("pk", "account_id")
     list_display = (
         "endpoint_url",
@@ -161,7 +162,7 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ActionsOnlyMixin, UUIDSearchMixin, admin.ModelAdmin):
+class DeliveryAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
     uuid_search_fields = ("pk", "account_id", "endpoint_id")
     # Big tables: skip the second COUNT(*) over the whole table when filtering.
     show_full_result_count = False
@@ -303,7 +304,8 @@ class EventAdmin(UUIDSearchMixin, ReadOnlyAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(ReadOnlyAdmin):
+class DeliveryAttemptAdmin(UUIDSearchMixin, ReadOnlyAdmin):
+    uuid_search_fields = ("delivery_id", "delivery__endpoint_id", "delivery__account_id")
     # Big tables: skip the second COUNT(*) over the whole table when filtering.
     show_full_result_count = False
     list_display = (
@@ -318,7 +320,7 @@ class DeliveryAttemptAdmin(ReadOnlyAdmin):
     list_select_related = ("delivery__endpoint",)
     list_filter = ("succeeded", "status_code", "at")
     search_fields = ("delivery__endpoint__url", "delivery__target_url", "error")
-    search_help_text = "Endpoint or target URL, or error text."
+    search_help_text = "Delivery, endpoint or account id; endpoint or target URL; error text."
     date_hierarchy = "at"
     ordering = ("-at", "-id")
     fields = (

@@ -9,7 +9,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
 from apps.accounts.models import Account, ApiKey, LedgerEntry
-from apps.accounts.services import api_key_hash, credits_add
+from apps.accounts.services import api_key_hash, credits_add, credits_charge
 from tests.factories import AccountFactory, ApiKeyFactory, plan
 from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
 
@@ -17,8 +17,25 @@ pytestmark = pytest.mark.django_db
 
 
 def _ledger_rows(account: Account, n: int) -> None:
+    """Rows with every column the list shows filled: a staff user and a contact."""
+    from django.contrib.auth import get_user_model
+
+    from tests.factories import ContactFactory
+
+    staff = get_user_model().objects.create_user(f"staff-{account.pk}-{n}", is_staff=True)
     for i in range(n):
-        credits_add(account=account, amount=i + 1, reason=f"row {i}")
+        credits_add(account=account, amount=i + 1, reason=f"row {i}", created_by=staff)
+        credits_charge(
+            account_id=account.pk, contact_id=ContactFactory(account=account).pk, amount=1
+        )
+
+
+def _plans(n: int) -> None:
+    from apps.accounts.models import Plan
+
+    start = Plan.objects.count()
+    for i in range(start, start + n):
+        AccountFactory(plan=Plan.objects.create(code=f"plan-{i}", name=f"Plan {i}"))
 
 
 @pytest.mark.parametrize(
@@ -27,7 +44,7 @@ def _ledger_rows(account: Account, n: int) -> None:
         ("admin:accounts_account_changelist", lambda n: AccountFactory.create_batch(n)),
         ("admin:accounts_apikey_changelist", lambda n: ApiKeyFactory.create_batch(n)),
         ("admin:accounts_ledgerentry_changelist", lambda n: _ledger_rows(AccountFactory(), n)),
-        ("admin:accounts_plan_changelist", lambda n: AccountFactory.create_batch(n)),
+        ("admin:accounts_plan_changelist", _plans),
     ],
 )
 def test_changelist_query_count_does_not_grow_with_rows(admin_client, url_name, make):
@@ -367,3 +384,46 @@ def test_support_user_cannot_top_up(client, django_user_model):
     response = client.post(url, {"apply": "1", "entry_type": "topup", "amount": "5", "reason": "x"})
     assert response.status_code == 403
     assert not account.ledger.exists()
+
+
+def test_credit_amounts_beyond_the_form_limit_are_form_errors_not_500s(admin_client):
+    """10**19 does not fit the 64-bit balance: it was a DataError, a 500."""
+    account = AccountFactory()
+    url = reverse("admin:accounts_account_changelist")
+    base = {"action": "top_up", "apply": "1", ACTION_CHECKBOX_NAME: [account.pk], "reason": "x"}
+    for amount, entry_type in ((str(10**19), "topup"), (str(-(10**19)), "adjustment")):
+        response = admin_client.post(url, {**base, "entry_type": entry_type, "amount": amount})
+        assert response.status_code == 200
+        assert 'name="amount"' in response.content.decode()
+    assert not account.ledger.exists()
+    add = admin_client.post(
+        reverse("admin:accounts_account_add"),
+        {"name": "Huge", "plan": "pro", "credits": str(10**19), "mode": "test"},
+    )
+    assert add.status_code == 200
+    assert "less than or equal to" in add.content.decode()
+    assert not Account.objects.filter(name="Huge").exists()
+
+
+def test_a_whole_key_pasted_in_the_search_box_finds_its_row_by_hash(admin_client):
+    wanted, other = ApiKeyFactory(), ApiKeyFactory()
+    url = reverse("admin:accounts_apikey_changelist")
+    listed = admin_client.get(url, {"q": f" {wanted.raw_key} "}).context["cl"].result_list
+    assert [k.pk for k in listed] == [wanted.pk]
+    # A made-up key with a real key's prefix finds nothing.
+    forged = wanted.raw_key[:12] + "x" * (len(wanted.raw_key) - 12)
+    assert not admin_client.get(url, {"q": forged}).context["cl"].result_list
+    assert other.pk != wanted.pk
+
+
+def test_account_page_hides_top_up_and_new_key_links_from_support(client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("sup2", password="x-12345-long", is_staff=True)
+    user.groups.add(Group.objects.get(name="support"))
+    client.force_login(user)
+    account = AccountFactory(name="Quiet")
+    body = client.get(reverse("admin:accounts_account_change", args=[account.pk])).content.decode()
+    assert "Quiet" in body and "All ledger entries" in body
+    assert "Top up or adjust credits" not in body
+    assert "Create a key for this account" not in body

@@ -76,3 +76,17 @@ def test_secrets_in_a_stored_response_are_redacted(admin_client):
     assert "[redacted]" in body
     assert "whsec_TOPSECRET" not in body
     assert "sk_x" not in body
+
+
+def test_an_idempotency_key_that_is_a_uuid_is_found_by_search(admin_client):
+    """Clients often send a UUID as Idempotency-Key; a UUID term first matches account ids
+    exactly, and falls back to the key search when no account has that id."""
+    wanted, other = _records(2)
+    key = "0b6f6a55-1c8e-4b8e-9d1c-4b3a1e2f9c77"
+    IdempotencyRecord.objects.filter(pk=wanted.pk).update(key=key)
+    url = reverse("admin:core_idempotencyrecord_changelist")
+    for term in (key, key.upper()):
+        listed = admin_client.get(url, {"q": term}).context["cl"].result_list
+        assert [r.pk for r in listed] == [wanted.pk], term
+    by_account = admin_client.get(url, {"q": str(other.account_id)}).context["cl"].result_list
+    assert {r.pk for r in by_account} == {wanted.pk, other.pk}  # one account, two records

@@ -212,3 +212,21 @@ def test_attempts_are_read_only(admin_client):
     url = reverse("admin:enrichment_providerattempt_change", args=[attempt.pk])
     assert admin_client.get(url).status_code == 200
     assert admin_client.post(url, {"outcome": "miss"}).status_code == 403
+
+
+def test_a_uuid_the_client_put_in_custom_is_found_when_no_id_matches(admin_client):
+    crm_id = "3d1f0a3e-8a51-4c2e-9f0a-6b7c8d9e0f12"
+    wanted = ContactFactory(custom={"crm_id": crm_id})
+    by_id = ContactFactory()
+    url = reverse("admin:enrichment_contact_changelist")
+    for term, expected in ((crm_id, wanted), (str(by_id.pk), by_id)):
+        listed = admin_client.get(url, {"q": term}).context["cl"].result_list
+        assert [c.pk for c in listed] == [expected.pk], term
+
+
+def test_find_an_enrichment_by_its_webhook_url(admin_client):
+    wanted = ContactFactory(webhook_url="https://crm.example/sluice-callback")
+    ContactFactory(webhook_url="https://other.example/hook")
+    url = reverse("admin:enrichment_contact_changelist")
+    listed = admin_client.get(url, {"q": "crm.example/sluice"}).context["cl"].result_list
+    assert [c.pk for c in listed] == [wanted.pk]

@@ -89,3 +89,23 @@ def test_change_page_shows_an_open_breaker_and_the_action_closes_it(admin_client
     assert "OPEN" in page.content.decode()
     admin_client.post(reverse(URL), {"action": "close_circuit", ACTION_CHECKBOX_NAME: [config.pk]})
     assert not breaker.is_open("sandbox")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "0.01", "61", "1e300", "nan", "inf"])
+def test_timeouts_outside_the_sane_range_are_refused(admin_client, value):
+    """requests raises ValueError (not a provider error) on a timeout <= 0 in the worker."""
+    add = reverse("admin:providers_providerconfig_add")
+    for field in ("connect_timeout", "read_timeout"):
+        response = admin_client.post(add, {"name": "sandbox", "enabled": "on", field: value})
+        assert response.status_code == 200, (field, value)
+        assert response.context["adminform"].form.errors[field], (field, value)
+    assert not ProviderConfig.objects.exists()
+
+
+def test_timeouts_within_the_range_are_saved(admin_client):
+    add = reverse("admin:providers_providerconfig_add")
+    response = admin_client.post(
+        add, {"name": "sandbox", "enabled": "on", "connect_timeout": "0.5", "read_timeout": "60"}
+    )
+    assert response.status_code == 302
+    assert ProviderConfig.objects.get().timeout() == (0.5, 60.0)

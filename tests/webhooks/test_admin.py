@@ -193,3 +193,14 @@ def test_endpoint_and_delivery_change_forms_save_nothing(admin_client):
         with CaptureQueriesContext(connection) as ctx:
             admin_client.post(url, {"status": "succeeded", "active": ""})
         assert not [q for q in ctx.captured_queries if q["sql"].startswith("UPDATE")], url
+
+
+def test_delivery_attempts_are_found_by_delivery_endpoint_or_account_id(admin_client):
+    _deliveries(2)
+    wanted, other = Delivery.objects.order_by("created_at")
+    url = reverse("admin:webhooks_deliveryattempt_changelist")
+    listed = admin_client.get(url, {"q": str(wanted.pk)}).context["cl"].result_list
+    assert [a.delivery_id for a in listed] == [wanted.pk]
+    for term in (str(wanted.endpoint_id), str(wanted.account_id)):
+        listed = admin_client.get(url, {"q": term}).context["cl"].result_list
+        assert {a.delivery_id for a in listed} == {wanted.pk, other.pk}, term

@@ -1,0 +1,213 @@
+"""Every admin page, as a superuser and as a support user: no 500, whatever the input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.accounts.services import credits_add
+from apps.core.models import IdempotencyRecord
+from apps.enrichment.models import Contact, ProviderAttempt
+from apps.ops.services import SUPPORT_GROUP
+from apps.providers.models import ProviderConfig
+from apps.webhooks.models import Delivery, DeliveryAttempt
+from apps.webhooks.services import endpoint_deactivate
+from tests.factories import AccountFactory, ApiKeyFactory, BulkJobFactory, ContactFactory
+from tests.webhooks.factories import DeliveryFactory, EndpointFactory
+
+pytestmark = pytest.mark.django_db
+
+# Search terms a person pastes or a forged link carries: none may break a changelist.
+SEARCH_TERMS = (
+    "Sweep",
+    "sarah@sweep.example",
+    "5f0c8a2e-2b1e-4f5e-9a51-2f3a6f1b7c11",
+    "evt_test",
+    "https://hooks.sweep.example",
+    "a\x00b",
+    "%_'\"\\",
+    "x" * 3000,
+    "  ",
+)
+
+
+FORGED_SELECTIONS = (
+    [],
+    ["not-a-pk"],
+    ["5f0c8a2e-2b1e-4f5e-9a51-2f3a6f1b7c11"],
+    ["\x00"],
+    ["99999999999999999999"],
+    ["-1", "x" * 100],
+)
+
+
+@pytest.fixture
+def rows(admin_user):
+    now = timezone.now()
+    account = AccountFactory(name="Sweep Inc", default_phone_country_codes=["US"])
+    credits_add(account=account, amount=10, reason="seed", created_by=admin_user)
+    key = ApiKeyFactory(account=account)
+    bulk = BulkJobFactory(account=account, total=2, finished=1, failed=1)
+    contact = ContactFactory(
+        account=account,
+        api_key=key,
+        bulk=bulk,
+        status=Contact.FINISHED,
+        result_status=Contact.FAILED,
+        result={"status": "FAILED", "email": "sarah@sweep.example", "phones": []},
+        custom={"crm": "row-1"},
+        finished_at=now,
+    )
+    ProviderAttempt.objects.create(
+        contact=contact, provider="sandbox", kind="email", outcome="error", error="HTTP 503"
+    )
+    ProviderConfig.objects.create(name="sandbox", priority_email=1, read_timeout=4)
+    endpoint = EndpointFactory(account=account, url="https://hooks.sweep.example/a")
+    dead = EndpointFactory(account=account, url="https://hooks.sweep.example/dead")
+    endpoint_deactivate(endpoint=dead, reason="HTTP 410 Gone")
+    delivery = DeliveryFactory(endpoint=endpoint, status=Delivery.FAILED, attempt_count=1)
+    DeliveryAttempt.objects.create(delivery=delivery, at=now, status_code=500, error="HTTP 500")
+    IdempotencyRecord.objects.create(
+        account=account,
+        key="idem-1",
+        fingerprint="f" * 64,
+        method="POST",
+        path="/api/v1/enrich",
+        state=IdempotencyRecord.COMPLETED,
+        response_status=202,
+        response_body=b'{"enrichment_id": "x"}',
+        locked_at=now,
+        expires_at=now + timedelta(hours=24),
+    )
+
+
+@pytest.fixture
+def support_client(client, django_user_model):
+    user = django_user_model.objects.create_user("helpdesk", password="pw-12345678", is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPPORT_GROUP))
+    client.force_login(user)
+    return client
+
+
+def _sluice(model) -> bool:
+    return model.__module__.startswith("apps.")
+
+
+def _name(model, view: str) -> str:
+    return f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}"
+
+
+def _changelist_urls(client, model, model_admin) -> list[str]:
+    """The changelist, each filter choice, each sort order, a date drill-down, searches."""
+    base = reverse(_name(model, "changelist"))
+    response = client.get(base)
+    assert response.status_code == 200, base
+    cl = response.context["cl"]
+    urls = [base]
+    for spec in cl.filter_specs:
+        urls += [base + choice["query_string"] for choice in spec.choices(cl)]
+    for i in range(1, len(cl.list_display) + 1):
+        urls += [f"{base}?o={i}", f"{base}?o=-{i}"]
+    if model_admin.date_hierarchy:
+        field = model_admin.date_hierarchy
+        today = timezone.localdate()
+        urls += [
+            f"{base}?{field}__year={today.year}",
+            f"{base}?{field}__year={today.year}&{field}__month={today.month}",
+            f"{base}?{field}__year={today.year}&{field}__month={today.month}"
+            f"&{field}__day={today.day}",
+            f"{base}?{field}__year=abc",
+        ]
+    urls += [f"{base}?{urlencode({'q': term})}" for term in SEARCH_TERMS]
+    urls += [f"{base}?p=999", f"{base}?p=abc", f"{base}?o=abc", f"{base}?nope=1"]
+    return urls
+
+
+def _object_urls(model) -> list[str]:
+    urls = [reverse(_name(model, "add"))]
+    for pk in model._default_manager.values_list("pk", flat=True)[:3]:
+        for view in ("change", "history", "delete"):
+            urls.append(reverse(_name(model, view), args=[pk]))
+    for bad in ("0", "not-a-pk", "5f0c8a2e-2b1e-4f5e-9a51-2f3a6f1b7c11"):
+        urls.append(reverse(_name(model, "change"), args=[bad]))
+    return urls
+
+
+def _sweep(client, *, allowed) -> list[str]:
+    problems = []
+    for model, model_admin in admin.site._registry.items():
+        if not allowed(model):
+            continue
+        for url in _changelist_urls(client, model, model_admin) + _object_urls(model):
+            status = client.get(url).status_code
+            if status >= 500 or (status == 404 and "/change/" not in url):
+                problems.append(f"{status} {url}")
+    return problems
+
+
+def test_every_admin_page_opens_for_a_superuser(admin_client, rows):
+    assert _sweep(admin_client, allowed=lambda model: True) == []
+
+
+def test_every_sluice_admin_page_opens_or_is_refused_for_support(support_client, rows):
+    assert _sweep(support_client, allowed=_sluice) == []
+    for model in admin.site._registry:
+        status = support_client.get(reverse(_name(model, "changelist"))).status_code
+        assert status == (200 if _sluice(model) else 403), model
+
+
+@pytest.mark.parametrize(
+    "model", [m for m in admin.site._registry if _sluice(m)], ids=lambda m: m.__name__
+)
+def test_forged_action_posts_never_break_a_changelist(admin_client, rows, model):
+    """Ids that are no primary key at all select nothing, with or without ``index`` (the
+    changelist's Go button, or a confirmation/intermediate form posting back)."""
+    url = reverse(_name(model, "changelist"))
+    actions = list(admin.site._registry[model].get_actions(admin_client.get(url).wsgi_request))
+    for action in actions:
+        for selected in FORGED_SELECTIONS:
+            for extra in ({"index": "0"}, {"apply": "1", "post": "yes"}):
+                data = {"action": action, ACTION_CHECKBOX_NAME: selected, **extra}
+                status = admin_client.post(url, data).status_code
+                assert status < 500, (action, selected, extra, status)
+
+
+def test_a_forged_id_next_to_a_real_one_leaves_the_real_one_selected(
+    admin_client, rows, redis_client, django_capture_on_commit_callbacks
+):
+    delivery = Delivery.objects.get(status=Delivery.FAILED)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:webhooks_delivery_changelist"),
+            {"action": "retry", ACTION_CHECKBOX_NAME: ["not-a-pk", delivery.pk], "index": "0"},
+            follow=True,
+        )
+    assert "Queued 1 deliveries again." in response.content.decode()
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.PENDING
+
+
+def test_forged_ids_alone_select_nothing(admin_client, rows):
+    response = admin_client.post(
+        reverse("admin:accounts_apikey_changelist"),
+        {"action": "revoke", ACTION_CHECKBOX_NAME: ["not-a-pk"], "index": "0"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Items must be selected" in response.content.decode()
+
+
+def test_custom_admin_urls_with_bad_ids(admin_client, rows):
+    top_up = "admin:accounts_account_top_up"
+    for bad in ("not-a-pk", "5f0c8a2e-2b1e-4f5e-9a51-2f3a6f1b7c11"):
+        assert admin_client.get(reverse(top_up, args=[bad])).status_code == 404
+    add_key = reverse("admin:accounts_apikey_add")
+    for bad in ("not-a-pk", "\x00", "5f0c8a2e-2b1e-4f5e-9a51-2f3a6f1b7c11"):
+        assert admin_client.get(add_key, {"account": bad}).status_code == 200
