@@ -314,6 +314,23 @@ def test_deliveries_list_detail_and_retry(api, redis_client):
     assert redis_client.llen("webhooks") == 1
 
 
+def test_retry_of_a_delivery_in_flight_is_409_not_a_second_concurrent_send(api, redis_client):
+    endpoint = EndpointFactory(account=api.account)
+    now = timezone.now()
+    # A worker holds the claim: its request is on the wire.
+    delivery = DeliveryFactory(endpoint=endpoint, claimed_until=now + timedelta(seconds=30))
+    path = f"/api/v1/webhooks/{endpoint.pk}/deliveries/{delivery.pk}/retry"
+    redis_client.flushdb()
+    response = post(api, path)
+    assert response.status_code == 409 and response.json()["code"] == "delivery_in_flight"
+    delivery.refresh_from_db()
+    assert delivery.claimed_until is not None and redis_client.llen("webhooks") == 0
+    # Once the lease has lapsed (the worker died), the retry goes through.
+    Delivery.objects.filter(pk=delivery.pk).update(claimed_until=now - timedelta(seconds=1))
+    assert post(api, path).status_code == 202
+    assert redis_client.llen("webhooks") == 1
+
+
 def test_events_are_polled_by_type_and_since(api):
     now = timezone.now()
     old = EventFactory(account=api.account, created_at=now - timedelta(hours=5))

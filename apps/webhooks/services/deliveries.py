@@ -12,6 +12,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
+from apps.core.errors import Conflict, NotFound
+
 from .. import signing
 from ..models import Delivery, DeliveryAttempt, Endpoint
 from .endpoints import endpoint_failure_record, endpoint_require_active
@@ -33,7 +35,13 @@ def delivery_retry(*, delivery: Delivery) -> Delivery:
     """Send one delivery again now, whatever its status (its endpoint must be active)."""
     if delivery.endpoint is not None:
         endpoint_require_active(delivery.endpoint)
-    deliveries_requeue(delivery_ids=[delivery.pk])
+    if not deliveries_requeue(delivery_ids=[delivery.pk]):
+        if not Delivery.objects.filter(pk=delivery.pk).exists():
+            raise NotFound()  # deleted with its endpoint meanwhile
+        raise Conflict(
+            "The delivery is being attempted right now; retry once the attempt ends",
+            code="delivery_in_flight",
+        )
     delivery.refresh_from_db()
     return delivery
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..models import Delivery
@@ -25,12 +26,25 @@ def deliveries_publish_later(*, delivery_id: str, countdown: float) -> None:
 
 
 def deliveries_requeue(*, delivery_ids: list[Any]) -> int:
-    """Make deliveries due now with a fresh retry schedule (manual retry, recover, replay)."""
+    """Make deliveries due now with a fresh retry schedule (manual retry, recover, replay).
+
+    One whose attempt is in flight (a live claim) is left alone: clearing its lease would let
+    a second worker send it while the first still waits for the answer.
+    """
     if not delivery_ids:
         return 0
     now = timezone.now()
     with transaction.atomic():
-        count = Delivery.objects.filter(pk__in=delivery_ids).update(
+        ids = [
+            str(pk)
+            for pk in Delivery.objects.select_for_update()
+            .filter(pk__in=delivery_ids)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .values_list("pk", flat=True)
+        ]
+        if not ids:
+            return 0
+        Delivery.objects.filter(pk__in=ids).update(
             status=Delivery.PENDING,
             round_attempts=0,
             next_attempt_at=now,
@@ -38,6 +52,5 @@ def deliveries_requeue(*, delivery_ids: list[Any]) -> int:
             claimed_until=None,
             updated_at=now,
         )
-        ids = [str(pk) for pk in delivery_ids]
         transaction.on_commit(lambda: deliveries_publish(ids))
-    return count
+    return len(ids)
