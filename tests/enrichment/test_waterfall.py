@@ -14,7 +14,7 @@ from django.utils import timezone
 from apps.accounts.models import LedgerEntry
 from apps.enrichment import services
 from apps.enrichment.models import Contact, ProviderAttempt
-from apps.enrichment.waterfall import normalize_email
+from apps.enrichment.waterfall import _backoff, normalize_email
 from apps.providers import breaker, registry
 from apps.providers.base import Provider
 from apps.providers.models import ProviderConfig
@@ -380,6 +380,15 @@ def test_exponential_backoff_never_waits_longer_than_the_retry_after_cap(account
     assert time.monotonic() - started < 5
     assert attempts(contact) == [("hunter", "email", "error"), ("hunter", "email", "hit")]
     assert not breaker.is_open("hunter")
+
+
+def test_backoff_is_exponential_with_jitter_unless_the_vendor_said_how_long(settings):
+    settings.PROVIDER_RETRY_BACKOFF_SECONDS = 1.0
+    waits = {n: [_backoff(n, None) for _ in range(200)] for n in range(3)}
+    for n, values in waits.items():
+        assert all(0.5 * 2**n <= w <= 1.5 * 2**n for w in values)
+        assert len(set(values)) > 100  # jittered, so retrying threads spread out
+    assert _backoff(2, 0.3) == 0.3  # Retry-After wins
 
 
 @responses.activate
