@@ -446,3 +446,45 @@ def test_credits_and_lists_show_only_the_callers_account(db):
         "data": [],
         "pagination": {"next_cursor": None, "has_more": False},
     }
+
+
+def _custom_of_size(size: int) -> dict:
+    base = {"k": ""}
+    overhead = len(json.dumps(base, separators=(",", ":")).encode())
+    return {"k": "x" * (size - overhead)}
+
+
+def test_boundary_values_are_accepted_and_normalised(api):
+    body = {
+        **SARAH,
+        "first_name": "  " + "A" * 100 + "  ",
+        "linkedin_url": "http://linkedin.com/in/sarah-chen/",
+        "phone_country_codes": ["us", "GB", "US"],
+        "max_credits": 0,
+        "custom": _custom_of_size(4096),
+    }
+    response = post(api, "/api/v1/enrich", body)
+    assert response.status_code == 202, response.json()
+    contact = Contact.objects.get()
+    assert contact.first_name == "A" * 100
+    assert response.json()["first_name"] == "A" * 100
+    assert contact.phone_country_codes == ["US", "GB"]
+    assert contact.max_credits == 0
+    too_big = post(api, "/api/v1/enrich", {**SARAH, "custom": _custom_of_size(4097)})
+    assert too_big.status_code == 422
+    assert "custom" in too_big.json()["details"]
+
+
+def test_personal_email_needs_a_linkedin_url_even_with_consent(db):
+    consenting = make_client(consent=True)
+    body = {k: v for k, v in SARAH.items() if k != "linkedin_url"}
+    response = post(consenting, "/api/v1/enrich", {**body, "enrichment_type": "personal_email"})
+    assert response.status_code == 422
+    assert set(response.json()["details"]) == {"linkedin_url"}
+
+
+def test_domain_or_company_name_is_enough_for_email(api):
+    for company, domain in (("Stripe", None), (None, "stripe.com")):
+        body = {"first_name": "A", "last_name": "B", "enrichment_type": ["email"]}
+        body |= {"company_name": company} if company else {"domain": domain}
+        assert post(api, "/api/v1/enrich", body).status_code == 202, body
