@@ -163,6 +163,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+def json_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler400``: Django's answer to a SuspiciousOperation (a Host outside
+    ``ALLOWED_HOSTS``, a malformed request), raised before any view runs."""
+    return JsonResponse(envelope("Bad request", "bad_request"), status=400)
+
+
+def json_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler403``: a PermissionDenied raised outside REST framework's views."""
+    return JsonResponse(envelope("Forbidden", "forbidden"), status=403)
+
+
 def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(envelope("Not found", "not_found"), status=404)
 
