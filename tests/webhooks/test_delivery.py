@@ -18,7 +18,7 @@ from apps.enrichment.waterfall import Outcome
 from apps.webhooks import services
 from apps.webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from tests.conftest import make_client
-from tests.factories import BulkJobFactory, ContactFactory
+from tests.factories import AccountFactory, BulkJobFactory, ContactFactory
 from tests.support.worker import wait_for
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory, EventFactory
 from tests.webhooks.receiver import Answer
@@ -188,6 +188,15 @@ def test_410_gone_deactivates_at_once_and_notifies_other_endpoints(receiver):
     assert notice.endpoint_id == other.pk
     assert attempt(notice) == Delivery.SUCCEEDED
     assert receiver.received(path="/other")[0].event_type == "endpoint.disabled"
+
+
+def test_410_gone_ends_a_request_webhook_url_delivery_at_once(receiver):
+    receiver.default = Answer(status=410)
+    delivery = DeliveryFactory(endpoint=None, account=AccountFactory(), target_url=receiver.url())
+    assert attempt(delivery) == Delivery.FAILED
+    delivery.refresh_from_db()
+    assert (delivery.attempt_count, delivery.next_attempt_at) == (1, None)
+    assert len(receiver.received()) == 1
 
 
 def test_streak_deactivates_only_after_threshold_and_minimum_duration(receiver, settings):

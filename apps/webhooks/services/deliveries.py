@@ -163,8 +163,13 @@ def delivery_result_record(*, delivery: Delivery, result: AttemptResult, at: dat
             "updated_at": done,
         }
         schedule = settings.WEBHOOK_RETRY_SCHEDULE
+        gone = result.status_code == 410
         if result.succeeded:
             status = Delivery.SUCCEEDED
+            update |= {"next_attempt_at": None}
+        elif gone and delivery.endpoint_id is None:
+            # A request's webhook_url has no endpoint to deactivate; 410 still means stop.
+            status = Delivery.FAILED
             update |= {"next_attempt_at": None}
         elif delivery.round_attempts + 1 < len(schedule):
             status = Delivery.PENDING
@@ -195,7 +200,7 @@ def delivery_result_record(*, delivery: Delivery, result: AttemptResult, at: dat
                 )
             else:
                 deactivated = endpoint_failure_record(
-                    endpoint_id=delivery.endpoint_id, now=done, gone=result.status_code == 410
+                    endpoint_id=delivery.endpoint_id, now=done, gone=gone
                 )
         if status == Delivery.PENDING and not deactivated and delay <= COUNTDOWN_MAX_SECONDS:
             delivery_id = str(delivery.pk)
