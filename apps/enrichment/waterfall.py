@@ -252,7 +252,7 @@ def _call(
     name = adapter.name
     retries = settings.PROVIDER_MAX_RETRIES
     for try_no in range(retries + 1):
-        if breaker.is_open(name):
+        if not breaker.allow_call(name):
             outcome.attempts.append(
                 AttemptRecord(name, kind, ProviderAttempt.SKIPPED, error="circuit open")
             )

@@ -6,8 +6,10 @@ provider for ``PROVIDER_BREAKER_COOLDOWN_SECONDS`` (or a long ``Retry-After``). 
 after the cool-down, one call at a time across all workers goes through as a probe (the
 others keep skipping); a success closes the breaker, a failure reopens it at once instead
 of letting another full streak of calls time out against a provider that is still down.
-Each process remembers what it last read for ``PROVIDER_BREAKER_LOCAL_SECONDS`` so a
-healthy provider costs one cache read per second per process, not one per call (which
+The waterfall asks ``allow_call`` before each call (which may take the probe) and reports
+with ``record_success`` / ``record_failure``; ``state`` and ``is_open`` only look, for ops
+views. ``allow_call`` remembers what it last read for ``PROVIDER_BREAKER_LOCAL_SECONDS`` so
+a healthy provider costs one cache read per second per process, not one per call (which
 matters most in the embedded mode, where the cache is a database table).
 """
 
@@ -50,34 +52,49 @@ def _seconds(value: float) -> int:
     return max(1, int(value + 0.999))
 
 
-def is_open(name: str) -> bool:
-    """Whether calls to ``name`` are being skipped right now (shared across workers).
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
-    While half-open, the first caller to ask (in any worker) gets False and becomes the
-    probe; everyone else gets True until the probe reports back.
+
+def state(name: str) -> str:
+    """``closed``, ``open`` or ``half_open``, read from the shared cache; no side effect
+    (for ops views: asking never takes the half-open probe)."""
+    keys = cache.get_many([_open_key(name), _half_open_key(name)])
+    if _open_key(name) in keys:
+        return OPEN
+    return HALF_OPEN if _half_open_key(name) in keys else CLOSED
+
+
+def is_open(name: str) -> bool:
+    """Whether the breaker is open (cooling down); no side effect. Half-open is not open:
+    see ``allow_call`` for who may call then."""
+    return state(name) == OPEN
+
+
+def allow_call(name: str) -> bool:
+    """Whether this caller may call ``name`` now (shared across workers); the waterfall
+    asks this before every call, and must report the call's outcome with
+    ``record_success`` or ``record_failure``.
+
+    While half-open, the first caller to ask (in any worker) gets True and becomes the
+    probe; everyone else gets False until the probe reports back.
     """
     now = time.monotonic()
     with _lock:
         seen = _seen.get(name)
     if seen and now - seen[0] < settings.PROVIDER_BREAKER_LOCAL_SECONDS:
-        return seen[1]
-    state = cache.get_many([_open_key(name), _half_open_key(name)])
-    if _open_key(name) in state:
-        opened = True
-    elif _half_open_key(name) in state:
-        # Only the winner of this atomic add may call; it must not be cached as "closed".
-        won = cache.add(_probe_key(name), 1, timeout=_probe_seconds())
-        if won:
-            with _lock:
-                _probing.add(name)
-                _seen.pop(name, None)
-            return False
-        opened = True
-    else:
-        opened = False
+        return not seen[1]
+    current = state(name)
+    # While half-open only the winner of this atomic add may call; it is not cached as
+    # "closed", so the process's other threads ask the cache (and lose) too.
+    if current == HALF_OPEN and cache.add(_probe_key(name), 1, timeout=_probe_seconds()):
+        with _lock:
+            _probing.add(name)
+            _seen.pop(name, None)
+        return True
+    opened = current != CLOSED
     with _lock:
         _seen[name] = (now, opened)
-    return opened
+    return not opened
 
 
 def _probe_seconds() -> int:

@@ -122,26 +122,37 @@ def test_breaker_half_opens_after_cool_down_with_a_single_probe(settings):
     settings.PROVIDER_BREAKER_FAILURES = 2
     breaker.record_failure("pdl")
     breaker.record_failure("pdl")
-    assert breaker.is_open("pdl")
+    assert breaker.is_open("pdl") and not breaker.allow_call("pdl")
     _cool_down_over("pdl")
-    assert not breaker.is_open("pdl")  # this caller is the probe
+    assert breaker.state("pdl") == breaker.HALF_OPEN
+    assert breaker.allow_call("pdl")  # this caller is the probe
     probe_state = set(breaker._probing)
     _another_process()
-    assert breaker.is_open("pdl"), "only one probe at a time, across workers"
+    assert not breaker.allow_call("pdl"), "only one probe at a time, across workers"
     breaker._probing.update(probe_state)
     # The probe fails: open again at once, not after another full streak of failures.
     assert breaker.record_failure("pdl") == 2
     _another_process()
-    assert breaker.is_open("pdl")
+    assert breaker.is_open("pdl") and not breaker.allow_call("pdl")
 
     _cool_down_over("pdl")
-    assert not breaker.is_open("pdl")  # a new probe
+    assert breaker.allow_call("pdl")  # a new probe
     breaker.record_success("pdl")
     _another_process()
-    assert not breaker.is_open("pdl")  # closed for everyone
-    assert not breaker.is_open("pdl")
+    assert breaker.state("pdl") == breaker.CLOSED
+    assert breaker.allow_call("pdl") and breaker.allow_call("pdl")  # closed for everyone
     assert breaker.record_failure("pdl") == 1  # a fresh streak is needed to open again
-    assert not breaker.is_open("pdl")
+    assert breaker.allow_call("pdl")
+
+
+def test_looking_at_a_half_open_breaker_does_not_take_the_probe():
+    breaker.trip("pdl", seconds=30)
+    _cool_down_over("pdl")
+    _another_process()
+    for _ in range(3):  # e.g. the admin page showing the breaker
+        assert not breaker.is_open("pdl")
+        assert breaker.state("pdl") == breaker.HALF_OPEN
+    assert breaker.allow_call("pdl")  # the probe is still there for a real call
 
 
 def test_a_half_open_failure_by_a_worker_with_a_stale_view_reopens_too(settings):
@@ -157,12 +168,12 @@ def test_a_probe_that_never_reports_back_lets_another_probe_through_later(settin
     settings.PROVIDER_BREAKER_COOLDOWN_SECONDS = 7
     breaker.trip("apollo", seconds=7)
     _cool_down_over("apollo")
-    assert not breaker.is_open("apollo")
+    assert breaker.allow_call("apollo")
     assert 0 < redis_client.ttl("sluice:1:breaker:apollo:probe") <= 7
     _another_process()
-    assert breaker.is_open("apollo")
+    assert not breaker.allow_call("apollo")
     cache.delete("breaker:apollo:probe")  # its lock expired: the probing worker died
-    assert not breaker.is_open("apollo")
+    assert breaker.allow_call("apollo")
 
 
 def test_provider_stats_hit_rate_and_latency():
