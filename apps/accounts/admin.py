@@ -179,6 +179,12 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
             for name, opts in super().get_fieldsets(request, obj)
         ]
 
+    def has_delete_permission(self, request: HttpRequest, obj: Account | None = None) -> bool:
+        # A tenant's deletion cascades to its ledger (read-only for everyone), contacts and
+        # events, and the confirmation page would load every one of those rows. Revoke its
+        # keys instead.
+        return False
+
     @admin.display(description="active keys", ordering="_active_keys")
     def active_keys(self, obj: Account) -> int:
         return obj._active_keys

@@ -167,6 +167,12 @@ class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
+        # The client's record of what it asked and what it was charged: the API would answer
+        # 404 for an id it was given, the ledger row would lose its contact, and a bulk
+        # missing a pending contact would never complete.
+        return False
+
     @admin.display(description="enrichment id", ordering="id")
     def enrichment_id(self, obj: Contact) -> str:
         return short_id(obj.id)
@@ -261,6 +267,10 @@ class BulkJobAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: BulkJob | None = None) -> bool:
+        # Deleting a bulk deletes its contacts (CASCADE): see ContactAdmin.
         return False
 
     @admin.display(description="bulk id", ordering="id")

@@ -211,3 +211,71 @@ def test_custom_admin_urls_with_bad_ids(admin_client, rows):
     add_key = reverse("admin:accounts_apikey_add")
     for bad in ("not-a-pk", "\x00", "5f0c8a2e-2b1e-4f5e-9a51-2f3a6f1b7c11"):
         assert admin_client.get(add_key, {"account": bad}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "model_name", ["accounts.account", "enrichment.contact", "enrichment.bulkjob"]
+)
+def test_accounts_contacts_and_bulks_cannot_be_deleted_even_by_a_superuser(
+    admin_client, rows, model_name
+):
+    from django.apps import apps
+
+    model = apps.get_model(model_name)
+    obj = model._default_manager.first()
+    delete = reverse(_name(model, "delete"), args=[obj.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    changelist = reverse(_name(model, "changelist"))
+    assert "delete_selected" not in admin_client.get(changelist).content.decode()
+    admin_client.post(
+        changelist, {"action": "delete_selected", ACTION_CHECKBOX_NAME: [obj.pk], "post": "yes"}
+    )
+    assert model._default_manager.filter(pk=obj.pk).exists()
+
+
+# Values a forged or careless form post carries into the editable change forms.
+BAD_VALUES = ("\x00", "x" * 5000, "-1", "99999999999999999999", "1e400", "nan", "[]", "{")
+
+
+def test_editable_change_forms_answer_bad_input_with_form_errors(admin_client, rows):
+    from apps.accounts.models import Account, ApiKey, Plan
+
+    account = Account.objects.get(name="Sweep Inc")
+    forms = {
+        reverse("admin:accounts_account_change", args=[account.pk]): {
+            "name": account.name,
+            "plan": account.plan_id,
+            "provider_order": "{}",
+            "api_keys-TOTAL_FORMS": "1",
+            "api_keys-INITIAL_FORMS": "1",
+        },
+        reverse("admin:accounts_apikey_change", args=[ApiKey.objects.first().pk]): {
+            "name": "k",
+            "ip_allowlist": "",
+        },
+        reverse("admin:accounts_plan_change", args=[Plan.objects.first().pk]): {
+            "code": "x",
+            "name": "x",
+        },
+        reverse("admin:providers_providerconfig_change", args=[ProviderConfig.objects.get().pk]): {
+            "name": "sandbox",
+            "enabled": "on",
+        },
+        reverse("admin:accounts_account_add"): {"name": "n", "plan": "pro", "mode": "test"},
+        reverse("admin:accounts_apikey_add"): {"account": account.pk, "name": "n", "mode": "test"},
+        reverse("admin:providers_providerconfig_add"): {"name": "sandbox"},
+    }
+    problems = []
+    for url, valid in forms.items():
+        form = admin_client.get(url).context["adminform"].form if "/add/" not in url else None
+        fields = list(form.fields) if form else []
+        fields += [k for k in valid if k not in fields]
+        fields += ["credits", "default_phone_country_codes", "scopes", "provider_order"]
+        for field in fields:
+            for value in BAD_VALUES:
+                status = admin_client.post(url, {**valid, field: value}).status_code
+                if status >= 500:
+                    problems.append(f"{status} {url} {field}={value[:20]!r}")
+    assert problems == []
+    account.refresh_from_db()
+    assert account.credits == 10
