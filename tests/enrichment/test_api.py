@@ -488,3 +488,24 @@ def test_domain_or_company_name_is_enough_for_email(api):
         body = {"first_name": "A", "last_name": "B", "enrichment_type": ["email"]}
         body |= {"company_name": company} if company else {"domain": domain}
         assert post(api, "/api/v1/enrich", body).status_code == 202, body
+
+
+def test_a_bulk_that_fails_to_commit_enqueues_nothing(api, redis_client, monkeypatch):
+    """The publish is an on_commit hook: a rolled-back batch leaves no row and no message."""
+    from django.db.models.query import QuerySet
+
+    real = QuerySet.bulk_create
+
+    def insert_then_fail(self, objs, *args, **kwargs):
+        created = real(self, objs, *args, **kwargs)
+        if self.model is Contact:
+            raise RuntimeError("connection lost after the INSERT")
+        return created
+
+    monkeypatch.setattr(QuerySet, "bulk_create", insert_then_fail)
+    api.raise_request_exception = False
+    response = post(api, "/api/v1/enrich/bulk", _bulk_body(5))
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert BulkJob.objects.count() == 0 and Contact.objects.count() == 0
+    assert queue_length(redis_client) == 0
