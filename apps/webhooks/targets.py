@@ -61,6 +61,10 @@ def webhook_url_problem(url: str) -> str | None:
         )
     if not parts.hostname:
         return "Must include a host."
+    try:
+        parts.hostname.encode("idna")  # every label 1 to 63 characters
+    except UnicodeError:
+        return "Must have a valid host name."
     if parts.username or parts.password:
         return "Must not contain credentials."
     if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:

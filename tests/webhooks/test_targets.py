@@ -95,6 +95,24 @@ def test_url_rules_without_dns(settings):
     assert webhook_url_problem("https://u:p@hooks.example.com") == "Must not contain credentials."
     assert webhook_url_problem("https://" + "a" * 2100) is not None
     assert webhook_url_problem("https:///path") == "Must include a host."
+    # Whatever the private-target setting: no request could ever be made to these.
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    for host in ("a" * 64 + ".example.com", "hooks..example.com"):
+        assert webhook_url_problem(f"https://{host}/x") == "Must have a valid host name."
+    assert webhook_url_problem("https://" + "a" * 63 + ".example.com/x") is None
+    assert webhook_url_problem("https://exämple.com/x") is None
+
+
+def test_a_url_the_http_stack_cannot_parse_is_a_failed_attempt_not_a_crash():
+    # Accepted before the host name rule existed: the request raised past requests, so no
+    # attempt was recorded and the sweep re-sent it forever.
+    endpoint = EndpointFactory(url="http://" + "a" * 70 + ".example.com/hook")
+    delivery = DeliveryFactory(endpoint=endpoint)
+    assert services.delivery_attempt(delivery_id=str(delivery.pk)) == Delivery.PENDING
+    row = DeliveryAttempt.objects.get(delivery=delivery)
+    assert row.status_code is None and "LocationParseError" in row.error
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 1
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from django.utils import timezone
 from .. import targets
 
 RESPONSE_SNIPPET_BYTES = 1024
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,10 @@ def http_post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResul
     except requests.exceptions.ConnectionError as exc:
         error = _connection_error(exc)
     except requests.exceptions.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # e.g. urllib3's LocationParseError, which requests lets through
+        # A crash here would leave no attempt: the sweep would re-send it forever, uncounted.
+        logger.warning("webhook request raised", exc_info=True)
         error = f"{type(exc).__name__}: {exc}"
     finally:
         timer.cancel()
