@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.api import PaginationSerializer
@@ -17,7 +18,7 @@ class ContactFieldsSerializer(serializers.Serializer):
         required=False, help_text="Normalised: scheme, www., path stripped"
     )
     linkedin_url = serializers.URLField(
-        required=False, help_text="https://www.linkedin.com/in/<slug>"
+        required=False, max_length=500, help_text="https://www.linkedin.com/in/<slug>"
     )
     custom = serializers.JSONField(
         required=False, help_text="JSON object, ≤ 4 KB, depth ≤ 3; echoed back"
@@ -27,20 +28,47 @@ class ContactFieldsSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "array", "items": {"enum": KIND_CHOICES}, "minItems": 1, "uniqueItems": True},
+            {"enum": KIND_CHOICES},
+        ],
+        "description": "Distinct kinds; a single string is accepted and wrapped",
+    }
+)
+class EnrichmentTypeField(serializers.JSONField):
+    pass
+
+
 class EnrichRequestSerializer(ContactFieldsSerializer):
-    enrichment_type = serializers.ListField(child=serializers.ChoiceField(KIND_CHOICES))
-    phone_country_codes = serializers.ListField(child=serializers.CharField(), required=False)
+    enrichment_type = EnrichmentTypeField()
+    phone_country_codes = serializers.ListField(
+        child=serializers.CharField(min_length=2, max_length=2),
+        required=False,
+        help_text="ISO 3166-1 alpha-2; default: the account's",
+    )
     webhook_url = serializers.URLField(required=False)
 
 
 class BulkContactSerializer(ContactFieldsSerializer):
-    pass
+    """One contact of a batch; the batch-level fields may be overridden per contact."""
+
+    enrichment_type = EnrichmentTypeField(required=False)
+    phone_country_codes = serializers.ListField(
+        child=serializers.CharField(min_length=2, max_length=2), required=False
+    )
+    webhook_url = serializers.URLField(required=False)
 
 
 class BulkRequestSerializer(serializers.Serializer):
-    contacts = BulkContactSerializer(many=True)
-    enrichment_type = serializers.ListField(child=serializers.ChoiceField(KIND_CHOICES))
-    phone_country_codes = serializers.ListField(child=serializers.CharField(), required=False)
+    contacts = BulkContactSerializer(many=True, help_text="At most the plan's bulk max")
+    enrichment_type = EnrichmentTypeField(
+        required=False, help_text="For every contact that does not name its own"
+    )
+    phone_country_codes = serializers.ListField(
+        child=serializers.CharField(min_length=2, max_length=2), required=False
+    )
     webhook_url = serializers.URLField(required=False)
 
 
