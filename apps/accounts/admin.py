@@ -110,6 +110,23 @@ class AccountChangeForm(forms.ModelForm):
         return clean_provider_order(self.cleaned_data["provider_order"])
 
 
+class ProviderOrderFilter(admin.SimpleListFilter):
+    """Accounts with their own waterfall order: who is not affected by a provider change."""
+
+    title = "provider order"
+    parameter_name = "provider_order"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("custom", "own order"), ("default", "default order")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "custom":
+            return queryset.exclude(provider_order={})
+        if self.value() == "default":
+            return queryset.filter(provider_order={})
+        return queryset
+
+
 class ApiKeyInline(ReadOnlyInline):
     model = ApiKey
     fields = ("prefix", "name", "mode", "created_at", "last_used_at", "revoked_at")
@@ -131,7 +148,7 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
         "created_at",
     )
     list_select_related = ("plan",)
-    list_filter = ("plan", "personal_email_consent", "created_at")
+    list_filter = ("plan", "personal_email_consent", ProviderOrderFilter, "created_at")
     search_fields = ("name",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)

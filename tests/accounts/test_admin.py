@@ -427,3 +427,12 @@ def test_account_page_hides_top_up_and_new_key_links_from_support(client, django
     assert "Quiet" in body and "All ledger entries" in body
     assert "Top up or adjust credits" not in body
     assert "Create a key for this account" not in body
+
+
+def test_accounts_with_their_own_provider_order_can_be_listed(admin_client):
+    own = AccountFactory(provider_order={"email": ["sandbox"]})
+    default = AccountFactory()
+    url = reverse("admin:accounts_account_changelist")
+    for value, expected in (("custom", own), ("default", default)):
+        listed = admin_client.get(url, {"provider_order": value}).context["cl"].result_list
+        assert [a.pk for a in listed] == [expected.pk], value

@@ -279,3 +279,39 @@ def test_editable_change_forms_answer_bad_input_with_form_errors(admin_client, r
     assert problems == []
     account.refresh_from_db()
     assert account.credits == 10
+
+
+def _change_page_cases():
+    from apps.accounts.models import Account
+
+    def account(n):
+        obj = Account.objects.get(name="Sweep Inc")
+        ApiKeyFactory.create_batch(n, account=obj)
+        return obj
+
+    def delivery(n):
+        obj = Delivery.objects.get(status=Delivery.FAILED)
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(delivery=obj, at=timezone.now(), status_code=500) for _ in range(n)
+        )
+        return obj
+
+    def event(n):
+        obj = Delivery.objects.get(status=Delivery.FAILED).event
+        for _ in range(n):
+            DeliveryFactory(event=obj, endpoint=Delivery.objects.first().endpoint)
+        return obj
+
+    return {"account": account, "delivery": delivery, "event": event}
+
+
+@pytest.mark.parametrize("case", ["account", "delivery", "event"])
+def test_change_page_query_count_does_not_grow_with_inline_rows(admin_client, rows, case):
+    from tests.ops.querycount import page_queries
+
+    make = _change_page_cases()[case]
+    obj = make(2)
+    url = reverse(_name(type(obj), "change"), args=[obj.pk])
+    few = page_queries(admin_client, url)
+    make(40)
+    assert page_queries(admin_client, url) == few
