@@ -608,6 +608,43 @@ def test_reuse_covers_the_kinds_it_has_and_asks_providers_for_the_rest(account):
     assert attempts(second) == [("hunter", "email", "cache"), ("pdl", "phone", "hit")]
 
 
+@responses.activate
+def test_reused_phones_are_filtered_again_for_this_contacts_countries(account):
+    account.provider_order = {"phone": ["pdl"]}
+    account.save()
+    responses.get(
+        PDL_URL, json=pdl_body(mobile_phone="+14155552671", phone_numbers=["+447400123456"])
+    )
+    key = "linkedin.com/in/sarahchen"
+    fields = {"enrichment_type": ["phone"], "linkedin_url": "https://linkedin.com/in/sarahchen"}
+    first = live_contact(account, person_key=key, phone_country_codes=[], **fields)
+    run(first)
+    assert len(first.result["phones"]) == 2
+    gb = live_contact(account, person_key=key, phone_country_codes=["GB"], **fields)
+    run(gb)
+    assert attempts(gb) == [("pdl", "phone", "cache")]
+    assert [p["number"] for p in gb.result["phones"]] == ["+447400123456"]
+    assert len(responses.calls) == 1
+    de = live_contact(account, person_key=key, phone_country_codes=["DE"], **fields)
+    run(de)
+    # Nothing reusable in Germany: the providers are asked (and find nothing there either).
+    assert attempts(de)[0] == ("pdl", "phone", "miss")
+    assert de.result_status == Contact.NOT_FOUND
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_reuse_ttl_zero_never_reuses(account, settings):
+    settings.PROVIDER_RESULT_REUSE_TTL_SECONDS = 0
+    responses.get(HUNTER_URL, json=hunter_body())
+    key = "linkedin.com/in/sarahchen"
+    run(live_contact(account, person_key=key))
+    second = live_contact(account, person_key=key)
+    run(second)
+    assert attempts(second) == [("hunter", "email", "hit")]
+    assert len(responses.calls) == 2
+
+
 # --- throughput --------------------------------------------------------------------------------
 
 
