@@ -86,6 +86,7 @@ def test_same_key_with_a_different_body_or_endpoint_is_422(api, redis_client):
     assert changed.status_code == 422
     assert changed.json()["code"] == "idempotency_key_reused"
     assert set(changed.json()) == {"error", "code", "details", "request_id"}
+    assert "X-RateLimit-Remaining" in changed
     other_path = post(api, "/api/v1/enrich/bulk", {"contacts": [SARAH]})
     assert other_path.status_code == 422
     assert other_path.json()["code"] == "idempotency_key_reused"
@@ -207,6 +208,8 @@ def test_a_key_in_flight_is_409(api):
     response = post(api, "/api/v1/enrich", SARAH)
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_key_in_flight"
+    assert response["X-RateLimit-Limit"] == "200"  # answered by the middleware, still counted
+    assert response["X-Request-ID"] == response.json()["request_id"]
     assert Contact.objects.count() == 0
 
 
