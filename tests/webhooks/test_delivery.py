@@ -248,6 +248,21 @@ def test_an_attempt_that_got_through_while_its_endpoint_was_disabled_counts(rece
     assert services.endpoint_enable(endpoint=endpoint, replay=True) == 0
 
 
+def test_a_failed_attempt_on_a_delivery_skipped_meanwhile_leaves_it_skipped(receiver):
+    receiver.default = Answer(status=500, delay=0.5)
+    endpoint = EndpointFactory(url=receiver.url())
+    delivery = DeliveryFactory(endpoint=endpoint)
+    thread = threading.Thread(target=lambda: (attempt(delivery), connection.close()))
+    thread.start()
+    wait_for(receiver.received, timeout=5, message="the request did not start")
+    assert services.endpoint_disable(endpoint=endpoint)
+    thread.join(10)
+    delivery.refresh_from_db()
+    # The attempt counts, but a skipped delivery has no next attempt (and no message).
+    assert (delivery.status, delivery.attempt_count) == (Delivery.SKIPPED, 1)
+    assert delivery.next_attempt_at is None and delivery.claimed_until is None
+
+
 def test_two_workers_racing_for_one_delivery_send_it_once(receiver):
     receiver.default = Answer(delay=0.3)
     delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
 from apps.core.errors import Conflict, NotFound
@@ -178,9 +178,23 @@ def delivery_result_record(*, delivery: Delivery, result: AttemptResult, at: dat
             )
             due = done + timedelta(seconds=delay)
             # Short waits ride a countdown published below; long ones are left to the sweep.
+            # Only while still pending: a row skipped meanwhile has no next attempt.
+            still_pending = Q(status=Delivery.PENDING)
             update |= {
-                "next_attempt_at": due,
-                "published_at": due if delay <= COUNTDOWN_MAX_SECONDS else None,
+                "next_attempt_at": Case(
+                    When(still_pending, then=Value(due)),
+                    default=Value(None, output_field=DateTimeField()),
+                ),
+                "published_at": Case(
+                    When(
+                        still_pending,
+                        then=Value(
+                            due if delay <= COUNTDOWN_MAX_SECONDS else None,
+                            output_field=DateTimeField(),
+                        ),
+                    ),
+                    default=F("published_at"),
+                ),
             }
         else:
             status = Delivery.FAILED
