@@ -79,6 +79,11 @@ class PlanAdmin(SluiceModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Plan]:
         return super().get_queryset(request).annotate(_accounts=Count("accounts"))
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Plan | None = None) -> list[str]:
+        # The code is what the API reports and what account_create and the management
+        # commands look plans up by: fixed once the plan exists.
+        return ["code"] if obj is not None else []
+
     @admin.display(description="accounts", ordering="_accounts")
     def account_count(self, obj: Plan) -> int:
         return obj._accounts

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
-from apps.accounts.models import Account, ApiKey, LedgerEntry
+from apps.accounts.models import Account, ApiKey, LedgerEntry, Plan
 from apps.accounts.services import api_key_hash, credits_add, credits_charge
 from tests.factories import AccountFactory, ApiKeyFactory, plan
 from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
@@ -31,8 +31,6 @@ def _ledger_rows(account: Account, n: int) -> None:
 
 
 def _plans(n: int) -> None:
-    from apps.accounts.models import Plan
-
     start = Plan.objects.count()
     for i in range(start, start + n):
         AccountFactory(plan=Plan.objects.create(code=f"plan-{i}", name=f"Plan {i}"))
@@ -436,3 +434,20 @@ def test_accounts_with_their_own_provider_order_can_be_listed(admin_client):
     for value, expected in (("custom", own), ("default", default)):
         listed = admin_client.get(url, {"provider_order": value}).context["cl"].result_list
         assert [a.pk for a in listed] == [expected.pk], value
+
+
+def test_a_plan_code_is_set_once_its_limits_stay_editable(admin_client):
+    pro = plan("pro")
+    url = reverse("admin:accounts_plan_change", args=[pro.pk])
+    response = admin_client.post(
+        url,
+        {"code": "renamed", "name": "Pro", "api_access": "on", "per_minute": "300"},
+    )
+    assert response.status_code == 302
+    pro.refresh_from_db()
+    assert (pro.code, pro.per_minute) == ("pro", 300)
+    add = admin_client.post(
+        reverse("admin:accounts_plan_add"), {"code": "enterprise", "name": "Enterprise"}
+    )
+    assert add.status_code == 302
+    assert Plan.objects.filter(code="enterprise").exists()
