@@ -375,6 +375,26 @@ def test_credits_low_then_exhausted_each_once(settings):
     assert exhausted.payload["data"]["credits"] == 0
 
 
+def test_one_charge_from_above_the_threshold_to_zero_is_low_and_exhausted(settings):
+    settings.CREDITS_LOW_THRESHOLD = 5
+    client = make_client(mode="live", credits=11)
+    contact = ContactFactory(account=client.account, sandbox=False)
+    finish(
+        contact,
+        data={"email": "a@b.co", "phones": [{"number": "+14155550123", "type": "mobile"}]},
+        found_kinds=["email", "phone"],
+        providers={"email": "x", "phone": "x"},
+        confidence=90,
+    )
+    client.account.refresh_from_db()
+    assert client.account.credits == 0
+    events = list(Event.objects.order_by("created_at", "type").values_list("type", flat=True))
+    assert sorted(t for t in events if t.startswith("credits.")) == [
+        "credits.exhausted",
+        "credits.low",
+    ]
+
+
 def test_credit_events_are_right_when_one_task_finishes_many_contacts(settings):
     # The enrichment worker charges a whole chunk before emitting its events.
     settings.CREDITS_LOW_THRESHOLD = 5

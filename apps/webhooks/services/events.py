@@ -182,10 +182,12 @@ def contacts_finished_emit(*, contacts: Sequence[Any]) -> None:
         if contact.pk in balances:
             after, before = balances[contact.pk]
             credit = {"account_id": str(account_id), "credits": after, "threshold": threshold}
+            # One charge can do both (from at or above the threshold straight to 0): a client
+            # subscribed to credits.low alone must still learn the balance fell below it.
+            if before >= threshold > after:
+                pending.append(_event_build(type=Event.CREDITS_LOW, data=credit, **common))
             if after == 0:
                 pending.append(_event_build(type=Event.CREDITS_EXHAUSTED, data=credit, **common))
-            elif before >= threshold > after:
-                pending.append(_event_build(type=Event.CREDITS_LOW, data=credit, **common))
     _events_store(pending)
 
 
