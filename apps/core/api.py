@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import math
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 
 from .errors import InvalidRequest, SluiceError
@@ -26,12 +28,13 @@ MAX_BODY_DEPTH = 32
 
 
 def json_object(request: Request) -> dict[str, Any]:
-    """The request body as a dict: 400 for invalid JSON or any other JSON value, 413 when too
-    large, 422 for values the database cannot store (see ``_unstorable``)."""
+    """The request body as a dict, whatever its declared Content-Type: 400 for invalid JSON or
+    any other JSON value, 413 when too large, 422 for values the database cannot store (see
+    ``_unstorable``)."""
     if not request.body:
         raise ParseError()
     try:
-        data = request.data
+        data = _parsed_body(request)
     except RecursionError:
         raise ParseError("The body is nested too deeply")
     if type(data) is not dict:
@@ -43,6 +46,16 @@ def json_object(request: Request) -> dict[str, Any]:
         path = path.encode("utf-8", "backslashreplace").decode("utf-8")
         raise InvalidRequest(details={path or "body": message})
     return data
+
+
+def _parsed_body(request: Request) -> Any:
+    try:
+        return request.data
+    except UnsupportedMediaType:
+        # JSON is the only input format, so a body sent without a Content-Type or with
+        # another one (`curl -d`, `requests.post(data=...)` send form or none) is read as JSON
+        # all the same: valid JSON is accepted, anything else is the 400 SPEC §4 names.
+        return JSONParser().parse(io.BytesIO(request.body), "application/json", {})
 
 
 def _unstorable(data: dict[str, Any]) -> tuple[str, str] | None:

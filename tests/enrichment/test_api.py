@@ -509,3 +509,19 @@ def test_a_bulk_that_fails_to_commit_enqueues_nothing(api, redis_client, monkeyp
     assert response.json()["code"] == "internal_error"
     assert BulkJob.objects.count() == 0 and Contact.objects.count() == 0
     assert queue_length(redis_client) == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", ["", "application/x-www-form-urlencoded", "text/plain; charset=utf-8"]
+)
+def test_json_is_read_whatever_the_declared_content_type(api, content_type):
+    """curl -d sends form, requests.post(data=...) sends none: JSON is the only input format."""
+    ok = api.generic("POST", "/api/v1/enrich", json.dumps(SARAH), content_type=content_type)
+    assert ok.status_code == 202, ok.content
+    bad = api.generic("POST", "/api/v1/enrich", "first_name=Sarah", content_type=content_type)
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid_json"
+    bulk = api.generic(
+        "POST", "/api/v1/enrich/bulk", json.dumps(_bulk_body(2)), content_type=content_type
+    )
+    assert bulk.status_code == 202
