@@ -277,8 +277,18 @@ def rate_limit_hit(
 def daily_requests_used(
     *, account: Account, now: float | None = None, using: RedisStore | CacheStore | None = None
 ) -> int:
-    """Live requests counted against today's cap (UTC day), from the limiter's own counters."""
-    return (using or store()).day_used(account_id=account.pk, now=clock() if now is None else now)
+    """Live requests counted against today's cap (UTC day), from the limiter's own counters.
+
+    0 when Redis is unreachable: the limiter fails open and counts nothing then, and a balance
+    read should not become a 500 for want of a usage figure.
+    """
+    try:
+        return (using or store()).day_used(
+            account_id=account.pk, now=clock() if now is None else now
+        )
+    except redis.RedisError:
+        logger.warning("rate limiter unavailable; daily usage reported as 0", exc_info=True)
+        return 0
 
 
 def rate_limit_request(*, request: HttpRequest, account: Account, api_key: ApiKey) -> Decision:

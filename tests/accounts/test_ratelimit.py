@@ -247,6 +247,19 @@ def test_unreachable_redis_fails_open(db):
     )
     decisions = [ratelimit.rate_limit_hit(account=account, sandbox=False, using=dead)] * 2
     assert all(d.allowed and not d.windows for d in decisions)
+    assert ratelimit.daily_requests_used(account=account, using=dead) == 0
+
+
+@pytest.mark.django_db
+def test_credits_answers_while_redis_is_unreachable(api, monkeypatch):
+    dead = ratelimit.RedisStore(
+        redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
+    )
+    monkeypatch.setattr(ratelimit, "_store", dead)
+    response = api.get("/api/v1/credits")
+    assert response.status_code == 200
+    assert response.json()["daily_requests_used"] == 0
+    assert "X-RateLimit-Limit" not in response  # failed open: nothing counted
 
 
 @pytest.mark.django_db
