@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from apps.core.errors import SluiceError
 from apps.ops.admin_base import (
@@ -157,7 +157,15 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
     search_fields = ("name",)
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
-    readonly_fields = ("id", "credits", "top_up_link", "ledger", "new_key", "created_at")
+    readonly_fields = (
+        "id",
+        "credits",
+        "top_up_link",
+        "ledger",
+        "new_key",
+        "records",
+        "created_at",
+    )
     fieldsets = (
         (
             None,
@@ -170,6 +178,7 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
                     "top_up_link",
                     "ledger",
                     "new_key",
+                    "records",
                     "created_at",
                 )
             },
@@ -219,6 +228,27 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
     def ledger(self, obj: Account) -> str:
         url = reverse("admin:accounts_ledgerentry_changelist") + f"?account__id__exact={obj.pk}"
         return format_html('<a href="{}">All ledger entries</a>', url)
+
+    @admin.display(description="records")
+    def records(self, obj: Account) -> str:
+        """Links to this account's rows in every other list (no count: one query each)."""
+        lists = [
+            ("enrichment", "contact", "Enrichments"),
+            ("enrichment", "bulkjob", "Bulk jobs"),
+            ("accounts", "apikey", "API keys"),
+            ("webhooks", "endpoint", "Webhook endpoints"),
+            ("webhooks", "delivery", "Deliveries"),
+            ("webhooks", "event", "Events"),
+            ("core", "idempotencyrecord", "Idempotency records"),
+        ]
+        return format_html_join(
+            " · ",
+            '<a href="{}?account__id__exact={}">{}</a>',
+            (
+                (reverse(f"admin:{app}_{model}_changelist"), obj.pk, label)
+                for app, model, label in lists
+            ),
+        )
 
     @admin.display(description="top-up")
     def top_up_link(self, obj: Account) -> str:

@@ -451,3 +451,38 @@ def test_a_plan_code_is_set_once_its_limits_stay_editable(admin_client):
     )
     assert add.status_code == 302
     assert Plan.objects.filter(code="enterprise").exists()
+
+
+def test_account_page_links_to_its_rows_in_every_list(admin_client):
+    from apps.core.models import IdempotencyRecord
+    from tests.factories import BulkJobFactory, ContactFactory
+    from tests.webhooks.factories import DeliveryFactory
+
+    def one_of_each(account):
+        ApiKeyFactory(account=account)
+        BulkJobFactory(account=account)
+        ContactFactory(account=account)
+        DeliveryFactory(endpoint__account=account)
+        IdempotencyRecord.objects.create(
+            account=account,
+            key=f"k-{account.pk}",
+            fingerprint="f",
+            method="POST",
+            path="/api/v1/enrich",
+            locked_at="2026-01-01T00:00:00Z",
+            expires_at="2026-01-02T00:00:00Z",
+        )
+
+    mine, other = AccountFactory(), AccountFactory()
+    one_of_each(mine)
+    one_of_each(other)
+    page = admin_client.get(reverse("admin:accounts_account_change", args=[mine.pk]))
+    links = re.findall(r'href="([^"]+\?account__id__exact=[^"]+)"', page.content.decode())
+    assert len(links) == 8  # the ledger and the seven lists
+    for link in links:
+        response = admin_client.get(link.replace("&amp;", "&"))
+        assert response.status_code == 200, link
+        if "ledgerentry" in link:
+            continue  # no ledger rows here
+        listed = response.context["cl"].result_list
+        assert listed and {row.account_id for row in listed} == {mine.pk}, link
