@@ -411,3 +411,25 @@ def test_another_accounts_ids_are_404_everywhere(api):
 def test_paths_have_no_trailing_slash(api):
     assert api.get("/api/v1/webhooks/").status_code == 404
     assert post(api, "/api/v1/webhooks/", {"url": "https://x.example.com"}).status_code == 404
+
+
+def test_every_spec_6_operation_is_in_the_openapi_schema(db):
+    from rest_framework.test import APIClient
+
+    paths = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    base = "/api/v1/webhooks/{endpoint_id}"
+    expected = {
+        "/api/v1/webhooks": {"get", "post"},
+        base: {"get", "patch", "delete"},
+        f"{base}/test": {"post"},
+        f"{base}/enable": {"post"},
+        f"{base}/rotate-secret": {"post"},
+        f"{base}/recover": {"post"},
+        f"{base}/deliveries": {"get"},
+        f"{base}/deliveries/{{delivery_id}}": {"get"},
+        f"{base}/deliveries/{{delivery_id}}/retry": {"post"},
+        "/api/v1/events": {"get"},
+        "/api/v1/callback-secret/rotate": {"post"},
+    }
+    for path, methods in expected.items():
+        assert methods <= set(paths.get(path, {})), path
