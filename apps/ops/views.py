@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -30,6 +31,10 @@ def _percent(value: float | None) -> str:
 
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Every figure comes from an aggregate query, so the page costs the same at any volume."""
+    # Staff status alone opens the admin; the figures (account names, endpoint URLs) are for
+    # those who may look at enrichments: superusers, the support group, ops groups.
+    if not request.user.has_perm("enrichment.view_contact"):
+        raise PermissionDenied
     now = timezone.now()
     since = now - WINDOW
     # 24 clock-hour bars, the current (partial) hour last.

@@ -215,3 +215,25 @@ def test_provider_stats_query_runs_on_sqlite_too():
     sqlite.close()
     assert (row["calls"], row["hits"], row["errors"]) == (3, 1, 1)
     assert row["p95_ms"] == pytest.approx(percentile_cont([100, 300, 900], 0.95))
+
+
+def test_dashboard_needs_permission_to_view_enrichments_not_only_staff_status(
+    client, django_user_model
+):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("bare", password="pw-12345-long", is_staff=True)
+    client.force_login(user)
+    assert client.get(URL).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_contact"))
+    user = django_user_model.objects.get(pk=user.pk)  # drop the cached permissions
+    client.force_login(user)
+    assert client.get(URL).status_code == 200
+
+
+def test_dashboard_link_is_shown_only_to_those_who_may_open_it(client, django_user_model):
+    user = django_user_model.objects.create_user("bare2", password="pw-12345-long", is_staff=True)
+    client.force_login(user)
+    index = client.get(reverse("admin:index"))
+    assert index.status_code == 200
+    assert f'href="{URL}"' not in index.content.decode()
