@@ -126,6 +126,7 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
         403: "Plan without API access, IP not allowed, or key lacks scope",
         404: "Unknown id, or it belongs to another account",
         409: "Duplicate resource, or idempotency key in flight",
+        413: "Body larger than the server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)",
         422: "Well-formed but invalid; details maps field paths to messages",
         429: "Rate limited; see Retry-After",
     }

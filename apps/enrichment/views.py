@@ -29,7 +29,7 @@ class EnrichView(APIView):
         request=serializers.EnrichRequestSerializer,
         responses={
             202: serializers.AcceptedSerializer,
-            **error_responses(400, 401, 402, 403, 409, 422, 429),
+            **error_responses(400, 401, 402, 403, 409, 413, 422, 429),
         },
         summary="Enrich one contact (asynchronous)",
     )
@@ -56,7 +56,7 @@ class BulkEnrichView(APIView):
         request=serializers.BulkRequestSerializer,
         responses={
             202: serializers.BulkAcceptedSerializer,
-            **error_responses(400, 401, 402, 403, 409, 422, 429),
+            **error_responses(400, 401, 402, 403, 409, 413, 422, 429),
         },
         summary="Enrich a batch of contacts (asynchronous, all or nothing)",
     )
