@@ -8,7 +8,14 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.ops.admin_base import ReadOnlyAdmin, UUIDSearchMixin, admin_link, pretty_json
+from apps.ops.admin_base import (
+    FixedValuesFilter,
+    ReadOnlyAdmin,
+    StatusClassFilter,
+    UUIDSearchMixin,
+    admin_link,
+    pretty_json,
+)
 
 from .models import IdempotencyRecord
 
@@ -28,6 +35,17 @@ def _redacted(value: Any) -> Any:
     return value
 
 
+class MethodFilter(FixedValuesFilter):
+    title = "method"
+    parameter_name = "method"
+    values = ("POST", "PUT", "PATCH", "DELETE")
+
+
+class ResponseStatusFilter(StatusClassFilter):
+    parameter_name = "response_status"
+    field_name = "response_status"
+
+
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     uuid_search_fields = ("account_id",)
@@ -43,7 +61,7 @@ class IdempotencyRecordAdmin(UUIDSearchMixin, ReadOnlyAdmin):
         "expires_at",
     )
     list_select_related = ("account",)
-    list_filter = ("state", "sandbox", "method", "response_status", "created_at")
+    list_filter = ("state", "sandbox", MethodFilter, ResponseStatusFilter, "created_at")
     search_fields = ("key", "path", "account__name")
     search_help_text = "Idempotency key, path, account name or account id."
     date_hierarchy = "created_at"

@@ -114,6 +114,44 @@ class ReadOnlyAdmin(SluiceModelAdmin):
         return False
 
 
+class StatusClassFilter(admin.SimpleListFilter):
+    """HTTP status by class (2xx … 5xx, or none): Django's default filter on an integer
+    column runs a DISTINCT over the whole table on each page load."""
+
+    title = "response status"
+    parameter_name = "status"
+    field_name = "status_code"
+    CLASSES = ("2xx", "3xx", "4xx", "5xx")
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [(c, c) for c in self.CLASSES] + [("none", "no response")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == "none":
+            return queryset.filter(**{f"{self.field_name}__isnull": True})
+        if value in self.CLASSES:
+            low = int(value[0]) * 100
+            return queryset.filter(
+                **{f"{self.field_name}__gte": low, f"{self.field_name}__lt": low + 100}
+            )
+        return queryset
+
+
+class FixedValuesFilter(admin.SimpleListFilter):
+    """A filter over a known list of values, instead of a DISTINCT over the table."""
+
+    values: tuple[str, ...] = ()
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [(v, v) for v in self.values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(**{self.parameter_name: self.value()})
+        return queryset
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False

@@ -16,6 +16,7 @@ from apps.ops.admin_base import (
     ReadOnlyAdmin,
     ReadOnlyInline,
     SluiceModelAdmin,
+    StatusClassFilter,
     UUIDSearchMixin,
     admin_link,
     pretty_json,
@@ -318,7 +319,7 @@ class DeliveryAttemptAdmin(UUIDSearchMixin, ReadOnlyAdmin):
         "error",
     )
     list_select_related = ("delivery__endpoint",)
-    list_filter = ("succeeded", "status_code", "at")
+    list_filter = ("succeeded", StatusClassFilter, "at")
     search_fields = ("delivery__endpoint__url", "delivery__target_url", "error")
     search_help_text = "Delivery, endpoint or account id; endpoint or target URL; error text."
     date_hierarchy = "at"
