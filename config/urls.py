@@ -35,5 +35,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+# Errors Django raises outside REST framework's views (a Host outside ALLOWED_HOSTS, a
+# PermissionDenied) get the same JSON envelope as the API's own.
+handler400 = "apps.core.errors.json_400"
+handler403 = "apps.core.errors.json_403"
 handler404 = "apps.core.errors.json_404"
 handler500 = "apps.core.errors.json_500"
