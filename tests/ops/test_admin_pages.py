@@ -359,3 +359,24 @@ def test_status_class_and_kind_filters(admin_client, rows):
     for kind, count in (("email", 1), ("phone", 0)):
         listed = admin_client.get(provider_attempts, {"kind": kind}).context["cl"].result_list
         assert len(listed) == count, kind
+
+
+@pytest.mark.parametrize("forged_id", ["not-a-pk", "99999999999999999999", "\x00", ""])
+def test_forged_list_editable_posts_are_form_errors(admin_client, rows, forged_id):
+    config = ProviderConfig.objects.get()
+    data = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-MIN_NUM_FORMS": "0",
+        "form-MAX_NUM_FORMS": "1000",
+        "form-0-id": forged_id,
+        "form-0-enabled": "",
+        "form-0-priority_email": "3",
+        "_save": "Save",
+    }
+    url = reverse("admin:providers_providerconfig_changelist")
+    assert admin_client.post(url, data).status_code < 500
+    data["form-0-id"] = str(config.pk)
+    assert admin_client.post(url, data).status_code == 302
+    config.refresh_from_db()
+    assert (config.enabled, config.priority_email) == (False, 3)
