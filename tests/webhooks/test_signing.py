@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from apps.accounts.services import webhook_secret_generate
 from apps.webhooks import services
-from apps.webhooks.models import Delivery
+from apps.webhooks.models import Delivery, Endpoint
 from tests.conftest import make_client
 from tests.factories import ContactFactory
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory
@@ -72,6 +72,16 @@ def test_rotated_secret_signs_beside_the_old_one_for_24_hours(receiver):
     Webhook(endpoint.secret).verify(request.body, request.headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(old_secret).verify(request.body, request.headers)
+
+
+def test_two_rotations_at_once_keep_the_first_ones_secret_as_the_previous():
+    # Two requests each loaded the endpoint before either rotated.
+    endpoint = EndpointFactory()
+    first, second = (Endpoint.objects.get(pk=endpoint.pk) for _ in range(2))
+    shown_first = services.endpoint_secret_rotate(endpoint=first).secret
+    shown_second = services.endpoint_secret_rotate(endpoint=second).secret
+    endpoint.refresh_from_db()
+    assert (endpoint.secret, endpoint.previous_secret) == (shown_second, shown_first)
 
 
 def test_request_webhook_url_is_signed_with_the_account_callback_secret(receiver):

@@ -109,14 +109,20 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
 
 
 def endpoint_secret_rotate(*, endpoint: Endpoint) -> Endpoint:
-    """New secret; the old one keeps signing beside it for 24 h (both in every signature)."""
+    """New secret; the old one keeps signing beside it for 24 h (both in every signature).
+
+    The current secret is read under a row lock: two rotations at once must leave the first
+    one's secret as the previous, not drop a secret that a client has already been shown.
+    """
     now = timezone.now()
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
-    endpoint.secret = signing.secret_generate()
-    endpoint.save(
-        update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"]
-    )
+    with transaction.atomic():
+        current = Endpoint.objects.select_for_update().values_list("secret", flat=True)
+        endpoint.previous_secret = current.get(pk=endpoint.pk)
+        endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
+        endpoint.secret = signing.secret_generate()
+        endpoint.save(
+            update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"]
+        )
     return endpoint
 
 
