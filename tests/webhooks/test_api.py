@@ -166,6 +166,16 @@ def test_patch_changes_fields_and_checks_them(api):
     assert api.get(f"/api/v1/webhooks/{other['id']}").json()["url"].endswith("/other")
 
 
+def test_two_patches_of_different_fields_at_once_both_stick():
+    # Two requests each loaded the endpoint before either saved.
+    endpoint = EndpointFactory(description="old")
+    first, second = (Endpoint.objects.get(pk=endpoint.pk) for _ in range(2))
+    services.endpoint_update(endpoint=first, description="new")
+    services.endpoint_update(endpoint=second, events=["bulk.completed"])
+    endpoint.refresh_from_db()
+    assert (endpoint.description, endpoint.events) == ("new", ["bulk.completed"])
+
+
 def test_delete_removes_the_endpoint_and_its_deliveries(api):
     endpoint = EndpointFactory(account=api.account)
     DeliveryFactory(endpoint=endpoint)

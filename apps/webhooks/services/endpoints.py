@@ -85,18 +85,21 @@ def endpoint_update(
     events: list[str] | None = None,
     description: str | None = None,
 ) -> Endpoint:
+    # Only the fields given are written: a concurrent PATCH of another field must survive.
+    changed = ["updated_at"]
     if url is not None:
         endpoint.url = _clean_url(url)
+        changed.append("url")
     if events is not None:
         endpoint.events = _clean_events(events)
         endpoint.events_key = ",".join(sorted(endpoint.events))
+        changed += ["events", "events_key"]
     if description is not None:
         endpoint.description = description
+        changed.append("description")
     try:
         with transaction.atomic():
-            endpoint.save(
-                update_fields=["url", "events", "events_key", "description", "updated_at"]
-            )
+            endpoint.save(update_fields=changed)
     except IntegrityError:
         endpoint.refresh_from_db()
         raise _duplicate()
