@@ -26,8 +26,10 @@ def address_is_public(address: str) -> bool:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried inside (::ffff:a.b.c.d, or 6to4's 2002:AABB:CCDD::, which
+        # relays reach at a.b.c.d) is where the request ends up: check that one.
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
     return ip.is_global and not (
         ip.is_loopback
         or ip.is_private

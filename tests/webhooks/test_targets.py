@@ -82,6 +82,9 @@ def test_a_public_address_is_accepted(api, strict):
         ("fe80::1%eth0", False),
         ("fc00::1", False),
         ("::ffff:10.0.0.1", False),
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("64:ff9b::a00:1", False),  # NAT64 (reserved as a whole)
         ("not-an-ip", False),
     ],
 )
