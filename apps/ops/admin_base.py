@@ -8,6 +8,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.exceptions import ValidationError
 from django.db.models import Field, Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -52,6 +54,15 @@ def pk_is_valid(field: Field, value: str) -> bool:
 
 class SluiceModelAdmin(admin.ModelAdmin):
     """The ModelAdmin every Sluice admin derives from."""
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        # A NUL in a filter value reaches PostgreSQL, which refuses it (a 500); Django's own
+        # answer to a lookup it cannot run is a redirect to the bare list with ?e=1. The
+        # search box has its own form, which already reports a NUL as an error.
+        for name, values in request.GET.lists():
+            if name != SEARCH_VAR and any("\x00" in v for v in [name, *values]):
+                raise IncorrectLookupParameters(f"NUL character in {name!r}")
+        return super().get_changelist_instance(request)
 
     def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         # Django filters ``pk__in`` with the posted ids as they come: a forged one that is no

@@ -380,3 +380,41 @@ def test_forged_list_editable_posts_are_form_errors(admin_client, rows, forged_i
     assert admin_client.post(url, data).status_code == 302
     config.refresh_from_db()
     assert (config.enabled, config.priority_email) == (False, 3)
+
+
+def test_custom_filters_with_forged_values(admin_client, rows):
+    cases = {
+        "admin:enrichment_contact_changelist": ["provider"],
+        "admin:enrichment_providerattempt_changelist": ["provider", "kind"],
+        "admin:webhooks_delivery_changelist": ["event_type"],
+        "admin:webhooks_deliveryattempt_changelist": ["status"],
+        "admin:accounts_apikey_changelist": ["state"],
+        "admin:accounts_account_changelist": ["provider_order"],
+        "admin:core_idempotencyrecord_changelist": ["method", "response_status"],
+    }
+    problems = []
+    for name, params in cases.items():
+        for param in params:
+            for value in ("\x00", "x" * 3000, "sandbox:\x00", ":", "%"):
+                status = admin_client.get(reverse(name), {param: value}).status_code
+                if status >= 500:
+                    problems.append((name, param, value[:10], status))
+    # Django's own filters too: a value its field cannot take, a NUL, an integer too large.
+    for name, param in (
+        ("admin:enrichment_contact_changelist", "status__exact"),
+        ("admin:enrichment_contact_changelist", "account__id__exact"),
+        ("admin:enrichment_contact_changelist", "created_at__gte"),
+        ("admin:accounts_account_changelist", "plan__id__exact"),
+        ("admin:webhooks_delivery_changelist", "endpoint__id__exact"),
+        ("admin:webhooks_delivery_changelist", "event__id__exact"),
+    ):
+        for value in ("\x00", "99999999999999999999", "nope"):
+            response = admin_client.get(reverse(name), {param: value}, follow=True)
+            if response.status_code >= 500:
+                problems.append((name, param, value[:10], response.status_code))
+    assert problems == []
+    # Reported the way Django reports any lookup it cannot run: back to the bare list.
+    response = admin_client.get(
+        reverse("admin:enrichment_contact_changelist"), {"provider": "\x00"}
+    )
+    assert (response.status_code, response["Location"]) == (302, "/admin/enrichment/contact/?e=1")
