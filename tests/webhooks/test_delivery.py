@@ -419,11 +419,6 @@ def test_bulk_completed_goes_to_the_bulk_webhook_url_once():
     assert Delivery.objects.get(event=event).target_url == "http://127.0.0.1:9/bulk"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps/enrichment/services.py contacts_finish counts the bulk (emitting "
-    "bulk.completed) before contacts_finished_emit; the emit must come first",
-)
 def test_bulk_completed_is_the_bulk_s_last_event():
     # A client that treats bulk.completed as "every contact.enriched has been sent" (and the
     # /events feed, newest first) needs it after the last contact's events, in time and order.
