@@ -20,7 +20,13 @@ from .endpoints import (
     endpoint_test,
     endpoint_update,
 )
-from .events import bulk_completed_emit, contact_finished_emit, contacts_finished_emit, event_emit
+from .events import (
+    bulk_completed_emit,
+    contact_finished_emit,
+    contacts_finished_emit,
+    credits_change_emit,
+    event_emit,
+)
 from .maintenance import deliveries_sweep, events_purge
 from .publishing import deliveries_publish, deliveries_requeue
 from .transport import AttemptResult, http_post
@@ -31,6 +37,7 @@ __all__ = [
     "callback_secret_rotate",
     "contact_finished_emit",
     "contacts_finished_emit",
+    "credits_change_emit",
     "deliveries_publish",
     "deliveries_requeue",
     "deliveries_sweep",

@@ -182,13 +182,30 @@ def contacts_finished_emit(*, contacts: Sequence[Any]) -> None:
         if contact.pk in balances:
             after, before = balances[contact.pk]
             credit = {"account_id": str(account_id), "credits": after, "threshold": threshold}
-            # One charge can do both (from at or above the threshold straight to 0): a client
-            # subscribed to credits.low alone must still learn the balance fell below it.
-            if before >= threshold > after:
-                pending.append(_event_build(type=Event.CREDITS_LOW, data=credit, **common))
-            if after == 0:
-                pending.append(_event_build(type=Event.CREDITS_EXHAUSTED, data=credit, **common))
+            for type in _credit_event_types(before=before, after=after, threshold=threshold):
+                pending.append(_event_build(type=type, data=credit, **common))
     _events_store(pending)
+
+
+def _credit_event_types(*, before: int, after: int, threshold: int) -> list[str]:
+    """The credit events a balance change from ``before`` to ``after`` crosses into."""
+    types = []
+    # One change can do both (from at or above the threshold straight to 0): a client
+    # subscribed to credits.low alone must still learn the balance fell below it.
+    if before >= threshold > after:
+        types.append(Event.CREDITS_LOW)
+    if after == 0 < before:
+        types.append(Event.CREDITS_EXHAUSTED)
+    return types
+
+
+def credits_change_emit(*, account_id: Any, before: int, after: int) -> None:
+    """``credits.low``/``credits.exhausted`` for a balance change outside charging (an ops
+    adjustment); runs in the caller's transaction, like every emit."""
+    threshold = settings.CREDITS_LOW_THRESHOLD
+    credit = {"account_id": str(account_id), "credits": after, "threshold": threshold}
+    for type in _credit_event_types(before=before, after=after, threshold=threshold):
+        event_emit(account_id=account_id, type=type, data=credit)
 
 
 def bulk_completed_emit(*, bulk: Any) -> None:
