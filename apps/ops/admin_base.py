@@ -64,6 +64,13 @@ class SluiceModelAdmin(admin.ModelAdmin):
                 raise IncorrectLookupParameters(f"NUL character in {name!r}")
         return super().get_changelist_instance(request)
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        # Django catches what the pk field's to_python refuses, not what the database does
+        # (a NUL in the event's text id): such an id names no row.
+        if from_field is None and not pk_is_valid(self.model._meta.pk, object_id):
+            return None
+        return super().get_object(request, object_id, from_field)
+
     def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         # Django filters ``pk__in`` with the posted ids as they come: a forged one that is no
         # UUID (or an integer out of range) is a 500. Such ids select nothing.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from django.contrib import admin
@@ -418,3 +418,16 @@ def test_custom_filters_with_forged_values(admin_client, rows):
         reverse("admin:enrichment_contact_changelist"), {"provider": "\x00"}
     )
     assert (response.status_code, response["Location"]) == (302, "/admin/enrichment/contact/?e=1")
+
+
+@pytest.mark.parametrize("bad", ["\x00", "99999999999999999999", "x" * 300, "-1"])
+def test_object_pages_with_forged_ids_redirect_to_the_list(admin_client, rows, bad):
+    """Whatever the primary key type (UUID, integer, the event's text id)."""
+    problems = []
+    for model in admin.site._registry:
+        for view in ("change", "history", "delete"):
+            url = reverse(_name(model, view), args=["placeholder"]).replace("placeholder", "{}")
+            status = admin_client.get(url.format(quote(bad, safe=""))).status_code
+            if status >= 500:
+                problems.append((model.__name__, view, status))
+    assert problems == []
