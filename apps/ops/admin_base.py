@@ -1,4 +1,4 @@
-"""Building blocks every Sluice ModelAdmin shares: id search, read-only admins, shown-once pages."""
+"""Shared by every Sluice ModelAdmin: forged-input guards, id search, filters, shown-once pages."""
 
 from __future__ import annotations
 
