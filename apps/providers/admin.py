@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -121,6 +122,21 @@ class ProviderConfigAdmin(SluiceModelAdmin):
                 _p95=_per_provider(Percentile("duration_ms", 0.95, filter=calls)),
             )
         )
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        # A provider without a row runs on settings and is missing from this list: say so,
+        # or ops looking for its hit rate or its off switch would not know it exists.
+        if request.method == "GET":
+            configured = set(ProviderConfig.objects.values_list("name", flat=True))
+            missing = sorted(set(settings.PROVIDERS) - configured)
+            if missing:
+                self.message_user(
+                    request,
+                    f"Running on settings (no configuration row yet): {', '.join(missing)}. "
+                    "Add one to switch it off, reorder it or change its timeouts.",
+                    level=messages.INFO,
+                )
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="circuit breaker")
     def circuit(self, obj: ProviderConfig) -> str:

@@ -109,3 +109,13 @@ def test_timeouts_within_the_range_are_saved(admin_client):
     )
     assert response.status_code == 302
     assert ProviderConfig.objects.get().timeout() == (0.5, 60.0)
+
+
+def test_changelist_names_the_providers_that_run_on_settings(admin_client, settings):
+    settings.PROVIDERS = {"sandbox": "x", "hunter": "y", "pdl": "z"}
+    ProviderConfig.objects.create(name="sandbox")
+    body = admin_client.get(reverse(URL)).content.decode()
+    assert "Running on settings (no configuration row yet): hunter, pdl." in body
+    ProviderConfig.objects.create(name="hunter")
+    ProviderConfig.objects.create(name="pdl")
+    assert "Running on settings" not in admin_client.get(reverse(URL)).content.decode()
