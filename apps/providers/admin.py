@@ -74,6 +74,13 @@ def _per_provider(aggregate: object) -> Subquery:
     )
 
 
+_BREAKER_STATES = {
+    breaker.OPEN: "OPEN: calls are skipped until it cools down",
+    breaker.HALF_OPEN: "HALF-OPEN: the next call is a probe",
+    breaker.CLOSED: "closed",
+}
+
+
 @admin.register(ProviderConfig)
 class ProviderConfigAdmin(SluiceModelAdmin):
     form = ProviderConfigForm
@@ -142,9 +149,7 @@ class ProviderConfigAdmin(SluiceModelAdmin):
     def circuit(self, obj: ProviderConfig) -> str:
         if not obj.pk:
             return "-"
-        return (
-            "OPEN: calls are skipped until it cools down" if breaker.is_open(obj.name) else "closed"
-        )
+        return _BREAKER_STATES[breaker.state(obj.name)]
 
     @admin.action(
         description="Close the circuit breaker of selected providers", permissions=["change"]

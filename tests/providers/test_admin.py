@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
@@ -89,6 +90,22 @@ def test_change_page_shows_an_open_breaker_and_the_action_closes_it(admin_client
     assert "OPEN" in page.content.decode()
     admin_client.post(reverse(URL), {"action": "close_circuit", ACTION_CHECKBOX_NAME: [config.pk]})
     assert not breaker.is_open("sandbox")
+
+
+def test_the_list_shows_a_half_open_breaker():
+    from django.core.cache import cache
+
+    from apps.providers import breaker
+    from apps.providers.admin import ProviderConfigAdmin
+
+    config = ProviderConfig.objects.create(name="sandbox")
+    circuit = ProviderConfigAdmin(ProviderConfig, admin.site).circuit
+    assert circuit(config) == "closed"
+    breaker.trip("sandbox", seconds=60, reason="test")
+    assert circuit(config).startswith("OPEN")
+    cache.delete(breaker._open_key("sandbox"))  # the cool-down is over; not yet probed
+    assert circuit(config).startswith("HALF-OPEN")
+    breaker.reset("sandbox")
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "0.01", "61", "1e300", "nan", "inf"])
