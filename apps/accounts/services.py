@@ -129,6 +129,9 @@ def account_create(
 # --- Credits: every change goes through here and writes a ledger row ---------------------------
 
 
+MAX_LEDGER_AMOUNT = 1_000_000_000
+
+
 def credits_add(
     *,
     account: Account,
@@ -142,6 +145,9 @@ def credits_add(
         raise ValueError("charges go through credits_charge")
     if amount == 0:
         raise InvalidRequest(details={"amount": "Must not be zero."})
+    if abs(amount) > MAX_LEDGER_AMOUNT:
+        # The balance column is a 64-bit integer: refuse what could overflow it.
+        raise InvalidRequest(details={"amount": f"At most {MAX_LEDGER_AMOUNT:,} per entry."})
     if amount < 0 and entry_type != LedgerEntry.ADJUSTMENT:
         raise InvalidRequest(details={"amount": "Only adjustments may be negative."})
     with transaction.atomic():

@@ -9,6 +9,7 @@ from django import forms
 from django.conf import settings
 
 from apps.accounts.models import Account, ApiKey, LedgerEntry, Plan
+from apps.accounts.services import MAX_LEDGER_AMOUNT
 from apps.enrichment.validation import Problems, clean_country_codes
 
 
@@ -69,9 +70,9 @@ def clean_provider_order(value: Any) -> dict[str, list[str]]:
 
 SCOPE_CHOICES = [(s, s) for s in ApiKey.ALL_SCOPES]
 
-# The most credits one form may add or take away: far above any real order, far below the
-# 64-bit balance column (a bigger number was a database error, a 500, not a form error).
-CREDITS_CHANGE_MAX = 1_000_000_000
+# The most credits one form may add or take away: the ledger's own bound per entry, so a
+# bigger number is a form error rather than a database overflow.
+CREDITS_CHANGE_MAX = MAX_LEDGER_AMOUNT
 
 
 class ApiKeyCreateForm(forms.Form):

@@ -172,6 +172,15 @@ def test_an_adjustment_cannot_take_the_balance_below_zero():
 
 
 @pytest.mark.django_db
+def test_an_entry_beyond_the_ledger_bound_is_refused_not_an_overflow():
+    account = funded_account(5)
+    for amount in (10**9 + 1, 10**19):
+        with pytest.raises(InvalidRequest):
+            credits_add(account=account, amount=amount, reason="typo")
+    assert credits_add(account=account, amount=10**9, reason="big order").balance_after == 10**9 + 5
+
+
+@pytest.mark.django_db
 def test_a_negative_adjustment_emits_the_credit_events_it_crosses(settings):
     from apps.webhooks.models import Event
 
