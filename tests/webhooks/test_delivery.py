@@ -223,12 +223,8 @@ def test_a_disabled_endpoint_gets_no_new_attempt(receiver):
     assert receiver.received() == []
 
 
-def test_an_attempt_that_got_through_while_its_endpoint_was_disabled_counts(receiver):
-    # Disabled mid-request (another delivery's failure, or ops): the delivery was skipped, but
-    # the receiver has it, so it is succeeded and a replay does not send it again.
-    receiver.default = Answer(delay=0.5)
-    endpoint = EndpointFactory(url=receiver.url())
-    delivery = DeliveryFactory(endpoint=endpoint)
+def attempt_in_background(delivery, receiver) -> tuple[threading.Thread, list[str | None]]:
+    """Start the delivery's attempt on its own thread; return once the receiver has it."""
     outcome: list[str | None] = []
 
     def run() -> None:
@@ -240,6 +236,16 @@ def test_an_attempt_that_got_through_while_its_endpoint_was_disabled_counts(rece
     thread = threading.Thread(target=run)
     thread.start()
     wait_for(receiver.received, timeout=5, message="the request did not start")
+    return thread, outcome
+
+
+def test_an_attempt_that_got_through_while_its_endpoint_was_disabled_counts(receiver):
+    # Disabled mid-request (another delivery's failure, or ops): the delivery was skipped, but
+    # the receiver has it, so it is succeeded and a replay does not send it again.
+    receiver.default = Answer(delay=0.5)
+    endpoint = EndpointFactory(url=receiver.url())
+    delivery = DeliveryFactory(endpoint=endpoint)
+    thread, outcome = attempt_in_background(delivery, receiver)
     assert services.endpoint_disable(endpoint=endpoint)
     assert Delivery.objects.get(pk=delivery.pk).status == Delivery.SKIPPED
     thread.join(10)
@@ -433,17 +439,7 @@ def test_deleting_the_endpoint_mid_request_ends_the_delivery_quietly(receiver):
     receiver.default = Answer(delay=0.5)
     endpoint = EndpointFactory(url=receiver.url())
     delivery = DeliveryFactory(endpoint=endpoint)
-    outcome: list[str | None] = []
-
-    def run() -> None:
-        try:
-            outcome.append(attempt(delivery))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    wait_for(receiver.received, timeout=5, message="the request did not start")
+    thread, outcome = attempt_in_background(delivery, receiver)
     services.endpoint_delete(endpoint=endpoint)
     thread.join(10)
     assert outcome == [None]
