@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django import forms
@@ -37,10 +36,7 @@ from apps.ops.forms import (
 )
 
 from .models import Account, ApiKey, LedgerEntry, Plan
-from .services import account_create, api_key_create, api_key_hash, api_key_revoke, credits_add
-
-# A whole key as a client would paste it from their configuration.
-RAW_KEY = re.compile(r"sk_(test|live)_[A-Za-z0-9]{20,}")
+from .services import account_create, api_key_create, api_key_revoke, credits_add
 
 
 def _error_text(exc: SluiceError) -> str:
@@ -431,15 +427,6 @@ class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
     )
     fields = (*readonly_fields[:4], "name", "ip_allowlist", "scopes", *readonly_fields[4:])
     actions = ("revoke",)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        term = search_term.strip()
-        if RAW_KEY.fullmatch(term):
-            # Only the hash is stored: a pasted key is found by hashing it, never by prefix.
-            return queryset.filter(key_hash=api_key_hash(term)), False
-        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="active", boolean=True, ordering="revoked_at")
     def is_active(self, obj: ApiKey) -> bool:

@@ -38,7 +38,7 @@ def encode_cursor(created_at: datetime, pk: Any) -> str:
 
 
 def decode_cursor(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
-    """The ``(created_at, pk)`` a cursor encodes, or 400 for anything a client forged.
+    """The ``(created_at, pk)`` a cursor encodes, or a 422 for anything a client forged.
 
     The pk goes through the model's own field conversion, so a cursor for another list or a
     hand-made one is a clean 400 rather than a database error.

@@ -403,15 +403,14 @@ def test_credit_amounts_beyond_the_form_limit_are_form_errors_not_500s(admin_cli
     assert not Account.objects.filter(name="Huge").exists()
 
 
-def test_a_whole_key_pasted_in_the_search_box_finds_its_row_by_hash(admin_client):
+def test_search_finds_keys_by_display_prefix(admin_client):
+    # Searching is a GET: a whole key typed there would land in access logs and browser
+    # history, so keys are found by the prefix the admin shows, never by the secret.
     wanted, other = ApiKeyFactory(), ApiKeyFactory()
     url = reverse("admin:accounts_apikey_changelist")
-    listed = admin_client.get(url, {"q": f" {wanted.raw_key} "}).context["cl"].result_list
+    listed = admin_client.get(url, {"q": wanted.prefix}).context["cl"].result_list
     assert [k.pk for k in listed] == [wanted.pk]
-    # A made-up key with a real key's prefix finds nothing.
-    forged = wanted.raw_key[:12] + "x" * (len(wanted.raw_key) - 12)
-    assert not admin_client.get(url, {"q": forged}).context["cl"].result_list
-    assert other.pk != wanted.pk
+    assert other.prefix != wanted.prefix
 
 
 def test_account_page_hides_top_up_and_new_key_links_from_support(client, django_user_model):
