@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from pathlib import Path
 
 from celery import Celery
 from kombu import Queue
@@ -22,6 +25,7 @@ def _configure() -> None:
         folder = settings.BROKER_DIR
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
+        _exchange_tables_create(folder / "control")
         transport_options.update(
             {
                 "data_folder_in": str(folder / "queue"),
@@ -60,6 +64,28 @@ def _configure() -> None:
         worker_hijack_root_logger=False,
         timezone="UTC",
     )
+
+
+# kombu's filesystem transport creates an exchange table by opening it for writing and only
+# then locking it: a second process starting at the same moment reads the empty file and dies
+# (JSONDecodeError while binding its queues). Tables that already exist are updated under a
+# lock, so each one is created up front, atomically (hard link of a complete file).
+_EXCHANGES = ("enrichment", "webhooks", "maintenance", "celery.pidbox", "reply.celery.pidbox")
+
+
+def _exchange_tables_create(control: Path) -> None:
+    for name in _EXCHANGES:
+        table = control / f"{name}.exchange"
+        if table.exists():
+            continue
+        fd, tmp = tempfile.mkstemp(dir=control, prefix=".new-")
+        try:
+            os.write(fd, b"[]")
+            os.close(fd)
+            with contextlib.suppress(FileExistsError):  # another process was first: fine
+                os.link(tmp, table)
+        finally:
+            os.unlink(tmp)
 
 
 _configure()
