@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _seen: dict[str, tuple[float, bool]] = {}  # name -> (monotonic time read, open?)
 _failing: set[str] = set()  # providers this process counted a failure for since last success
-_probing: set[str] = set()  # providers this process holds the half-open probe of
+# Provider -> the thread holding its half-open probe: only that call's outcome is the probe's
+# result (another thread's call that started before the trip says nothing about now).
+_probing: dict[str, int] = {}
 
 
 def _open_key(name: str) -> str:
@@ -88,7 +90,7 @@ def allow_call(name: str) -> bool:
     # "closed", so the process's other threads ask the cache (and lose) too.
     if current == HALF_OPEN and cache.add(_probe_key(name), 1, timeout=_probe_seconds()):
         with _lock:
-            _probing.add(name)
+            _probing[name] = threading.get_ident()
             _seen.pop(name, None)
         return True
     opened = current != CLOSED
@@ -103,12 +105,19 @@ def _probe_seconds() -> int:
     return _seconds(settings.PROVIDER_BREAKER_COOLDOWN_SECONDS)
 
 
+def _probe_release(name: str) -> bool:
+    """Whether the calling thread held ``name``'s probe (released now); under ``_lock``."""
+    if _probing.get(name) == threading.get_ident():
+        del _probing[name]
+        return True
+    return False
+
+
 def record_failure(name: str) -> int:
     """Count one failed call; opens the breaker at the threshold, or at once when the call
     was made while half-open. Returns the count."""
     with _lock:
-        probing = name in _probing
-        _probing.discard(name)
+        probing = _probe_release(name)
         _failing.add(name)
     if probing or cache.get(_half_open_key(name)) is not None:
         trip(name, seconds=settings.PROVIDER_BREAKER_COOLDOWN_SECONDS, reason="probe failed")
@@ -129,11 +138,10 @@ def record_success(name: str) -> None:
     """A good answer resets the failure streak, and closes a half-open breaker (cache writes
     only after failures or for the probe)."""
     with _lock:
-        probing = name in _probing
+        probing = _probe_release(name)
         if name not in _failing and not probing:
             return
         _failing.discard(name)
-        _probing.discard(name)
         _seen.pop(name, None)
     keys = [_failures_key(name)]
     if probing:
@@ -153,7 +161,7 @@ def trip(name: str, *, seconds: float, reason: str = "") -> None:
     cache.delete_many([_failures_key(name), _probe_key(name)])
     with _lock:
         _seen[name] = (time.monotonic(), True)
-        _probing.discard(name)
+        _probing.pop(name, None)
     logger.warning(
         "provider circuit opened", extra={"provider": name, "seconds": seconds, "reason": reason}
     )
@@ -166,6 +174,6 @@ def reset(name: str | None = None) -> None:
         for n in names:
             _seen.pop(n, None)
             _failing.discard(n)
-            _probing.discard(n)
+            _probing.pop(n, None)
     for n in names:
         cache.delete_many([_open_key(n), _failures_key(n), _half_open_key(n), _probe_key(n)])
