@@ -34,9 +34,10 @@ from apps.ops.forms import (
     clean_ip_allowlist,
     clean_provider_order,
 )
+from apps.ops.services import credits_adjust
 
 from .models import Account, ApiKey, LedgerEntry, Plan
-from .services import account_create, api_key_create, api_key_revoke, credits_add
+from .services import account_create, api_key_create, api_key_revoke
 
 
 def _error_text(exc: SluiceError) -> str:
@@ -321,7 +322,7 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
             done = 0
             for account in queryset:
                 try:
-                    entry = credits_add(
+                    entry = credits_adjust(
                         account=account,
                         amount=data["amount"],
                         entry_type=data["entry_type"],

@@ -157,7 +157,7 @@ def credits_add(
         if not query.update(credits=F("credits") + amount):
             raise InvalidRequest(details={"amount": "The balance cannot go below zero."})
         balance = Account.objects.values_list("credits", flat=True).get(pk=account.pk)
-        entry = LedgerEntry.objects.create(
+        return LedgerEntry.objects.create(
             account=account,
             entry_type=entry_type,
             amount=amount,
@@ -165,12 +165,6 @@ def credits_add(
             reason=reason,
             created_by=created_by,
         )
-        if amount < 0:
-            # Webhooks build on accounts; importing them at module level would be a cycle.
-            from apps.webhooks.services import credits_change_emit
-
-            credits_change_emit(account_id=account.pk, before=balance - amount, after=balance)
-        return entry
 
 
 def credits_charge(

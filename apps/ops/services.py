@@ -12,8 +12,11 @@ from django.contrib.auth.models import Group, Permission
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import F
 
+from apps.accounts.models import Account, LedgerEntry
+from apps.accounts.services import credits_add
 from apps.enrichment.models import BulkJob, Contact, ProviderAttempt
 from apps.enrichment.services import contacts_publish
+from apps.webhooks.services import credits_change_emit
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +83,23 @@ def contacts_rerun(*, contact_ids: Iterable[Any]) -> list[str]:
         transaction.on_commit(lambda: contacts_publish(ids))
     logger.info("re-running failed contacts", extra={"count": len(ids)})
     return ids
+
+
+def credits_adjust(
+    *, account: Account, amount: int, entry_type: str, reason: str, created_by: Any
+) -> LedgerEntry:
+    """An operator's top-up or adjustment: the ledger row, and in the same transaction the
+    ``credits.low``/``credits.exhausted`` events a negative adjustment crosses into (as a
+    charge would emit them)."""
+    with transaction.atomic():
+        entry = credits_add(
+            account=account,
+            amount=amount,
+            entry_type=entry_type,
+            reason=reason,
+            created_by=created_by,
+        )
+        if amount < 0:
+            after = entry.balance_after
+            credits_change_emit(account_id=account.pk, before=after - amount, after=after)
+    return entry

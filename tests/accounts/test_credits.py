@@ -181,27 +181,6 @@ def test_an_entry_beyond_the_ledger_bound_is_refused_not_an_overflow():
 
 
 @pytest.mark.django_db
-def test_a_negative_adjustment_emits_the_credit_events_it_crosses(settings):
-    from apps.webhooks.models import Event
-
-    settings.CREDITS_LOW_THRESHOLD = 100
-    account = funded_account(150)
-
-    def emitted() -> list[tuple[str, int]]:
-        rows = Event.objects.filter(account=account).order_by("created_at", "type")
-        return [(e.type, json.loads(e.body)["data"]["credits"]) for e in rows]
-
-    credits_add(account=account, amount=-40, entry_type="adjustment")  # 150 → 110: nothing
-    assert emitted() == []
-    credits_add(account=account, amount=-20, entry_type="adjustment")  # 110 → 90: low
-    assert emitted() == [("credits.low", 90)]
-    credits_add(account=account, amount=-90, entry_type="adjustment")  # 90 → 0: exhausted
-    assert emitted() == [("credits.low", 90), ("credits.exhausted", 0)]
-    credits_add(account=account, amount=500, reason="top-up")  # going up emits nothing
-    assert len(emitted()) == 2
-
-
-@pytest.mark.django_db
 def test_a_refund_happens_once_and_never_exceeds_the_charge():
     account = funded_account(20)
     contact = ContactFactory(account=account, sandbox=False)
