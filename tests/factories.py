@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
+from django.utils import timezone
 
 from apps.accounts.models import Account, ApiKey, Plan
 from apps.accounts.services import _random_base62, api_key_hash, webhook_secret_generate
+from apps.core.models import IdempotencyRecord
 from apps.enrichment.models import BulkJob, Contact
 
 PLAN_ROWS = {
@@ -86,3 +90,21 @@ class ContactFactory(factory.django.DjangoModelFactory):
     domain = "acme.com"
     enrichment_type = factory.LazyFunction(lambda: ["email"])
     sandbox = True
+
+
+class IdempotencyRecordFactory(factory.django.DjangoModelFactory):
+    """A completed enrich request's stored answer, live for 24 h."""
+
+    class Meta:
+        model = IdempotencyRecord
+
+    account = factory.SubFactory(AccountFactory)
+    key = factory.Sequence(lambda n: f"idem-{n}")
+    fingerprint = "f" * 64
+    method = "POST"
+    path = "/api/v1/enrich"
+    state = IdempotencyRecord.COMPLETED
+    response_status = 202
+    response_body = b'{"enrichment_id": "abc"}'
+    locked_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=24))

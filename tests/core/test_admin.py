@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from apps.core.models import IdempotencyRecord
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, IdempotencyRecordFactory
 from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
 
 pytestmark = pytest.mark.django_db
@@ -17,21 +14,8 @@ pytestmark = pytest.mark.django_db
 
 def _records(n: int, account=None) -> list[IdempotencyRecord]:
     account = account or AccountFactory()
-    now = timezone.now()
     return [
-        IdempotencyRecord.objects.create(
-            account=account,
-            key=f"key-{account.pk}-{i}",
-            fingerprint="f" * 64,
-            method="POST",
-            path="/api/v1/enrich",
-            state=IdempotencyRecord.COMPLETED,
-            response_status=202,
-            response_body=b'{"enrichment_id": "abc"}',
-            locked_at=now,
-            expires_at=now + timedelta(hours=24),
-        )
-        for i in range(n)
+        IdempotencyRecordFactory(account=account, key=f"key-{account.pk}-{i}") for i in range(n)
     ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -13,13 +12,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.services import credits_add
-from apps.core.models import IdempotencyRecord
 from apps.enrichment.models import Contact, ProviderAttempt
 from apps.ops.services import SUPPORT_GROUP
 from apps.providers.models import ProviderConfig
 from apps.webhooks.models import Delivery, DeliveryAttempt
 from apps.webhooks.services import endpoint_deactivate
-from tests.factories import AccountFactory, ApiKeyFactory, BulkJobFactory, ContactFactory
+from tests.factories import (
+    AccountFactory,
+    ApiKeyFactory,
+    BulkJobFactory,
+    ContactFactory,
+    IdempotencyRecordFactory,
+)
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory
 
 pytestmark = pytest.mark.django_db
@@ -74,18 +78,7 @@ def rows(admin_user):
     endpoint_deactivate(endpoint=dead, reason="HTTP 410 Gone")
     delivery = DeliveryFactory(endpoint=endpoint, status=Delivery.FAILED, attempt_count=1)
     DeliveryAttempt.objects.create(delivery=delivery, at=now, status_code=500, error="HTTP 500")
-    IdempotencyRecord.objects.create(
-        account=account,
-        key="idem-1",
-        fingerprint="f" * 64,
-        method="POST",
-        path="/api/v1/enrich",
-        state=IdempotencyRecord.COMPLETED,
-        response_status=202,
-        response_body=b'{"enrichment_id": "x"}',
-        locked_at=now,
-        expires_at=now + timedelta(hours=24),
-    )
+    IdempotencyRecordFactory(account=account, key="idem-1")
 
 
 @pytest.fixture
