@@ -126,7 +126,7 @@ def test_breaker_half_opens_after_cool_down_with_a_single_probe(settings):
     _cool_down_over("pdl")
     assert breaker.state("pdl") == breaker.HALF_OPEN
     assert breaker.allow_call("pdl")  # this caller is the probe
-    probe_state = set(breaker._probing)
+    probe_state = dict(breaker._probing)
     _another_process()
     assert not breaker.allow_call("pdl"), "only one probe at a time, across workers"
     breaker._probing.update(probe_state)
