@@ -64,7 +64,7 @@ class Coalescer:
         while True:
             self._wake.wait()
             # Let the requests of the next few milliseconds join this message.
-            time.sleep(settings.ENRICHMENT_PUBLISH_LINGER_MS / 1000)
+            time.sleep(max(0, settings.ENRICHMENT_PUBLISH_LINGER_MS) / 1000)
             self._wake.clear()  # before taking the ids: a later add() wakes us again
             self.flush()
 
