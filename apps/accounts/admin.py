@@ -414,7 +414,7 @@ class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
     list_select_related = ("account",)
     list_filter = (KeyStateFilter, "mode", "created_at", "last_used_at")
     search_fields = ("prefix", "name", "account__name")
-    search_help_text = "Key or account id, a whole key (sk_…), display prefix, name, account name."
+    search_help_text = "Key or account id, display prefix, name, account name."
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
     readonly_fields = (

@@ -41,7 +41,7 @@ def decode_cursor(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
     """The ``(created_at, pk)`` a cursor encodes, or a 422 for anything a client forged.
 
     The pk goes through the model's own field conversion, so a cursor for another list or a
-    hand-made one is a clean 400 rather than a database error.
+    hand-made one is a clean 422 rather than a database error.
     """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)

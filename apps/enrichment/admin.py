@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from apps.ops.admin_base import (
     ActionsOnlyMixin,
+    FixedValuesFilter,
     ReadOnlyAdmin,
     ReadOnlyInline,
     SluiceModelAdmin,
@@ -52,29 +53,23 @@ class ProviderFilter(admin.SimpleListFilter):
         return queryset.filter(Exists(attempts))
 
 
-class AttemptProviderFilter(admin.SimpleListFilter):
+class AttemptProviderFilter(FixedValuesFilter):
     title = "provider"
     parameter_name = "provider"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [(name, name) for name in _provider_names()]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(provider=self.value()) if self.value() else queryset
+    def known_values(self) -> list[str]:
+        return _provider_names()
 
 
-class AttemptKindFilter(admin.SimpleListFilter):
+class AttemptKindFilter(FixedValuesFilter):
     """Kinds from configuration: Django's default filter for a field without choices runs a
     DISTINCT over every attempt on each page load."""
 
     title = "kind"
     parameter_name = "kind"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [(kind, kind) for kind in settings.PROVIDER_ORDER]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(kind=self.value()) if self.value() else queryset
+    def known_values(self) -> list[str]:
+        return list(settings.PROVIDER_ORDER)
 
 
 class ProviderAttemptInline(ReadOnlyInline):

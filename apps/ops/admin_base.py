@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import admin
@@ -157,16 +158,22 @@ class StatusClassFilter(admin.SimpleListFilter):
 
 
 class FixedValuesFilter(admin.SimpleListFilter):
-    """A filter over a known list of values, instead of a DISTINCT over the table."""
+    """A filter over a known list of values (``values``, or ``known_values()`` when they come
+    from settings), instead of Django's DISTINCT over the whole table on each page load.
+    Filters ``field_name``, by default the ``parameter_name``."""
 
     values: tuple[str, ...] = ()
+    field_name = ""
+
+    def known_values(self) -> Iterable[str]:
+        return self.values
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [(v, v) for v in self.values]
+        return [(v, v) for v in self.known_values()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value():
-            return queryset.filter(**{self.parameter_name: self.value()})
+            return queryset.filter(**{self.field_name or self.parameter_name: self.value()})
         return queryset
 
 

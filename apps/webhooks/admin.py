@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from apps.core.errors import SluiceError
 from apps.ops.admin_base import (
     ActionsOnlyMixin,
+    FixedValuesFilter,
     ReadOnlyAdmin,
     ReadOnlyInline,
     SluiceModelAdmin,
@@ -151,15 +152,11 @@ class DeliveryAttemptInline(ReadOnlyInline):
     ordering = ("at", "id")
 
 
-class EventTypeFilter(admin.SimpleListFilter):
+class EventTypeFilter(FixedValuesFilter):
     title = "event type"
     parameter_name = "event_type"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [(t, t) for t in Event.TYPES]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(event__type=self.value()) if self.value() else queryset
+    field_name = "event__type"
+    values = tuple(Event.TYPES)
 
 
 @admin.register(Delivery)
