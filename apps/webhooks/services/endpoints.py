@@ -112,40 +112,46 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
 
 
 def endpoint_secret_rotate(*, endpoint: Endpoint) -> Endpoint:
-    """New secret; the old one keeps signing beside it for 24 h (both in every signature).
-
-    The current secret is read under a row lock: two rotations at once must leave the first
-    one's secret as the previous, not drop a secret that a client has already been shown.
-    """
-    now = timezone.now()
-    with transaction.atomic():
-        current = Endpoint.objects.select_for_update().values_list("secret", flat=True)
-        endpoint.previous_secret = current.get(pk=endpoint.pk)
-        endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
-        endpoint.secret = signing.secret_generate()
-        endpoint.save(
-            update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"]
-        )
+    """New secret; the old one keeps signing beside it for 24 h (both in every signature)."""
+    _secret_rotate(
+        endpoint,
+        secret="secret",
+        previous="previous_secret",
+        expires="previous_secret_expires_at",
+        also_save=("updated_at",),
+    )
     return endpoint
 
 
 def callback_secret_rotate(*, account: Account) -> Account:
     """New callback secret (request ``webhook_url`` deliveries); the old one signs beside it
     for 24 h, as with an endpoint's ``rotate-secret``."""
-    now = timezone.now()
+    _secret_rotate(
+        account,
+        secret="callback_secret",
+        previous="previous_callback_secret",
+        expires="previous_callback_secret_expires_at",
+    )
+    return account
+
+
+def _secret_rotate(
+    obj: Endpoint | Account,
+    *,
+    secret: str,
+    previous: str,
+    expires: str,
+    also_save: tuple[str, ...] = (),
+) -> None:
+    """The current secret becomes the previous one (signing beside the new one until
+    ``expires``), read under a row lock: two rotations at once must leave the first one's
+    secret as the previous, not drop a secret that a client has already been shown."""
     with transaction.atomic():
-        locked = Account.objects.select_for_update().get(pk=account.pk)
-        locked.previous_callback_secret = locked.callback_secret
-        locked.previous_callback_secret_expires_at = now + ROTATION_OVERLAP
-        locked.callback_secret = signing.secret_generate()
-        locked.save(
-            update_fields=[
-                "callback_secret",
-                "previous_callback_secret",
-                "previous_callback_secret_expires_at",
-            ]
-        )
-    return locked
+        current = type(obj).objects.select_for_update().values_list(secret, flat=True)
+        setattr(obj, previous, current.get(pk=obj.pk))
+        setattr(obj, expires, timezone.now() + ROTATION_OVERLAP)
+        setattr(obj, secret, signing.secret_generate())
+        obj.save(update_fields=[secret, previous, expires, *also_save])
 
 
 def endpoint_deactivate(*, endpoint: Endpoint, reason: str) -> bool:
