@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from apps.core.db import insert_one
@@ -38,3 +39,57 @@ def test_insert_one_matches_the_orm():
             continue
         assert getattr(stored, field.attname) == getattr(expected, field.attname), field.name
     assert stored.created_at == fast.created_at
+
+
+def test_insert_one_where_writes_only_when_the_condition_holds():
+    account = AccountFactory()
+    refused = Contact(account=account, first_name="A", last_name="B")
+    assert insert_one(refused, where="1 = %s", params=[2]) is False
+    assert refused._state.adding is True
+    assert not Contact.objects.filter(pk=refused.pk).exists()
+
+    written = Contact(account=account, first_name="A", last_name="B", custom=None)
+    with CaptureQueriesContext(connection) as queries:
+        assert insert_one(written, where="1 = %s", params=[1]) is True
+    assert len(queries) == 1  # checked and written in one statement, counted like any query
+    stored = Contact.objects.get(pk=written.pk)
+    assert (stored.first_name, stored.custom, stored.status) == ("A", None, Contact.PENDING)
+
+
+def _kill_connection() -> None:
+    """Terminate this test's database connection from another one, as a restarted or
+    failed-over server would: the next statement on it fails."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_insert_one_replaces_a_broken_connection_and_writes_once():
+    account = AccountFactory()
+    _kill_connection()
+    contact = Contact(account=account, first_name="A", last_name="B")
+    assert insert_one(contact) is True
+    assert Contact.objects.filter(pk=contact.pk).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_insert_one_retry_after_a_commit_counts_it_as_written():
+    """The connection dies after the INSERT committed: the retry's duplicate key means done."""
+    account = AccountFactory()
+    contact = Contact(account=account, first_name="A", last_name="B")
+    Contact(pk=contact.pk, account=account, first_name="A", last_name="B").save()
+    _kill_connection()
+    assert insert_one(contact) is True
+    assert Contact.objects.filter(pk=contact.pk).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_insert_one_in_a_transaction_does_not_retry():
+    """Inside atomic() the broken connection lost the transaction: the error is raised."""
+    account = AccountFactory()
+    with pytest.raises((OperationalError, InterfaceError)), transaction.atomic():
+        _kill_connection()
+        insert_one(Contact(account=account, first_name="A", last_name="B"))
