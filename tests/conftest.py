@@ -44,6 +44,17 @@ def _publish_in_the_request(settings):
     settings.ENRICHMENT_PUBLISH_LINGER_MS = 0
 
 
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    """Each test starts with an empty process-wide key cache (views with api_key_cache = True):
+    rows cached by an earlier test were rolled back with it."""
+    from apps.accounts.authentication import key_cache
+
+    key_cache.clear()
+    yield
+    key_cache.clear()
+
+
 def queue_length(redis_client, queue: str = "enrichment") -> int:
     return redis_client.llen(queue)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from rest_framework.request import Request
 from .models import Account, ApiKey
 from .ratelimit import rate_limit_request
 from .selectors import api_key_by_raw
+from .services import api_key_hash
 
 # The HttpRequest attribute holding a successful (account, key) for this request.
 AUTHENTICATED_ATTRIBUTE = "sluice_authenticated"
@@ -78,6 +80,12 @@ def ip_allowed(ip: str, allowlist: list[str]) -> bool:
     return False
 
 
+def _view(request: Request | HttpRequest) -> object | None:
+    """The DRF view handling this request (None for a plain HttpRequest, as in middleware)."""
+    context = getattr(request, "parser_context", None)
+    return context.get("view") if context else None
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     """Resolve the key to (account, key); 401 for bad keys, 403 for plan or IP refusals."""
 
@@ -88,7 +96,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         cached = getattr(http_request, AUTHENTICATED_ATTRIBUTE, None)
         if cached is not None:
             return cached
-        result = self._authenticate(request)
+        if getattr(_view(request), "api_key_cache", False):
+            result = self._authenticate_cached(request)
+        else:
+            result = self._authenticate(request)
         if result is not None:
             # Counted here, not in the throttle, so that every authenticated response (a
             # scope refusal, a 404, an idempotent replay) carries the X-RateLimit headers.
@@ -121,6 +132,46 @@ class ApiKeyAuthentication(BaseAuthentication):
         self._touch(key)
         return key.account, key
 
+    def _authenticate_cached(self, request: Request | HttpRequest) -> tuple[Account, ApiKey] | None:
+        """``_authenticate`` trusting this process's lookup of a key for
+        ``API_KEY_CACHE_SECONDS``: for views with ``api_key_cache = True``, the single-contact
+        intake, where the lookup was a fifth of the request.
+
+        Only for views whose write re-checks the key in its own statement
+        (``apps.accounts.selectors.key_active_sql``), so that a revoked key is refused at
+        once all the same; such a view calls ``authenticate_fresh`` when its write is refused.
+        Only a key that could submit work when looked up is kept (a live key of an account
+        without credits is looked up on every request, so a top-up counts at once). The IP
+        allowlist is checked on every request, against the cached list. What can be up to
+        ``API_KEY_CACHE_SECONDS`` old: allowlist and scope edits, the plan (its API access
+        and limits), the account's consent, default phone countries and running out of
+        credits (contacts accepted then finish ``NO_CREDITS``, uncharged). The cached objects
+        are shared between requests and threads: such views must not modify them.
+        """
+        max_age = settings.API_KEY_CACHE_SECONDS
+        raw = raw_key_from_request(request)
+        if raw is None or max_age <= 0 or not KEY_FORMAT.match(raw):
+            return self._authenticate(request)
+        digest = api_key_hash(raw)
+        key = key_cache.get(digest, max_age)
+        if key is not None and ip_allowed(client_ip(request), key.ip_allowlist):
+            return key.account, key
+        result = self._authenticate(request)
+        if result is not None and (result[1].sandbox or result[0].credits > 0):
+            key_cache.put(digest, result[1])
+        return result
+
+    def authenticate_fresh(self, request: Request) -> tuple[Account, ApiKey]:
+        """Look the request's key up again, bypassing the cache: 401/403 as usual when it no
+        longer passes. For a view whose write was refused with a cached key."""
+        raw = raw_key_from_request(request)
+        if raw is not None and KEY_FORMAT.match(raw):
+            key_cache.evict(api_key_hash(raw))
+        result = self._authenticate(request)
+        if result is None:  # the header cannot have vanished; for the type checker
+            raise exceptions.NotAuthenticated("Missing API key", code="missing_api_key")
+        return result
+
     @staticmethod
     def _touch(key: ApiKey) -> None:
         # One write per key per minute at most, not one per request.
@@ -132,6 +183,38 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="sluice"'
+
+
+class KeyCache:
+    """Keys this process authenticated lately, by key hash: (monotonic time, key with account
+    and plan). Bounded; the oldest entries go first. Shared by the process's threads (a dict
+    read or write is atomic under the GIL; a lost race costs one more lookup)."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+
+    def get(self, key_hash: str, max_age: float) -> ApiKey | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or time.monotonic() - entry[0] > max_age:
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, key: ApiKey) -> None:
+        if len(self._entries) >= self.max_entries:
+            # Dicts keep insertion order: drop the older half rather than one per insert.
+            for old in list(self._entries)[: self.max_entries // 2]:
+                self._entries.pop(old, None)
+        self._entries[key_hash] = (time.monotonic(), key)
+
+    def evict(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+key_cache = KeyCache()
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

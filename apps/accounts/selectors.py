@@ -89,3 +89,21 @@ def ledger_mismatches() -> list[tuple[Any, int, int]]:
         credits=F("total")
     )
     return [(a.pk, a.credits, a.total) for a in rows]
+
+
+@cache
+def key_active_sql() -> str:
+    """An SQL condition on one parameter, a key's id: the key exists and is not revoked.
+
+    A write that trusts a cached key (``api_key_cache`` views) puts this in its own
+    statement (``insert_one(where=…)``), so that a key revoked a moment ago, in any process,
+    is refused all the same: checking and writing are one statement, one round trip.
+    """
+    table = connection.ops.quote_name(ApiKey._meta.db_table)
+    # Identifiers come from model metadata; the key id is a bound parameter.
+    return f"EXISTS (SELECT 1 FROM {table} WHERE id = %s AND revoked_at IS NULL)"  # noqa: S608
+
+
+def key_active_params(key: ApiKey) -> list[Any]:
+    """The value for ``key_active_sql()``."""
+    return [ApiKey._meta.pk.get_db_prep_value(key.pk, connection)]
