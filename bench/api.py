@@ -3,9 +3,10 @@
 Phases (each bounded in time): GET /healthz with wrk (the framework ceiling) and POST
 /api/v1/enrich with wrk at 50 connections, alternated for ROUNDS rounds (this machine's
 speed drifts by ±20 % from one minute to the next, so the ratio is taken per round and the
-median reported), then bulk-of-100 POSTs from one client for latency. No enrichment worker
-runs: this measures accepting work, not doing it; the enrichment queue's length afterwards
-shows how many messages the accepted contacts cost.
+median reported), then bulk-of-100 POSTs from one client for latency. Each wrk phase also
+reports the CPU time per request of gunicorn, PostgreSQL, Redis and wrk (from /proc). No
+enrichment worker runs: this measures accepting work, not doing it; the enrichment queue's
+length afterwards shows how many messages the accepted contacts cost.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shlex
 import socket
 import statistics
@@ -68,11 +70,35 @@ def web_command(port: int) -> list[str]:
     return [str(ROOT / ".venv/bin" / shlex.split(command)[0]), *shlex.split(command)[1:]]
 
 
+CPU_GROUPS = ("gunicorn", "postgres", "redis-server", "wrk")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by the running processes of each group in CPU_GROUPS (by process
+    name) and, for wrk, by this script's finished children (wrk has exited when we look)."""
+    ticks = dict.fromkeys(CPU_GROUPS, 0)
+    for pid in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError):
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        if name in ticks:
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks[name] += int(fields[11]) + int(fields[12])  # utime + stime
+    seconds = {name: t / os.sysconf("SC_CLK_TCK") for name, t in ticks.items()}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds["wrk"] = children.ru_utime + children.ru_stime
+    return seconds
+
+
 def wrk(url: str, *, connections: int, script: str | None = None) -> dict:
     args = ["wrk", "-t2", f"-c{connections}", f"-d{SECONDS}s", "--latency"]
     if script:
         args += ["-s", script]
+    before = cpu_seconds()
     out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
+    after = cpu_seconds()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 
@@ -80,11 +106,17 @@ def wrk(url: str, *, connections: int, script: str | None = None) -> dict:
         value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
+    requests_done = rps * SECONDS
     return {
         "rps": rps,
         "p50_ms": pct("50"),
         "p99_ms": pct("99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        # Where the machine's CPU went, per request: the web server, the database...
+        "cpu_ms_per_request": {
+            name: round((after[name] - before[name]) * 1000 / requests_done, 3)
+            for name in CPU_GROUPS
+        },
     }
 
 
