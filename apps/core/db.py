@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -19,6 +20,12 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 
 
+def _cast_type(field: Field) -> str:
+    """The field's type for a cast, without a length: ``'…'::varchar(100)`` would cut a
+    longer value silently, where assigning plain ``varchar`` to the column refuses it."""
+    return re.sub(r"^(varchar|char)\(\d+\)$", "varchar", field.cast_db_type(connection))
+
+
 @cache
 def _insert_sql(model: type[Model], where: str | None) -> tuple[str, tuple[Field, ...]]:
     fields = tuple(model._meta.concrete_fields)
@@ -31,7 +38,7 @@ def _insert_sql(model: type[Model], where: str | None) -> tuple[str, tuple[Field
     # INSERT … SELECT gives its parameters no column types: PostgreSQL needs them cast (a NULL
     # would be text otherwise). SQLite needs no cast, and its CAST would mangle datetimes.
     if connection.vendor == "postgresql":
-        values = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
+        values = ", ".join(f"%s::{_cast_type(f)}" for f in fields)
     else:
         values = ", ".join(["%s"] * len(fields))
     return f"{head} SELECT {values} WHERE {where}", fields
@@ -61,12 +68,17 @@ def _execute(db: BaseDatabaseWrapper, sql: str, params: list[Any]) -> bool:
         return cursor.rowcount == 1
 
 
+def _exists(obj: Model) -> bool:
+    return type(obj)._default_manager.filter(pk=obj.pk).exists()
+
+
 def insert_one(obj: Model, *, where: str | None = None, params: Sequence[Any] = ()) -> bool:
     """``obj.save(force_insert=True)`` without compiling the INSERT on every call.
 
     With ``where`` (an SQL condition, constant per call site, whose values are ``params``) the
     row is written only if the condition holds when the INSERT runs: one statement checks and
-    writes, so nothing can change in between. Returns whether the row was written.
+    writes, one round trip (the check takes no lock, so a change committing during the
+    statement itself may not be seen). Returns whether the row was written.
 
     The SQL is built once per model (and condition) from its own field list; values go
     through each field's ``pre_save`` (``auto_now_add``) and ``get_db_prep_save`` (JSON,
@@ -78,7 +90,8 @@ def insert_one(obj: Model, *, where: str | None = None, params: Sequence[Any] = 
     a transaction, a connection found broken by the INSERT itself is replaced and the INSERT
     sent once more (inside one, the transaction is lost anyway and the error is raised).
     That is safe because the primary key is set in Python: if the first attempt did commit
-    before the connection died, the second is a duplicate key, which means written.
+    before the connection died, the second is a duplicate key (or, with ``where`` no longer
+    true, finds the row), which means written.
     """
     sql, fields = _insert_sql(type(obj), where)
     # The wrapper itself, not the ``connection`` proxy: each field reaches for it several
@@ -96,9 +109,13 @@ def insert_one(obj: Model, *, where: str | None = None, params: Sequence[Any] = 
         try:
             written = _execute(db, sql, values)
         except IntegrityError:
-            if not type(obj)._default_manager.filter(pk=obj.pk).exists():
+            if not _exists(obj):
                 raise
             written = True  # the first attempt committed before its connection died
+        else:
+            # With ``where``, a first attempt that committed is not a duplicate key on the
+            # retry if the condition no longer holds: look for the row itself.
+            written = written or _exists(obj)
     if written:
         obj._state.adding = False
         obj._state.db = db.alias

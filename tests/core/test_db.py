@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DataError, InterfaceError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from apps.core.db import insert_one
@@ -93,3 +93,22 @@ def test_insert_one_in_a_transaction_does_not_retry():
     with pytest.raises((OperationalError, InterfaceError)), transaction.atomic():
         _kill_connection()
         insert_one(Contact(account=account, first_name="A", last_name="B"))
+
+
+def test_insert_one_where_refuses_an_over_long_value_instead_of_cutting_it():
+    """The casts INSERT … SELECT needs carry no length: the column's own limit still holds."""
+    contact = Contact(account=AccountFactory(), first_name="A" * 101, last_name="B")
+    with pytest.raises(DataError), transaction.atomic():
+        insert_one(contact, where="1 = %s", params=[1])
+    assert not Contact.objects.filter(pk=contact.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_insert_one_retry_finds_a_committed_row_when_the_condition_no_longer_holds():
+    """Committed, connection lost, condition false by the retry: still reported written."""
+    account = AccountFactory()
+    contact = Contact(account=account, first_name="A", last_name="B")
+    Contact(pk=contact.pk, account=account, first_name="A", last_name="B").save()
+    _kill_connection()
+    assert insert_one(contact, where="1 = %s", params=[2]) is True
+    assert Contact.objects.filter(pk=contact.pk).count() == 1
