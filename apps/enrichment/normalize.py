@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from urllib.parse import urlsplit
@@ -61,6 +62,9 @@ def normalize_linkedin(raw: str) -> str | None:
     return f"linkedin.com/in/{match.group(1).lower()}"
 
 
+PERSON_KEY_MAX_LENGTH = 600  # Contact.person_key's max_length (a test keeps them equal)
+
+
 def person_key(*, linkedin_url: str, first_name: str, last_name: str, domain: str) -> str:
     """Who this contact is, for reusing a past hit: the profile URL, else name + domain."""
     if linkedin_url:
@@ -69,5 +73,10 @@ def person_key(*, linkedin_url: str, first_name: str, last_name: str, domain: st
             return canonical
     if domain:
         name = ascii_fold(f"{first_name} {last_name}").lower().split()
-        return f"name:{' '.join(name)}@{domain}"
+        key = f"name:{' '.join(name)}@{domain}"
+        # Folding can lengthen a name ("⑽" is "(10)"): past the column's width, store a
+        # digest of the whole key rather than a prefix that two people could share.
+        if len(key) > PERSON_KEY_MAX_LENGTH:
+            return f"sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+        return key
     return ""

@@ -525,3 +525,18 @@ def test_json_is_read_whatever_the_declared_content_type(api, content_type):
         "POST", "/api/v1/enrich/bulk", json.dumps(_bulk_body(2)), content_type=content_type
     )
     assert bulk.status_code == 202
+
+
+def test_a_name_that_folds_past_the_person_key_column_is_accepted(api):
+    """NFKD folding lengthens "⑽" to "(10)": the reuse key becomes a digest, not a 500 or a
+    prefix two people could share."""
+    from apps.enrichment.models import Contact
+    from apps.enrichment.normalize import PERSON_KEY_MAX_LENGTH
+
+    assert Contact._meta.get_field("person_key").max_length == PERSON_KEY_MAX_LENGTH
+    body = {**SARAH, "linkedin_url": None, "enrichment_type": ["email"]}
+    body.update(first_name="⑽" * 100, last_name="⑾" * 100)
+    response = post(api, "/api/v1/enrich", {k: v for k, v in body.items() if v is not None})
+    assert response.status_code == 202, response.json()
+    key = Contact.objects.get(pk=response.json()["enrichment_id"]).person_key
+    assert key.startswith("sha256:") and len(key) == len("sha256:") + 64
