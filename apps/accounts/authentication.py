@@ -205,6 +205,7 @@ class KeyCache:
             # Dicts keep insertion order: drop the older half rather than one per insert.
             for old in list(self._entries)[: self.max_entries // 2]:
                 self._entries.pop(old, None)
+        self._entries.pop(key_hash, None)  # a refreshed entry moves to the young end
         self._entries[key_hash] = (time.monotonic(), key)
 
     def evict(self, key_hash: str) -> None:

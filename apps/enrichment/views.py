@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -46,7 +47,12 @@ class EnrichView(APIView):
             # Revoked since this process cached the key: look it up afresh for the 401.
             request.user, request.auth = ApiKeyAuthentication().authenticate_fresh(request)
             self.check_permissions(request)
-            contact = self._enqueue(body, account=request.user, api_key=request.auth)
+            try:
+                contact = self._enqueue(body, account=request.user, api_key=request.auth)
+            except services.IntakeRefused:  # revoked in the instant since
+                raise exceptions.AuthenticationFailed(
+                    "This API key has been revoked", code="api_key_revoked"
+                ) from None
         return Response(
             selectors.contact_accepted_data(contact),
             status=202,
