@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps.core.errors import SluiceError
 from apps.ops.admin_base import (
+    NamedQueryFilter,
     ReadOnlyAdmin,
     ReadOnlyInline,
     SaveChangedFieldsMixin,
@@ -112,21 +113,15 @@ class AccountChangeForm(forms.ModelForm):
         return clean_provider_order(self.cleaned_data["provider_order"])
 
 
-class ProviderOrderFilter(admin.SimpleListFilter):
+class ProviderOrderFilter(NamedQueryFilter):
     """Accounts with their own waterfall order: who is not affected by a provider change."""
 
     title = "provider order"
     parameter_name = "provider_order"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [("custom", "own order"), ("default", "default order")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "custom":
-            return queryset.exclude(provider_order={})
-        if self.value() == "default":
-            return queryset.filter(provider_order={})
-        return queryset
+    queries = {
+        "custom": ("own order", ~Q(provider_order={})),
+        "default": ("default order", Q(provider_order={})),
+    }
 
 
 class ApiKeyInline(ReadOnlyInline):
@@ -381,19 +376,13 @@ class ApiKeyChangeForm(forms.ModelForm):
         return clean_ip_allowlist(self.cleaned_data["ip_allowlist"])
 
 
-class KeyStateFilter(admin.SimpleListFilter):
+class KeyStateFilter(NamedQueryFilter):
     title = "state"
     parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
-        return [("active", "active"), ("revoked", "revoked")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "active":
-            return queryset.filter(revoked_at__isnull=True)
-        if self.value() == "revoked":
-            return queryset.filter(revoked_at__isnull=False)
-        return queryset
+    queries = {
+        "active": ("active", Q(revoked_at__isnull=True)),
+        "revoked": ("revoked", Q(revoked_at__isnull=False)),
+    }
 
 
 @admin.register(ApiKey)

@@ -177,6 +177,21 @@ class FixedValuesFilter(admin.SimpleListFilter):
         return queryset
 
 
+class NamedQueryFilter(admin.SimpleListFilter):
+    """A filter with a few fixed choices, each a query: ``queries`` maps the value in the URL
+    to (label, ``Q``). An unknown value filters nothing. (Not ``choices``: that is the
+    method Django's admin calls to list them.)"""
+
+    queries: dict[str, tuple[str, Q]] = {}
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [(value, label) for value, (label, _) in self.queries.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        choice = self.queries.get(self.value() or "")
+        return queryset.filter(choice[1]) if choice else queryset
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False

@@ -435,6 +435,16 @@ def test_accounts_with_their_own_provider_order_can_be_listed(admin_client):
         assert [a.pk for a in listed] == [expected.pk], value
 
 
+def test_keys_can_be_listed_by_state(admin_client):
+    account = AccountFactory()
+    active = ApiKeyFactory(account=account)
+    revoked = ApiKeyFactory(account=account, revoked_at="2026-01-01T00:00:00Z")
+    url = reverse("admin:accounts_apikey_changelist")
+    for value, expected in (("active", active), ("revoked", revoked)):
+        listed = admin_client.get(url, {"state": value}).context["cl"].result_list
+        assert [k.pk for k in listed] == [expected.pk], value
+
+
 def test_a_plan_code_is_set_once_its_limits_stay_editable(admin_client):
     pro = plan("pro")
     url = reverse("admin:accounts_plan_change", args=[pro.pk])
