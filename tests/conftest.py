@@ -55,6 +55,16 @@ def _fresh_key_cache():
     key_cache.clear()
 
 
+# A minimal valid single contact (an email lookup), for tests about intake rather than
+# validation.
+EMAIL_CONTACT = {
+    "first_name": "Sarah",
+    "last_name": "Chen",
+    "domain": "stripe.com",
+    "enrichment_type": ["email"],
+}
+
+
 def queue_length(redis_client, queue: str = "enrichment") -> int:
     return redis_client.llen(queue)
 

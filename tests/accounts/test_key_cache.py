@@ -11,21 +11,13 @@ from apps.accounts import authentication
 from apps.accounts.authentication import KeyCache
 from apps.accounts.services import api_key_revoke, credits_add
 from apps.enrichment.models import Contact
-from tests.conftest import make_client
+from tests.conftest import EMAIL_CONTACT, make_client
 
 pytestmark = pytest.mark.django_db
 
-CONTACT = {
-    "first_name": "Sarah",
-    "last_name": "Chen",
-    "company_name": "Stripe",
-    "domain": "stripe.com",
-    "enrichment_type": ["email"],
-}
-
 
 def enrich(client, **extra):
-    return client.post("/api/v1/enrich", CONTACT, format="json", **extra)
+    return client.post("/api/v1/enrich", EMAIL_CONTACT, format="json", **extra)
 
 
 def test_a_cached_key_costs_the_intake_one_statement(api):

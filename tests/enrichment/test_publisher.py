@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -10,16 +9,9 @@ import pytest
 
 from apps.enrichment import publisher, services
 from apps.enrichment.models import Contact
-from tests.conftest import make_client, queued_contact_ids
+from tests.conftest import EMAIL_CONTACT, make_client, queued_contact_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-BODY = {
-    "first_name": "Sarah",
-    "last_name": "Chen",
-    "domain": "stripe.com",
-    "enrichment_type": ["email"],
-}
 
 
 def _wait_for(redis_client, count: int, timeout: float = 5) -> list[list[str]]:
@@ -36,7 +28,7 @@ def test_requests_within_the_linger_share_a_message(settings, redis_client):
     api = make_client()
     ids = []
     for _ in range(5):
-        response = api.post("/api/v1/enrich", json.dumps(BODY), content_type="application/json")
+        response = api.post("/api/v1/enrich", EMAIL_CONTACT, format="json")
         assert response.status_code == 202
         ids.append(response.json()["enrichment_id"])
 
@@ -54,7 +46,7 @@ def test_a_publish_that_fails_is_a_202_and_the_reaper_recovers(
     monkeypatch.setattr(publisher, "_publish", broker_down)
     settings.ENRICHMENT_STUCK_AFTER_SECONDS = 0
     api = make_client()
-    response = api.post("/api/v1/enrich", json.dumps(BODY), content_type="application/json")
+    response = api.post("/api/v1/enrich", EMAIL_CONTACT, format="json")
     # The row is committed: failing the request would only make the client send it again.
     assert response.status_code == 202
     contact_id = response.json()["enrichment_id"]
