@@ -86,6 +86,13 @@ def _view(request: Request | HttpRequest) -> object | None:
     return context.get("view") if context else None
 
 
+def _cache_digest(request: Request | HttpRequest) -> str | None:
+    """The key cache's entry name for this request's key (its hash); None without a
+    well-formed key (``_authenticate`` then answers for it)."""
+    raw = raw_key_from_request(request)
+    return api_key_hash(raw) if raw is not None and KEY_FORMAT.match(raw) else None
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     """Resolve the key to (account, key); 401 for bad keys, 403 for plan or IP refusals."""
 
@@ -149,10 +156,9 @@ class ApiKeyAuthentication(BaseAuthentication):
         are shared between requests and threads: such views must not modify them.
         """
         max_age = settings.API_KEY_CACHE_SECONDS
-        raw = raw_key_from_request(request)
-        if raw is None or max_age <= 0 or not KEY_FORMAT.match(raw):
+        digest = _cache_digest(request)
+        if digest is None or max_age <= 0:
             return self._authenticate(request)
-        digest = api_key_hash(raw)
         key = key_cache.get(digest, max_age)
         if key is not None and ip_allowed(client_ip(request), key.ip_allowlist):
             return key.account, key
@@ -164,9 +170,9 @@ class ApiKeyAuthentication(BaseAuthentication):
     def authenticate_fresh(self, request: Request) -> tuple[Account, ApiKey]:
         """Look the request's key up again, bypassing the cache: 401/403 as usual when it no
         longer passes. For a view whose write was refused with a cached key."""
-        raw = raw_key_from_request(request)
-        if raw is not None and KEY_FORMAT.match(raw):
-            key_cache.evict(api_key_hash(raw))
+        digest = _cache_digest(request)
+        if digest is not None:
+            key_cache.evict(digest)
         result = self._authenticate(request)
         if result is None:  # the header cannot have vanished; for the type checker
             raise exceptions.NotAuthenticated("Missing API key", code="missing_api_key")
