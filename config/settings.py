@@ -211,7 +211,7 @@ ENRICHMENT_PUBLISH_LINGER_MS = env.int("ENRICHMENT_PUBLISH_LINGER_MS", default=1
 ENRICHMENT_CONCURRENCY = env.int("ENRICHMENT_CONCURRENCY", default=16)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # How long the single-contact intake trusts a web process's lookup of a key (0 = never);
-# its INSERT re-checks that the key is not revoked (docs/architecture.md).
+# its INSERT re-checks revocation, API access and credits (docs/architecture.md).
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 

@@ -145,15 +145,16 @@ class ApiKeyAuthentication(BaseAuthentication):
         intake, where the lookup was a fifth of the request.
 
         Only for views whose write re-checks the key in its own statement
-        (``apps.accounts.selectors.key_active_sql``), so that a revoked key is refused at
-        once all the same; such a view calls ``authenticate_fresh`` when its write is refused.
-        Only a key that could submit work when looked up is kept (a live key of an account
-        without credits is looked up on every request, so a top-up counts at once). The IP
-        allowlist is checked on every request, against the cached list. What can be up to
-        ``API_KEY_CACHE_SECONDS`` old: allowlist and scope edits, the plan (its API access
-        and limits), the account's consent, default phone countries and running out of
-        credits (contacts accepted then finish ``NO_CREDITS``, uncharged). The cached objects
-        are shared between requests and threads: such views must not modify them.
+        (``apps.accounts.selectors.key_accepts_work_sql``: not revoked, plan with API
+        access, credits for a live key), so that those refusals still apply at once; such a
+        view calls ``authenticate_fresh`` when its write is refused, and before answering a
+        422 (a 401 or 403 outranks it). Only a key that could submit work when looked up is
+        kept (a live key of an account without credits is looked up on every request, so a
+        top-up counts at once). The IP allowlist is checked on every request, against the
+        cached list. What can be up to ``API_KEY_CACHE_SECONDS`` old: allowlist and scope
+        edits, the plan's rate limits, the account's consent and default phone countries.
+        The cached objects are shared between requests and threads: such views must not
+        modify them.
         """
         max_age = settings.API_KEY_CACHE_SECONDS
         digest = _cache_digest(request)

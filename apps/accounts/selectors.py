@@ -92,18 +92,26 @@ def ledger_mismatches() -> list[tuple[Any, int, int]]:
 
 
 @cache
-def key_active_sql() -> str:
-    """An SQL condition on one parameter, a key's id: the key exists and is not revoked.
+def key_accepts_work_sql() -> str:
+    """An SQL condition on ``key_accepts_work_params``: the key may submit contacts now.
 
-    A write that trusts a cached key (``api_key_cache`` views) puts this in its own
-    statement (``insert_one(where=…)``), so that a key revoked a moment ago, in any process,
-    is refused all the same: checking and writing are one statement, one round trip.
+    It exists and is not revoked, its account's plan has API access, and a live key's
+    account has credits: the facts whose refusal SPEC §2 gives a status (401, 403, 402). A
+    write that trusts a cached key (``api_key_cache`` views) puts this in its own statement
+    (``insert_one(where=…)``), so that a key revoked, a plan changed or an account emptied a
+    moment ago, in any process, is refused all the same, in the same round trip.
     """
-    table = connection.ops.quote_name(ApiKey._meta.db_table)
-    # Identifiers come from model metadata; the key id is a bound parameter.
-    return f"EXISTS (SELECT 1 FROM {table} WHERE id = %s AND revoked_at IS NULL)"  # noqa: S608
+    key, account, plan = (
+        connection.ops.quote_name(m._meta.db_table) for m in (ApiKey, Account, Plan)
+    )
+    # Identifiers come from model metadata; the values are bound parameters.
+    return (
+        f"EXISTS (SELECT 1 FROM {key} k JOIN {account} a ON a.id = k.account_id "  # noqa: S608
+        f"JOIN {plan} p ON p.id = a.plan_id WHERE k.id = %s AND k.revoked_at IS NULL "
+        "AND p.api_access AND (k.mode = %s OR a.credits > 0))"
+    )
 
 
-def key_active_params(key: ApiKey) -> list[Any]:
-    """The value for ``key_active_sql()``."""
-    return [ApiKey._meta.pk.get_db_prep_value(key.pk, connection)]
+def key_accepts_work_params(key: ApiKey) -> list[Any]:
+    """The values for ``key_accepts_work_sql()``: the key's id, and the sandbox mode."""
+    return [ApiKey._meta.pk.get_db_prep_value(key.pk, connection), ApiKey.MODE_TEST]

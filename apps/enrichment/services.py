@@ -15,7 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.accounts.models import Account, ApiKey
-from apps.accounts.selectors import key_active_params, key_active_sql
+from apps.accounts.selectors import key_accepts_work_params, key_accepts_work_sql
 from apps.accounts.services import AlreadyCharged, credits_charge
 from apps.core.db import insert_one
 from apps.core.errors import InsufficientCredits
@@ -75,21 +75,30 @@ def contacts_publish(contact_ids: list[str]) -> None:
 
 
 class IntakeRefused(Exception):
-    """The row was not written: the key was revoked after the caller authenticated it."""
+    """The row was not written: since the caller authenticated it, the key was revoked, its
+    plan lost API access or (a live key) its account ran out of credits."""
+
+
+def intake_check(*, account: Account, api_key: ApiKey) -> None:
+    """402 when a live key's account has no credits (sandbox keys never need any)."""
+    _ensure_credits(account=account, api_key=api_key)
 
 
 def contact_enqueue(*, account: Account, api_key: ApiKey, clean: CleanContact) -> Contact:
     """Store one contact and publish its waterfall once the row is committed.
 
-    ``api_key`` may come from a web process's cache (``api_key_cache`` views), so
-    the INSERT itself re-checks that the key is not revoked: check and write are one
-    statement, and a key revoked a moment ago gets ``IntakeRefused`` instead of a row. A
+    ``api_key`` may come from a web process's cache (``api_key_cache`` views), so the
+    INSERT itself re-checks that the key may submit work (not revoked, plan with API access,
+    credits for a live key): check and write are one statement, and a key that lost any of
+    them a moment ago gets ``IntakeRefused`` instead of a row. A
     single INSERT commits on its own; on_commit still defers the publish when a caller has
     opened a transaction around us.
     """
     _ensure_credits(account=account, api_key=api_key)
     contact = _contact_row(account=account, api_key=api_key, clean=clean)
-    if not insert_one(contact, where=key_active_sql(), params=key_active_params(api_key)):
+    if not insert_one(
+        contact, where=key_accepts_work_sql(), params=key_accepts_work_params(api_key)
+    ):
         raise IntakeRefused()
     ids = [str(contact.id)]
     # Coalesced with other requests' contacts into one message (publisher.py).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,7 +10,7 @@ from rest_framework.views import APIView
 from apps.accounts.authentication import ApiKeyAuthentication
 from apps.accounts.models import Account, ApiKey
 from apps.core.api import LIST_PARAMETERS, error_responses, json_object, list_params
-from apps.core.errors import InvalidRequest
+from apps.core.errors import Conflict, InvalidRequest
 from apps.core.pagination import paginate
 
 from . import selectors, serializers, services
@@ -43,21 +42,30 @@ class EnrichView(APIView):
         body = json_object(request)
         try:
             contact = self._enqueue(body, account=request.user, api_key=request.auth)
+        except InvalidRequest:
+            # The key may be a cached copy, and a 401 or 403 outranks a 422 (SPEC §4).
+            self._authenticate_afresh(request)
+            raise
         except services.IntakeRefused:
-            # Revoked since this process cached the key: look it up afresh for the 401.
-            request.user, request.auth = ApiKeyAuthentication().authenticate_fresh(request)
-            self.check_permissions(request)
+            # Revoked, plan without API access or out of credits since this process cached
+            # the key: look it up afresh for the 401/403, then the 402.
+            self._authenticate_afresh(request)
+            services.intake_check(account=request.user, api_key=request.auth)
             try:
                 contact = self._enqueue(body, account=request.user, api_key=request.auth)
-            except services.IntakeRefused:  # revoked in the instant since
-                raise exceptions.AuthenticationFailed(
-                    "This API key has been revoked", code="api_key_revoked"
+            except services.IntakeRefused:
+                raise Conflict(
+                    "The API key or its account changed during this request; retry it"
                 ) from None
         return Response(
             selectors.contact_accepted_data(contact),
             status=202,
             headers={"Location": f"/api/v1/contacts/{contact.pk}"},
         )
+
+    def _authenticate_afresh(self, request: Request) -> None:
+        request.user, request.auth = ApiKeyAuthentication().authenticate_fresh(request)
+        self.check_permissions(request)
 
     @staticmethod
     def _enqueue(body: dict, *, account: Account, api_key: ApiKey) -> Contact:

@@ -1,5 +1,6 @@
 """The single-contact intake trusts a web process's lookup of a key for a few seconds
-(views with api_key_cache = True); its INSERT re-checks that the key is not revoked."""
+(views with api_key_cache = True); its INSERT re-checks what SPEC §2 gives a status to:
+revocation, the plan's API access, a live account's credits."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts import authentication
 from apps.accounts.authentication import KeyCache
+from apps.accounts.models import LedgerEntry, Plan
 from apps.accounts.services import api_key_revoke, credits_add
 from apps.enrichment.models import Contact
 from tests.conftest import EMAIL_CONTACT, make_client
@@ -39,6 +41,33 @@ def test_a_revoked_key_is_refused_at_once_though_cached(api):
     assert Contact.objects.filter(account=api.account).count() == 1
     # And the entry is gone: the next request looks the key up again.
     assert enrich(api).status_code == 401
+
+
+def test_a_plan_without_api_access_is_refused_at_once_though_cached(api):
+    assert enrich(api).status_code == 202
+    Plan.objects.filter(pk=api.account.plan_id).update(api_access=False)
+    response = enrich(api)
+    assert response.status_code == 403
+    assert response.json()["code"] == "plan_without_api_access"
+    assert Contact.objects.filter(account=api.account).count() == 1
+
+
+def test_an_emptied_live_account_is_refused_at_once_though_cached(db):
+    client = make_client(mode="live", credits=5)
+    assert enrich(client).status_code == 202
+    credits_add(account=client.account, amount=-5, entry_type=LedgerEntry.ADJUSTMENT, reason="test")
+    response = enrich(client)
+    assert response.status_code == 402
+    assert response.json()["code"] == "insufficient_credits"
+    assert Contact.objects.filter(account=client.account).count() == 1
+
+
+def test_a_revoked_cached_key_with_an_invalid_body_is_401_not_422(api):
+    assert enrich(api).status_code == 202
+    api_key_revoke(api_key=api.key)
+    response = api.post("/api/v1/enrich", {"first_name": "Sarah"}, format="json")
+    assert response.status_code == 401
+    assert response.json()["code"] == "api_key_revoked"
 
 
 def test_other_endpoints_never_use_the_cache(api):
