@@ -6,8 +6,11 @@ import psycopg
 import pytest
 from django.db import DataError, InterfaceError, OperationalError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django.utils.safestring import SafeString
+from psycopg.types.json import Jsonb
 
-from apps.core.db import insert_one
+from apps.core.db import _insert_plan, insert_one
 from apps.enrichment.models import Contact
 from tests.factories import AccountFactory
 
@@ -39,6 +42,39 @@ def test_insert_one_matches_the_orm():
             continue
         assert getattr(stored, field.attname) == getattr(expected, field.attname), field.name
     assert stored.created_at == fast.created_at
+
+
+def _comparable(value):
+    return ("jsonb", value.obj) if isinstance(value, Jsonb) else value
+
+
+def test_insert_one_values_are_those_the_orm_sends(monkeypatch):
+    """Each column's value is what ``get_db_prep_save(pre_save(…))`` gives, including for
+    values the fast path must hand to the field: an int for a CharField, a bool for an
+    integer, a ``str`` subclass, JSON, NULLs."""
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    contact = Contact(
+        account=AccountFactory(),
+        first_name=SafeString("José"),
+        last_name="Núñez",
+        domain=7,
+        max_credits=True,
+        custom={"a": [1, None]},
+        webhook_url="",
+        result=None,
+    )
+    _, getters = _insert_plan(Contact, None)
+    fields = Contact._meta.concrete_fields
+    assert len(getters) == len(fields)
+    for field, getter in zip(fields, getters, strict=True):
+        expected = field.get_db_prep_save(field.pre_save(contact, True), connection)
+        got = getter(contact, connection)
+        assert _comparable(got) == _comparable(expected), field.name
+        assert type(got) is type(expected), field.name
+    assert insert_one(contact)
+    stored = Contact.objects.get(pk=contact.pk)
+    assert (stored.domain, stored.max_credits, stored.created_at) == ("7", 1, now)
 
 
 def test_insert_one_where_writes_only_when_the_condition_holds():
