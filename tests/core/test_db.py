@@ -77,6 +77,18 @@ def test_insert_one_values_are_those_the_orm_sends(monkeypatch):
     assert (stored.domain, stored.max_credits, stored.created_at) == ("7", 1, now)
 
 
+def test_the_intake_insert_becomes_a_prepared_statement():
+    """After DATABASE_PREPARE_THRESHOLD runs the INSERT is prepared on the connection, so
+    PostgreSQL no longer parses and plans it (half its cost, docs/benchmarks.md)."""
+    account = AccountFactory()
+    for _ in range(6):
+        insert_one(Contact(account=account, first_name="A", last_name="B"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    assert any(s.startswith('INSERT INTO "enrichment_contact"') for s in statements), statements
+
+
 def test_insert_one_where_writes_only_when_the_condition_holds():
     account = AccountFactory()
     refused = Contact(account=account, first_name="A", last_name="B")
