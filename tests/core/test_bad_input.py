@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.test import RequestFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 
 from apps.accounts.models import Plan
+from apps.core.api import json_object
 from tests.conftest import make_client
 
 pytestmark = pytest.mark.django_db
@@ -195,3 +199,47 @@ def test_a_body_over_the_upload_limit_is_a_413_envelope(unlimited, settings):
     )
     assert keyed.status_code == 413
     assert keyed.json()["code"] == "body_too_large"
+
+
+def _json_object_outcome(raw: bytes, content_type: str):
+    request = Request(
+        RequestFactory().post("/api/v1/enrich", raw, content_type=content_type),
+        parsers=[JSONParser()],
+    )
+    try:
+        return "ok", json_object(request)
+    except Exception as exc:  # the outcome compared is the error and its details
+        return type(exc).__name__, getattr(exc, "details", None)
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@FUZZ
+@given(
+    raw=st.dictionaries(st.text(max_size=10), json_values, max_size=4).map(json.dumps)
+    # Around MAX_BODY_DEPTH, where the bracket count decides which path a body takes.
+    | st.integers(0, 40).map(lambda depth: json.dumps({"custom": _nested(depth)}))
+    # What json.dumps never writes: overflowing numbers, escapes, an escaped backslash.
+    | st.sampled_from(
+        [
+            '{"a": 1e400}',
+            '{"a": [-1e999]}',
+            '{"a": 1.5e300}',
+            '{"a": "\\u0000"}',
+            '{"\\ud800": 1}',
+            '{"a": "C:\\\\users"}',
+            '{"a": NaN}',
+        ]
+    ),
+)
+def test_bare_json_bodies_are_read_as_rest_framework_reads_them(raw):
+    """A bare ``application/json`` body is parsed without REST framework's parser, and most
+    skip the walk for unstorable values: the outcome is the same as through the parser and
+    the walk (a charset parameter takes that path), whatever the body holds."""
+    fast = _json_object_outcome(raw.encode(), "application/json")
+    assert fast == _json_object_outcome(raw.encode(), "application/json; charset=utf-8")
