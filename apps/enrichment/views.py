@@ -9,7 +9,13 @@ from rest_framework.views import APIView
 
 from apps.accounts.authentication import ApiKeyAuthentication
 from apps.accounts.models import Account, ApiKey
-from apps.core.api import LIST_PARAMETERS, error_responses, json_object, list_params
+from apps.core.api import (
+    LIST_PARAMETERS,
+    error_responses,
+    json_object,
+    json_response,
+    list_params,
+)
 from apps.core.errors import Conflict, InvalidRequest
 from apps.core.pagination import paginate
 
@@ -57,7 +63,7 @@ class EnrichView(APIView):
                 raise Conflict(
                     "The API key or its account changed during this request; retry it"
                 ) from None
-        return Response(
+        return json_response(
             selectors.contact_accepted_data(contact),
             status=202,
             headers={"Location": f"/api/v1/contacts/{contact.pk}"},
