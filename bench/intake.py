@@ -7,7 +7,8 @@ cent. This one measures Sluice's own code, through Django's WSGI handler, in one
 1. CPU milliseconds per request (process time, best of 3 runs) for ``GET /healthz`` and
    ``POST /api/v1/enrich`` (sandbox key, no rate limits, the coalesced publish included);
 2. PostgreSQL's CPU per intake INSERT (read from its backend's /proc entry), with psycopg's
-   prepared statements off and on (``DATABASE_PREPARE_THRESHOLD``);
+   prepared statements off and on (``DATABASE_PREPARE_THRESHOLD``), and the CPU of one
+   Celery publish of 11 contact ids (what the publisher thread sends under load);
 3. with ``--callgrind``: instructions per request under valgrind, which are the same from
    one run to the next whatever else the machine does. The publish linger is set far out
    there, since valgrind runs one thread at a time and would otherwise publish each
@@ -23,6 +24,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +43,8 @@ import django  # noqa: E402
 
 django.setup()
 
+import redis  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from apps.accounts.models import Plan  # noqa: E402
@@ -52,6 +56,7 @@ from apps.accounts.selectors import (  # noqa: E402
 from apps.accounts.services import account_create  # noqa: E402
 from apps.core.db import insert_one  # noqa: E402
 from apps.enrichment.models import Contact  # noqa: E402
+from apps.enrichment.services import contacts_publish  # noqa: E402
 from config.wsgi import application  # noqa: E402
 
 BODY = json.dumps(
@@ -152,6 +157,16 @@ def insert_cost(key: str, *, prepared: bool) -> float:
         psycopg_connection.prepare_threshold = configured
 
 
+def publish_cost() -> float:
+    """CPU ms of one ``run_contacts`` publish of 11 ids (nothing consumes them here: the
+    messages are dropped from the queue afterwards)."""
+    ids = [str(uuid.uuid4()) for _ in range(11)]
+    try:
+        return best_ms(lambda: contacts_publish(ids), N, time.process_time)
+    finally:
+        redis.Redis.from_url(settings.REDIS_URL).delete("enrichment")
+
+
 def count_instructions(name: str) -> float:
     """Instructions per request, counted by callgrind around N requests only."""
     run = subprocess.run(
@@ -198,6 +213,7 @@ def main() -> None:
             "unprepared": insert_cost(key, prepared=False),
             "prepared": insert_cost(key, prepared=True),
         },
+        "cpu_ms_per_publish_of_11_ids": publish_cost(),
     }
     if CALLGRIND:
         result["million_instructions_per_request"] = {
