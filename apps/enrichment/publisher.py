@@ -1,7 +1,7 @@
 """Coalesce the publishes of single-contact requests in a web process.
 
-Publishing one Celery message costs about 0.5 ms of CPU on the reference machine, a quarter
-of everything a single ``POST /api/v1/enrich`` does. Under load a web process accepts many
+Publishing one Celery message costs about 0.35 ms of CPU on the reference machine, a third
+of everything a single ``POST /api/v1/enrich`` costs its web process (bench/intake.sh). Under load a web process accepts many
 contacts per millisecond, so a request only appends its committed contact id here and one
 background thread per process publishes what arrived in the last
 ``ENRICHMENT_PUBLISH_LINGER_MS`` as one ``run_contacts`` message (chunked by
