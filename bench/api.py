@@ -26,6 +26,7 @@ from pathlib import Path
 
 import redis
 import requests
+from shapes import BENCH_PLAN, ENRICH_BODY
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
@@ -49,8 +50,7 @@ def setup_account() -> str:
     code = (
         "from apps.accounts.models import Plan;"
         "from apps.accounts.services import account_create;"
-        "Plan.objects.update_or_create(code='bench', defaults=dict(name='Bench', api_access=True,"
-        " daily_requests=None, per_minute=None, max_active_keys=None, bulk_max=100));"
+        f"Plan.objects.update_or_create(code='bench', defaults={BENCH_PLAN!r});"
         "print(account_create(name='bench', plan_code='bench', credits=0).key.raw_key)"
     )
     return manage("shell", "-c", code).strip().splitlines()[-1]
@@ -138,14 +138,7 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        body = {
-            "first_name": "Sarah",
-            "last_name": "Chen",
-            "company_name": "Stripe",
-            "domain": "stripe.com",
-            "enrichment_type": ["email"],
-            "custom": {"crm": "1"},
-        }
+        body = ENRICH_BODY
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
             lua.write(
                 'wrk.method = "POST"\n'

@@ -46,6 +46,7 @@ django.setup()
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
+from shapes import BENCH_PLAN, ENRICH_BODY  # noqa: E402
 
 from apps.accounts.models import Plan  # noqa: E402
 from apps.accounts.selectors import (  # noqa: E402
@@ -59,31 +60,12 @@ from apps.enrichment.models import Contact  # noqa: E402
 from apps.enrichment.services import contacts_publish  # noqa: E402
 from config.wsgi import application  # noqa: E402
 
-BODY = json.dumps(
-    {
-        "first_name": "Sarah",
-        "last_name": "Chen",
-        "company_name": "Stripe",
-        "domain": "stripe.com",
-        "enrichment_type": ["email"],
-        "custom": {"crm": "1"},
-    }
-).encode()
+BODY = json.dumps(ENRICH_BODY).encode()
 PATHS = {"healthz": ("GET", "/healthz", b""), "enrich": ("POST", "/api/v1/enrich", BODY)}
 
 
 def sandbox_key() -> str:
-    plan, _ = Plan.objects.update_or_create(
-        code="bench",
-        defaults={
-            "name": "Bench",
-            "api_access": True,
-            "daily_requests": None,
-            "per_minute": None,
-            "max_active_keys": None,
-            "bulk_max": 100,
-        },
-    )
+    plan, _ = Plan.objects.update_or_create(code="bench", defaults=BENCH_PLAN)
     return account_create(name="bench", plan_code=plan.code, credits=0).key.raw_key
 
 
