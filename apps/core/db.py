@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -16,6 +15,7 @@ from django.db import (
     OperationalError,
     connection,
     connections,
+    models,
 )
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
@@ -28,15 +28,33 @@ def _cast_type(field: Field) -> str:
     return re.sub(r"^(varchar|char)\(\d+\)$", "varchar", field.cast_db_type(connection))
 
 
-# One value of each Python type whose conversion ``_identity_types`` probes.
-_SAMPLES: tuple[Any, ...] = (
-    None,
-    "sample",
-    7,
-    True,
-    uuid.UUID(int=7),
-    datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+# Django field classes whose ``get_db_prep_save`` depends on the value's type and the
+# backend alone, never on field options or on the value itself: a ``str`` through a
+# ``CharField`` comes back as the very same object. (Not so for a naive datetime, which a
+# ``DateTimeField`` puts in the default time zone, nor for an IP address field, which
+# normalises the text: those, and every class not listed, keep the full call.)
+_PLAIN_FIELDS: frozenset[type[Field]] = frozenset(
+    {
+        models.CharField,
+        models.TextField,
+        models.EmailField,
+        models.URLField,
+        models.SlugField,
+        models.BooleanField,
+        models.IntegerField,
+        models.SmallIntegerField,
+        models.BigIntegerField,
+        models.PositiveIntegerField,
+        models.PositiveSmallIntegerField,
+        models.PositiveBigIntegerField,
+        models.AutoField,
+        models.BigAutoField,
+        models.SmallAutoField,
+        models.UUIDField,
+    }
 )
+# One value of each Python type whose conversion ``_identity_types`` probes.
+_SAMPLES: tuple[Any, ...] = (None, "sample", 7, True, uuid.UUID(int=7))
 
 # ``(obj, db)`` → the value ``obj.save()`` would send to the database for one field.
 ValueGetter = Callable[[Model, BaseDatabaseWrapper], Any]
@@ -45,13 +63,14 @@ ValueGetter = Callable[[Model, BaseDatabaseWrapper], Any]
 def _identity_types(field: Field, db: BaseDatabaseWrapper) -> frozenset[type]:
     """The value types that this field's ``get_db_prep_save`` returns as they are, on ``db``.
 
-    Only for Django's own field classes, whose conversion depends on the value's type alone:
-    a ``str`` through a ``CharField``, or a ``UUID`` through a ``UUIDField`` on PostgreSQL,
-    comes back as the very same object, so the call can be skipped for such values. It is
-    probed on the backend rather than assumed: SQLite turns UUIDs and datetimes into text,
-    so there those fields keep the full call, as does every value of another type.
+    Only for the classes in ``_PLAIN_FIELDS`` (a foreign key: when its target field is one),
+    and probed on the backend rather than assumed: SQLite turns UUIDs into text, so there a
+    ``UUIDField`` keeps the full call for them, as does every value of another type.
     """
-    if not type(field).__module__.startswith("django.db.models."):
+    target = (
+        field.target_field if type(field) in (models.ForeignKey, models.OneToOneField) else field
+    )
+    if type(target) not in _PLAIN_FIELDS:
         return frozenset()
     kept = set()
     for sample in _SAMPLES:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+import warnings
+
 import psycopg
 import pytest
 from django.db import DataError, InterfaceError, OperationalError, connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.safestring import SafeString
@@ -48,12 +52,15 @@ def _comparable(value):
     return ("jsonb", value.obj) if isinstance(value, Jsonb) else value
 
 
+@override_settings(TIME_ZONE="America/New_York")
 def test_insert_one_values_are_those_the_orm_sends(monkeypatch):
     """Each column's value is what ``get_db_prep_save(pre_save(…))`` gives, including for
     values the fast path must hand to the field: an int for a CharField, a bool for an
-    integer, a ``str`` subclass, JSON, NULLs."""
+    integer, a ``str`` subclass, a naive datetime (put in the default time zone), JSON,
+    NULLs."""
     now = timezone.now()
     monkeypatch.setattr(timezone, "now", lambda: now)
+    naive = datetime.datetime(2024, 6, 1, 12)
     contact = Contact(
         account=AccountFactory(),
         first_name=SafeString("José"),
@@ -63,18 +70,22 @@ def test_insert_one_values_are_those_the_orm_sends(monkeypatch):
         custom={"a": [1, None]},
         webhook_url="",
         result=None,
+        lease_expires_at=naive,
     )
     _, getters = _insert_plan(Contact, None)
     fields = Contact._meta.concrete_fields
     assert len(getters) == len(fields)
-    for field, getter in zip(fields, getters, strict=True):
-        expected = field.get_db_prep_save(field.pre_save(contact, True), connection)
-        got = getter(contact, connection)
-        assert _comparable(got) == _comparable(expected), field.name
-        assert type(got) is type(expected), field.name
-    assert insert_one(contact)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "received a naive datetime"
+        for field, getter in zip(fields, getters, strict=True):
+            expected = field.get_db_prep_save(field.pre_save(contact, True), connection)
+            got = getter(contact, connection)
+            assert _comparable(got) == _comparable(expected), field.name
+            assert type(got) is type(expected), field.name
+        assert insert_one(contact)
     stored = Contact.objects.get(pk=contact.pk)
     assert (stored.domain, stored.max_credits, stored.created_at) == ("7", 1, now)
+    assert stored.lease_expires_at == timezone.make_aware(naive)  # 16:00 UTC, not 12:00
 
 
 def test_the_intake_insert_becomes_a_prepared_statement():
