@@ -115,16 +115,13 @@ else:
     # whole enrich request does.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Server-side prepared statements for what Sluice sends with bound parameters (the intake
-    # INSERT, apps/core/db.py): once a statement has run DATABASE_PREPARE_THRESHOLD times on
-    # a connection, PostgreSQL no longer parses and plans it, which was half its CPU. Django's
-    # own queries bind on the client and are never prepared. Empty turns it off, for a pooler
-    # that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
-    _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        int(_prepare_threshold) if _prepare_threshold else None
-    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The single-enrich INSERT becomes a server-side prepared statement on a PostgreSQL
+# connection after this many runs there (apps/core/db.py); no other query is ever prepared.
+# Empty turns it off, for a pooler that cannot keep prepared statements (PgBouncer in
+# transaction mode before 1.22, or without max_prepared_statements).
+_prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+DATABASE_PREPARE_THRESHOLD = int(_prepare_threshold) if _prepare_threshold else None
 
 # --- Redis, cache, broker -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.db import (
     DEFAULT_DB_ALIAS,
     IntegrityError,
@@ -139,7 +140,23 @@ def _cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
 
 def _execute(db: BaseDatabaseWrapper, sql: str, params: list[Any]) -> bool:
     with _cursor(db) as cursor:
-        cursor.execute(sql, params)
+        if db.vendor != "postgresql":
+            cursor.execute(sql, params)
+            return cursor.rowcount == 1
+        # A prepared statement on this connection once the INSERT has run
+        # DATABASE_PREPARE_THRESHOLD times: PostgreSQL then no longer parses and plans it,
+        # which was half of its CPU for the single-enrich request. Only around this
+        # statement: with a threshold set, psycopg would keep the text of every other query
+        # the connection runs in its LRU of candidates (a bulk INSERT's is tens of kB), and
+        # those could push this one out before it was ever prepared. Django opens
+        # connections with preparing off (None), for poolers that cannot keep them.
+        psycopg_connection = db.connection
+        previous = psycopg_connection.prepare_threshold
+        psycopg_connection.prepare_threshold = settings.DATABASE_PREPARE_THRESHOLD
+        try:
+            cursor.execute(sql, params)
+        finally:
+            psycopg_connection.prepare_threshold = previous
         return cursor.rowcount == 1
 
 

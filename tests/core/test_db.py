@@ -94,6 +94,8 @@ def test_the_intake_insert_becomes_a_prepared_statement():
     account = AccountFactory()
     for _ in range(6):
         insert_one(Contact(account=account, first_name="A", last_name="B"))
+    # Only around that statement: the connection's other queries are not even counted.
+    assert connection.connection.prepare_threshold is None
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         statements = [row[0] for row in cursor.fetchall()]
