@@ -72,9 +72,12 @@ def _parsed_body(request: Request, body: bytes) -> tuple[Any, bool]:
 
     A body declared as bare ``application/json`` (what JSON clients send) is parsed here
     directly, as REST framework's ``JSONParser`` would (UTF-8, no NaN/Infinity), without its
-    stream wrappers. It is plain when its text has no ``\\u`` escape (the only way JSON can
-    spell U+0000 or a lone surrogate), fewer brackets than ``MAX_BODY_DEPTH`` and only finite
-    numbers: most bodies, which then skip the walk.
+    stream wrappers; stricter in one respect: a body that ends inside a UTF-8 sequence is a
+    400, where that parser's stream decoder drops the incomplete bytes.
+
+    The body is plain when its text has no ``\\u`` escape (the only way JSON can spell U+0000
+    or a lone surrogate), fewer brackets than ``MAX_BODY_DEPTH`` and only finite numbers:
+    most bodies, which then skip the walk.
     """
     if request.content_type == "application/json":
         floats = _Floats()
@@ -149,15 +152,14 @@ _JSON = JSONRenderer()
 
 
 def json_response(
-    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+    request: Request, data: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> HttpResponse:
-    """``Response(data)`` as the API's only renderer would render it, without REST
-    framework's template-response machinery around it (a few per cent of the single-enrich
-    request). Content negotiation has already run by the time a view answers, and JSON is
-    the only format, so the body is the same bytes."""
-    return HttpResponse(
-        _JSON.render(data), status=status, content_type=_JSON.media_type, headers=headers
-    )
+    """``Response(data)`` as the API's only renderer renders it, without REST framework's
+    template-response machinery around it (a few per cent of the single-enrich request).
+    Content negotiation has run by the time a view answers and JSON is the only format, so
+    the client gets the same bytes, an ``Accept: application/json; indent=4`` included."""
+    body = _JSON.render(data, getattr(request, "accepted_media_type", None))
+    return HttpResponse(body, status=status, content_type=_JSON.media_type, headers=headers)
 
 
 def list_params(request: Request) -> tuple[str | None, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,7 +45,7 @@ class EnrichView(APIView):
         },
         summary="Enrich one contact (asynchronous)",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         body = json_object(request)
         try:
             contact = self._enqueue(body, account=request.user, api_key=request.auth)
@@ -64,6 +65,7 @@ class EnrichView(APIView):
                     "The API key or its account changed during this request; retry it"
                 ) from None
         return json_response(
+            request,
             selectors.contact_accepted_data(contact),
             status=202,
             headers={"Location": f"/api/v1/contacts/{contact.pk}"},

@@ -53,6 +53,23 @@ def test_enrich_accepts_and_enqueues_after_commit(api, redis_client):
     assert queue_length(redis_client) == 1
 
 
+def test_enrich_answers_as_the_json_renderer_would(api):
+    """The 202 is rendered outside a DRF Response: same compact UTF-8 body, and an
+    ``Accept: application/json; indent=4`` is still honoured."""
+    compact = post(api, "/api/v1/enrich", {**SARAH, "first_name": "Zoë"})
+    assert compact["Content-Type"] == "application/json"
+    assert '"first_name":"Zoë"' in compact.content.decode()
+    indented = api.post(
+        "/api/v1/enrich",
+        json.dumps(SARAH),
+        content_type="application/json",
+        HTTP_ACCEPT="application/json; indent=4",
+    )
+    assert indented.status_code == 202
+    assert '\n    "enrichment_id": "' in indented.content.decode()
+    assert indented.json()["custom"] == SARAH["custom"]
+
+
 def test_single_string_enrichment_type_is_wrapped(api):
     response = post(api, "/api/v1/enrich", {**SARAH, "enrichment_type": "email"})
     assert response.status_code == 202
