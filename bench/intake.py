@@ -123,10 +123,8 @@ def backend_cpu() -> float:
 def insert_cost(key: str, *, prepared: bool) -> float:
     """PostgreSQL CPU ms per intake INSERT (the statement single enrich sends)."""
     api_key = api_key_by_raw(key)
-    connection.ensure_connection()
-    psycopg_connection = connection.connection
-    configured = psycopg_connection.prepare_threshold
-    psycopg_connection.prepare_threshold = configured if prepared else None
+    configured = settings.DATABASE_PREPARE_THRESHOLD
+    settings.DATABASE_PREPARE_THRESHOLD = configured if prepared else None
     where, params = key_accepts_work_sql(), key_accepts_work_params(api_key)
 
     def insert() -> None:
@@ -136,7 +134,7 @@ def insert_cost(key: str, *, prepared: bool) -> float:
     try:
         return best_ms(insert, N, backend_cpu)
     finally:
-        psycopg_connection.prepare_threshold = configured
+        settings.DATABASE_PREPARE_THRESHOLD = configured
 
 
 def publish_cost() -> float:
