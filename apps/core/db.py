@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -31,9 +32,10 @@ def _cast_type(field: Field) -> str:
 
 # Django field classes whose ``get_db_prep_save`` depends on the value's type and the
 # backend alone, never on field options or on the value itself: a ``str`` through a
-# ``CharField`` comes back as the very same object. (Not so for a naive datetime, which a
-# ``DateTimeField`` puts in the default time zone, nor for an IP address field, which
-# normalises the text: those, and every class not listed, keep the full call.)
+# ``CharField`` comes back as the very same object. (Not so for an IP address field, which
+# normalises the text, nor for a naive datetime, which a ``DateTimeField`` puts in the
+# default time zone: ``_value_getter`` lets only aware ones through. Every class not listed
+# keeps the full call.)
 _PLAIN_FIELDS: frozenset[type[Field]] = frozenset(
     {
         models.CharField,
@@ -56,6 +58,7 @@ _PLAIN_FIELDS: frozenset[type[Field]] = frozenset(
 )
 # One value of each Python type whose conversion ``_identity_types`` probes.
 _SAMPLES: tuple[Any, ...] = (None, "sample", 7, True, uuid.UUID(int=7))
+_AWARE = datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 
 # ``(obj, db)`` → the value ``obj.save()`` would send to the database for one field.
 ValueGetter = Callable[[Model, BaseDatabaseWrapper], Any]
@@ -89,6 +92,15 @@ def _value_getter(field: Field, db: BaseDatabaseWrapper) -> ValueGetter:
     the identity: measured, they were a sixth of the single-contact intake request."""
     attname = field.attname
     saves_itself = type(field).pre_save is not Field.pre_save  # auto_now, files…
+    if type(field) is models.DateTimeField and field.get_db_prep_save(_AWARE, db) is _AWARE:
+        # created_at and updated_at (auto_now: always aware) on PostgreSQL.
+        def aware(obj: Model, db: BaseDatabaseWrapper) -> Any:
+            raw = field.pre_save(obj, True) if saves_itself else getattr(obj, attname)
+            if raw is None or (type(raw) is datetime.datetime and raw.utcoffset() is not None):
+                return raw
+            return field.get_db_prep_save(raw, db)
+
+        return aware
     identity = _identity_types(field, db)
 
     def value(obj: Model, db: BaseDatabaseWrapper) -> Any:
