@@ -69,9 +69,13 @@ sluice_services_start() {
     [ "$(id -u)" = "0" ] && chown postgres "$SLUICE_SERVICES_DIR/pg"
     _sluice_as_pg "$SLUICE_PG_BIN/initdb" -D "$SLUICE_SERVICES_DIR/pg" -U sluice --auth=trust \
       --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    # Throwaway data: commits need not survive a crash, which spares the tests every fsync.
+    # SLUICE_PG_DURABLE=1 keeps PostgreSQL's durable defaults (benchmarks, docs/benchmarks.md).
+    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${SLUICE_PG_DURABLE:-}" = "1" ] && durability=""
     _sluice_as_pg "$SLUICE_PG_BIN/pg_ctl" -D "$SLUICE_SERVICES_DIR/pg" -w -l "$SLUICE_SERVICES_DIR/pg/log" \
-      -o "-p $port -k $SLUICE_SERVICES_DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off \
-          -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
+      -o "-p $port -k $SLUICE_SERVICES_DIR/pg -c listen_addresses=127.0.0.1 $durability \
+          -c max_connections=300" start >/dev/null
     _sluice_as_pg "$SLUICE_PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U sluice sluice
     export DATABASE_URL="postgres://sluice@127.0.0.1:$port/sluice"
   fi
