@@ -4,8 +4,7 @@ Publishing one Celery message costs about 0.35 ms of CPU on the reference machin
 of everything a single ``POST /api/v1/enrich`` costs its web process (bench/intake.sh).
 Under load a web process accepts many contacts per millisecond, so a request only appends
 its committed contact id here and one background thread per process publishes what arrived
-in the last
-``ENRICHMENT_PUBLISH_LINGER_MS`` as one ``run_contacts`` message (chunked by
+in the last ``ENRICHMENT_PUBLISH_LINGER_MS`` as one ``run_contacts`` message (chunked by
 ``ENRICHMENT_CHUNK_SIZE``). Kafka producers call this "linger".
 
 Nothing is lost when a message never goes out (the process is killed between the commit and
