@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import Any
+from typing import Any, NoReturn
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -102,7 +102,7 @@ def _parsed_body(request: Request, body: bytes) -> tuple[Any, bool]:
         return JSONParser().parse(io.BytesIO(body), "application/json", {}), False
 
 
-def _refuse_constant(name: str) -> None:
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 

@@ -15,7 +15,6 @@ from django.db import (
     IntegrityError,
     InterfaceError,
     OperationalError,
-    connection,
     connections,
     models,
 )
@@ -24,10 +23,10 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 
 
-def _cast_type(field: Field) -> str:
+def _cast_type(field: Field, db: BaseDatabaseWrapper) -> str:
     """The field's type for a cast, without a length: ``'…'::varchar(100)`` would cut a
     longer value silently, where assigning plain ``varchar`` to the column refuses it."""
-    return re.sub(r"^(varchar|char)\(\d+\)$", "varchar", field.cast_db_type(connection))
+    return re.sub(r"^(varchar|char)\(\d+\)$", "varchar", field.cast_db_type(db))
 
 
 # Django field classes whose ``get_db_prep_save`` depends on the value's type and the
@@ -92,20 +91,22 @@ def _value_getter(field: Field, db: BaseDatabaseWrapper) -> ValueGetter:
     the identity (about 4 % of a single-enrich request's instructions, bench/intake.sh)."""
     attname = field.attname
     saves_itself = type(field).pre_save is not Field.pre_save  # auto_now, files…
-    if type(field) is models.DateTimeField and field.get_db_prep_save(_AWARE, db) is _AWARE:
-        # created_at and updated_at (auto_now: always aware) on PostgreSQL.
-        def aware(obj: Model, db: BaseDatabaseWrapper) -> Any:
-            raw = field.pre_save(obj, True) if saves_itself else getattr(obj, attname)
-            if raw is None or (type(raw) is datetime.datetime and raw.utcoffset() is not None):
-                return raw
-            return field.get_db_prep_save(raw, db)
-
-        return aware
     identity = _identity_types(field, db)
+    # created_at and updated_at (auto_now: always aware) on PostgreSQL; a naive datetime
+    # still takes the call, which puts it in the default time zone.
+    aware_kept = (
+        type(field) is models.DateTimeField and field.get_db_prep_save(_AWARE, db) is _AWARE
+    )
+    if aware_kept:
+        identity |= {type(None)}
 
     def value(obj: Model, db: BaseDatabaseWrapper) -> Any:
         raw = field.pre_save(obj, True) if saves_itself else getattr(obj, attname)
-        return raw if type(raw) in identity else field.get_db_prep_save(raw, db)
+        if type(raw) in identity or (
+            aware_kept and type(raw) is datetime.datetime and raw.utcoffset() is not None
+        ):
+            return raw
+        return field.get_db_prep_save(raw, db)
 
     return value
 
@@ -126,7 +127,7 @@ def _insert_plan(model: type[Model], where: str | None) -> tuple[str, tuple[Valu
     # INSERT … SELECT gives its parameters no column types: PostgreSQL needs them cast (a NULL
     # would be text otherwise). SQLite needs no cast, and its CAST would mangle datetimes.
     if db.vendor == "postgresql":
-        values = ", ".join(f"%s::{_cast_type(f)}" for f in fields)
+        values = ", ".join(f"%s::{_cast_type(f, db)}" for f in fields)
     else:
         values = ", ".join(["%s"] * len(fields))
     return f"{head} SELECT {values} WHERE {where}", getters
