@@ -20,6 +20,18 @@ def _configure() -> None:
 
     broker_url = settings.CELERY_BROKER_URL
     transport_options: dict = {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    if broker_url.startswith(("redis://", "rediss://")):
+        # A Redis that stops answering (a lost host rather than a restart, which resets the
+        # connection at once) must not hang a publish or the consumer forever.
+        transport_options.update(
+            {
+                "socket_connect_timeout": 2,
+                "socket_timeout": 10,
+                "socket_keepalive": True,
+                "health_check_interval": 10,
+                "retry_on_timeout": True,
+            }
+        )
     if broker_url.startswith("filesystem://"):
         # Embedded default: a broker that needs no server. Every process shares one folder.
         folder = settings.BROKER_DIR
@@ -42,6 +54,19 @@ def _configure() -> None:
         broker_url=broker_url,
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
+        # Reconnect to a broker that went away for as long as it takes (the default gives up
+        # after 100 tries and the process exits; docs/reliability.md).
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        # A publish (the API's, beat's, a worker's) gives up within about a second and a half
+        # when the broker is down; the database row it announces stays and is re-published.
+        broker_connection_timeout=2,
+        task_publish_retry_policy={
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
         task_ignore_result=True,
         result_backend=None,
         task_serializer="json",
@@ -50,7 +75,11 @@ def _configure() -> None:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # Running tasks go on when the broker connection drops: the threads pool cannot kill
+        # them (asking it to makes the worker exit), and they need no broker to finish. Their
+        # messages may come back after the visibility timeout; leases and the finish's fence
+        # make that second run a no-op (docs/reliability.md).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
         task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
         task_default_queue="enrichment",

@@ -112,9 +112,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     # Persistent connections: a new PostgreSQL connection per request costs more than the
-    # whole enrich request does.
+    # whole enrich request does. The health check finds a connection that a restart of the
+    # server cut, and the next use reconnects (no process needs restarting).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A server that is down refuses at once; one that is unreachable must not hold a request
+    # (or a worker) past this many seconds per connection attempt: the API answers 503
+    # service_unavailable instead (docs/errors.md).
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+        "DATABASE_CONNECT_TIMEOUT", default=3
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The single-enrich INSERT becomes a server-side prepared statement on a PostgreSQL
 # connection after this many runs there (apps/core/db.py); no other query is ever prepared.
@@ -125,12 +132,19 @@ DATABASE_PREPARE_THRESHOLD = int(_prepare_threshold) if _prepare_threshold else 
 
 # --- Redis, cache, broker -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Seconds the Django cache (circuit breakers, /readyz) waits to connect to Redis or for an
+# answer: past it the call fails, and its callers fail open or answer 503 (docs/errors.md).
+CACHE_REDIS_TIMEOUT = env.float("CACHE_REDIS_TIMEOUT", default=1.0)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "sluice",
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_REDIS_TIMEOUT,
+                "socket_timeout": CACHE_REDIS_TIMEOUT,
+            },
         }
     }
 else:
@@ -208,8 +222,18 @@ CREDIT_PRICES = {
     "phone": env.int("CREDIT_PRICE_PHONE", default=10),
     "personal_email": env.int("CREDIT_PRICE_PERSONAL_EMAIL", default=2),
 }
+# Leases and recovery (docs/reliability.md). A worker renews the leases of the contacts it
+# runs every lease/5 s; when it dies they lapse, and the reaper (every REAP_INTERVAL) gives
+# them to another worker. A pending contact with no lease whose message seems lost (never
+# claimed for STUCK_AFTER since it was last published) is published again too.
+ENRICHMENT_LEASE_SECONDS = env.float("ENRICHMENT_LEASE_SECONDS", default=15.0)
+ENRICHMENT_REAP_INTERVAL_SECONDS = env.float("ENRICHMENT_REAP_INTERVAL_SECONDS", default=5.0)
 ENRICHMENT_STUCK_AFTER_SECONDS = env.int("ENRICHMENT_STUCK_AFTER_SECONDS", default=120)
-ENRICHMENT_LEASE_SECONDS = env.int("ENRICHMENT_LEASE_SECONDS", default=300)
+# Runs after which a contact whose runs keep dying is finished as FAILED instead of re-run.
+ENRICHMENT_MAX_RUNS = env.int("ENRICHMENT_MAX_RUNS", default=5)
+# How long a worker retries a database write it needs (claim, finish, delivery record)
+# while PostgreSQL is unreachable, before leaving the work to the reaper or the sweep.
+DATABASE_OUTAGE_RETRY_SECONDS = env.float("DATABASE_OUTAGE_RETRY_SECONDS", default=90.0)
 ENRICHMENT_CHUNK_SIZE = env.int("ENRICHMENT_CHUNK_SIZE", default=100)
 # Single-contact requests committed within this window share one message (0: one each).
 ENRICHMENT_PUBLISH_LINGER_MS = env.int("ENRICHMENT_PUBLISH_LINGER_MS", default=10)
@@ -246,7 +270,10 @@ WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=15.0)
 WEBHOOK_EVENT_RETENTION_SECONDS = max(
     86400, env.int("WEBHOOK_EVENT_RETENTION_SECONDS", default=7 * 86400)
 )
-WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=10.0)
+WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", default=5.0)
+# The webhooks process renews the claim of each delivery in flight every lease/5 s; a claim
+# that lapsed (its process died mid-attempt) is published again by the next sweep.
+WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=15.0)
 # A due delivery whose message went out this long ago without an attempt is re-published.
 WEBHOOK_REPUBLISH_AFTER_SECONDS = env.float("WEBHOOK_REPUBLISH_AFTER_SECONDS", default=300.0)
 # credits.low fires when a charge takes the balance from at or above this to below it.
@@ -276,7 +303,10 @@ LOGGING = {
 # --- Periodic tasks (beat) --------------------------------------------------------------------
 # Each app's maintenance tasks are named "maintenance.<what>" and routed to that queue.
 CELERY_BEAT_SCHEDULE = {
-    "reap-stuck-contacts": {"task": "maintenance.reap_stuck_contacts", "schedule": 30.0},
+    "reap-stuck-contacts": {
+        "task": "maintenance.reap_stuck_contacts",
+        "schedule": ENRICHMENT_REAP_INTERVAL_SECONDS,
+    },
     "purge-idempotency-keys": {"task": "maintenance.purge_idempotency_keys", "schedule": 3600.0},
     "sweep-webhook-deliveries": {
         "task": "maintenance.sweep_webhook_deliveries",

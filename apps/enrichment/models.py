@@ -82,9 +82,15 @@ class Contact(models.Model):
     result_status = models.CharField(max_length=10, choices=RESULT_STATUSES, null=True, blank=True)
     credits_charged = models.PositiveIntegerField(default=0)
 
-    # A worker holds a lease while it runs the waterfall; the reaper re-enqueues expired ones.
+    # A worker holds a lease while it runs the waterfall and renews it every few seconds
+    # (apps/core/leases.py); a lease that lapsed means its worker is gone, and the reaper
+    # publishes the contact again. ``lease_owner`` is the claim's token: a finish by any other
+    # claim changes nothing (the fence), and it stays after the reaper for forensics.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.UUIDField(null=True, blank=True)
     run_count = models.PositiveIntegerField(default=0)
+    # When the reaper last published it (NULL: only at intake, ``created_at``).
+    published_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -19,13 +21,15 @@ from apps.accounts.selectors import key_accepts_work_params, key_accepts_work_sq
 from apps.accounts.services import AlreadyCharged, credits_charge
 from apps.core.db import insert_one
 from apps.core.errors import InsufficientCredits
+from apps.core.leases import LeaseKeeper
+from apps.core.outages import db_retry
 from apps.providers import registry
 from apps.webhooks import services as webhook_services
 
 from .models import BulkJob, Contact, ProviderAttempt
 from .publisher import coalescer
 from .validation import CleanBulk, CleanContact
-from .waterfall import CreditBudget, Outcome, waterfall_run
+from .waterfall import AttemptRecord, CreditBudget, Outcome, waterfall_run
 
 logger = logging.getLogger(__name__)
 
@@ -134,13 +138,29 @@ def bulk_enqueue(
 
 # --- Running ----------------------------------------------------------------------------------
 
+# The leases this worker process holds on the contacts it is running (apps/core/leases.py).
+contact_leases = LeaseKeeper(
+    Contact,
+    expires_field="lease_expires_at",
+    owner_field="lease_owner",
+    lease_seconds=lambda: settings.ENRICHMENT_LEASE_SECONDS,
+    still_held=Q(status=Contact.PENDING),
+    name="contacts",
+)
 
-def contacts_claim(*, contact_ids: list[str]) -> list[str]:
+
+class LeaseLost(Exception):
+    """This worker may no longer hold the contact's lease: it stops calling providers for it."""
+
+
+def contacts_claim(*, contact_ids: list[str]) -> tuple[uuid.UUID, list[str]]:
     """Take a lease on the pending contacts among ``contact_ids`` that nobody else holds.
 
-    A lease keeps two workers from running one contact at once; it expires so that a killed
-    worker's contacts are picked up again by the reaper.
+    Returns the claim's token and the claimed ids. A lease keeps two workers from running
+    one contact at once; it is short and renewed while the work runs (``contact_leases``),
+    so a killed worker's contacts are free again within one lease period.
     """
+    token = contact_leases.new_token()
     now = timezone.now()
     with transaction.atomic():
         free = (
@@ -151,10 +171,11 @@ def contacts_claim(*, contact_ids: list[str]) -> list[str]:
         claimed = [str(pk) for pk in free.values_list("pk", flat=True)]
         if claimed:
             Contact.objects.filter(pk__in=claimed).update(
-                lease_expires_at=now + timedelta(seconds=settings.ENRICHMENT_LEASE_SECONDS),
+                lease_expires_at=contact_leases.expiry(),
+                lease_owner=token,
                 run_count=F("run_count") + 1,
             )
-    return claimed
+    return token, claimed
 
 
 def contacts_run(*, contact_ids: list[str]) -> int:
@@ -169,14 +190,37 @@ def contacts_run(*, contact_ids: list[str]) -> int:
     that lock; and because the pool is shared, one task's claiming and finishing overlap
     with the provider calls of the others. What the waterfalls need from the database is
     loaded here in a few batched queries.
+
+    From the claim to the finish the process renews the chunk's leases; a waterfall stops
+    (``LeaseLost``) when the lease may have lapsed, and the finish is fenced by the claim's
+    token, so a contact another worker took over is never finished, charged or announced
+    twice. Claim, load and finish ride out a database outage (``db_retry``).
     """
-    claimed = contacts_claim(contact_ids=contact_ids)
+    since = time.monotonic()
+    token, claimed = db_retry(
+        lambda: contacts_claim(contact_ids=contact_ids), what="claim contacts"
+    )
     if not claimed:
         return 0
-    contacts = list(Contact.objects.select_related("account").filter(pk__in=claimed))
-    lineup = registry.Lineup.load()
-    reusable = _reusable_results(contacts)
+    contact_leases.hold(token, claimed, since=since)
+    try:
+        return _run_claimed(token, claimed)
+    finally:
+        contact_leases.release(token)
+
+
+def _run_claimed(token: uuid.UUID, claimed: list[str]) -> int:
+    def load() -> tuple[list[Contact], registry.Lineup, dict]:
+        contacts = list(Contact.objects.select_related("account").filter(pk__in=claimed))
+        return contacts, registry.Lineup.load(), _reusable_results(contacts)
+
+    contacts, lineup, reusable = db_retry(load, what="load contacts")
     budgets = {c.account_id: CreditBudget(c.account.credits) for c in contacts if not c.sandbox}
+    margin = settings.ENRICHMENT_LEASE_SECONDS / 2
+
+    def still_ours() -> None:
+        if contact_leases.remaining(token) < margin:
+            raise LeaseLost()
 
     def waterfall(contact: Contact) -> Outcome:
         return waterfall_run(
@@ -184,16 +228,18 @@ def contacts_run(*, contact_ids: list[str]) -> int:
             lineup=lineup,
             budget=budgets.get(contact.account_id),
             reuse=reusable.get((contact.account_id, contact.person_key)),
+            before_call=still_ours,
         )
+
+    def finish(batch: list[tuple[Contact, Outcome | None]]) -> int:
+        # A crashed or abandoned waterfall's contact is let go at once: its lease lapses and
+        # the reaper runs it again (up to ENRICHMENT_MAX_RUNS).
+        contact_leases.release(token, [c.pk for c, o in batch if o is None])
+        return _finish_batch([(c, o) for c, o in batch if o is not None], token=token)
 
     if settings.ENRICHMENT_CONCURRENCY <= 1:
         # No threads: the waterfall and the finish both run here, one contact at a time.
-        finished = 0
-        for contact in contacts:
-            outcome = _outcome_or_none(contact, waterfall)
-            if outcome is not None:
-                finished += _finish_batch([(contact, outcome)])
-        return finished
+        return sum(finish([(c, _outcome_or_none(c, waterfall))]) for c in contacts)
 
     done: queue.SimpleQueue[tuple[Contact, Outcome | None]] = queue.SimpleQueue()
 
@@ -220,7 +266,7 @@ def contacts_run(*, contact_ids: list[str]) -> int:
             except queue.Empty:
                 break
         remaining -= len(batch)
-        finished += _finish_batch([(c, o) for c, o in batch if o is not None])
+        finished += finish(batch)
     return finished
 
 
@@ -249,27 +295,34 @@ FINISH_BATCH_MAX = 25
 
 
 def _outcome_or_none(contact: Contact, waterfall: Any) -> Outcome | None:
-    """The waterfall's outcome; None after a crash, which leaves the contact pending (its
-    lease expires and the reaper runs it again) instead of failing the whole chunk."""
+    """The waterfall's outcome; None after a crash or a lost lease, which leaves the contact
+    pending (its lease lapses and the reaper runs it again) instead of failing the chunk."""
     try:
         return waterfall(contact)
+    except LeaseLost:
+        logger.warning(
+            "lease may have lapsed; leaving the contact to another worker",
+            extra={"enrichment_id": str(contact.pk)},
+        )
+        return None
     except Exception:
         logger.exception("waterfall failed", extra={"enrichment_id": str(contact.pk)})
         return None
 
 
-def _finish_batch(items: list[tuple[Contact, Outcome]]) -> int:
-    """Finish a batch in one transaction; if that fails, one by one so that one bad contact
-    cannot keep the others from finishing (a failed one stays pending for the reaper)."""
+def _finish_batch(items: list[tuple[Contact, Outcome]], *, token: uuid.UUID | None) -> int:
+    """Finish a batch in one transaction, retried while the database is unreachable; if it
+    fails otherwise, one by one so that one bad contact cannot keep the others from
+    finishing (a failed one stays pending for the reaper)."""
     if not items:
         return 0
     try:
-        return contacts_finish(items=items)
+        return db_retry(lambda: contacts_finish(items=items, token=token), what="finish contacts")
     except Exception:
         if len(items) == 1:
             logger.exception("finish failed", extra={"enrichment_id": str(items[0][0].pk)})
             return 0
-    return sum(_finish_batch([item]) for item in items)
+    return sum(_finish_batch([item], token=token) for item in items)
 
 
 def _reusable_results(contacts: list[Contact]) -> dict[tuple[Any, str], dict[str, Any]]:
@@ -345,23 +398,25 @@ def _charge(contact: Contact, outcome: Outcome) -> bool:
         return True
 
 
-def contacts_finish(*, items: list[tuple[Contact, Outcome]]) -> int:
+def contacts_finish(*, items: list[tuple[Contact, Outcome]], token: uuid.UUID | None = None) -> int:
     """Store results, charge, record attempts, count and emit events, in one transaction.
 
     Exactly once per contact: the pending rows are locked (``FOR UPDATE``) and only those
     still pending are finished, so a second run of the same contact changes no row, charges
     nothing and emits nothing; the ledger's one-charge-per-contact index backs this up.
+    With a claim's ``token``, only the contacts that claim still owns are finished (the fence:
+    one that another worker took over after our lease lapsed is theirs to finish).
     Returns how many contacts this call finished.
     """
     by_id = {contact.pk: (contact, outcome) for contact, outcome in items}
     now = timezone.now()
     with transaction.atomic():
-        pending = set(
-            Contact.objects.select_for_update()
-            .filter(pk__in=list(by_id), status=Contact.PENDING)
-            .order_by("pk")
-            .values_list("pk", flat=True)
+        rows = Contact.objects.select_for_update().filter(
+            pk__in=list(by_id), status=Contact.PENDING
         )
+        if token is not None:
+            rows = rows.filter(lease_owner=token)
+        pending = set(rows.order_by("pk").values_list("pk", flat=True))
         if not pending:
             return 0
         mine = [by_id[pk] for pk in by_id if pk in pending]
@@ -462,16 +517,74 @@ def _bulk_count(*, bulk_id: Any, statuses: list[str], credits: int) -> None:
 
 
 def contacts_reap() -> int:
-    """Re-publish contacts stuck in ``pending`` past the timeout whose lease has lapsed."""
+    """Publish again the pending contacts that nobody is running and nobody will.
+
+    Two kinds: contacts whose lease lapsed (claimed by a worker that died, or whose run
+    crashed), published at once; and contacts never claimed whose message seems lost (no
+    lease, last published more than ``ENRICHMENT_STUCK_AFTER_SECONDS`` ago: a broker that
+    lost its data, a publish that failed). A contact whose runs keep dying is finished as
+    FAILED after ``ENRICHMENT_MAX_RUNS`` runs instead of looping forever. Returns how many
+    contacts it published or gave up on; at most 5,000 a run, oldest first.
+    """
     now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.ENRICHMENT_STUCK_AFTER_SECONDS)
-    stuck = list(
-        Contact.objects.filter(status=Contact.PENDING, created_at__lt=cutoff)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:5000]
+    lost_before = now - timedelta(seconds=settings.ENRICHMENT_STUCK_AFTER_SECONDS)
+    never_republished = Q(published_at__isnull=True, created_at__lt=lost_before)
+    with transaction.atomic():
+        rows = list(
+            Contact.objects.select_for_update(skip_locked=True)
+            .filter(status=Contact.PENDING)
+            .filter(
+                Q(lease_expires_at__lt=now)
+                | Q(lease_expires_at__isnull=True)
+                & (never_republished | Q(published_at__lt=lost_before))
+            )
+            .order_by("created_at")
+            .values_list("pk", "run_count", "lease_expires_at")[:5000]
+        )
+        if not rows:
+            return 0
+        max_runs = settings.ENRICHMENT_MAX_RUNS
+        give_up = {pk for pk, runs, lease in rows if lease is not None and runs >= max_runs}
+        again = [str(pk) for pk, _, _ in rows if pk not in give_up]
+        orphaned = sum(1 for _, _, lease in rows if lease is not None)
+        if again:
+            Contact.objects.filter(pk__in=again).update(lease_expires_at=None, published_at=now)
+        if give_up:
+            _contacts_give_up(list(give_up))
+    if again:
+        contacts_publish(again)  # committed: a worker that claims them finds them free
+    logger.warning(
+        "re-publishing contacts",
+        extra={"count": len(again), "orphaned": orphaned, "failed": len(give_up)},
     )
-    if stuck:
-        logger.warning("re-publishing stuck contacts", extra={"count": len(stuck)})
-        contacts_publish([str(pk) for pk in stuck])
-    return len(stuck)
+    return len(rows)
+
+
+def _contacts_give_up(contact_ids: list[Any]) -> None:
+    runs = settings.ENRICHMENT_MAX_RUNS
+    outcome = Outcome(
+        attempts=[AttemptRecord("", "", ProviderAttempt.ERROR, error=f"gave up after {runs} runs")]
+    )
+    contacts = list(Contact.objects.select_related("account").filter(pk__in=contact_ids))
+    contacts_finish(items=[(c, outcome) for c in contacts])
+
+
+def contacts_release(*, contact_ids: list[Any]) -> tuple[list[str], int]:
+    """Publish these pending contacts again now (an operator's action).
+
+    Contacts held by a live lease (a worker is running them right now) are left alone, so no
+    contact ever runs in two workers at once; a lapsed lease is cleared. Returns the ids
+    published and how many were skipped because a live worker holds them.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Contact.objects.select_for_update()
+            .filter(pk__in=list(contact_ids), status=Contact.PENDING)
+            .values_list("pk", "lease_expires_at")
+        )
+        free = [str(pk) for pk, lease in rows if lease is None or lease < now]
+        if free:
+            Contact.objects.filter(pk__in=free).update(lease_expires_at=None, published_at=now)
+            transaction.on_commit(lambda: contacts_publish(free))
+    return free, len(rows) - len(free)

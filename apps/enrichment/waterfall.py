@@ -13,6 +13,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,12 +119,15 @@ def waterfall_run(
     lineup: registry.Lineup | None = None,
     budget: CreditBudget | None = None,
     reuse: dict[str, Any] | None = None,
+    before_call: Callable[[], None] | None = None,
 ) -> Outcome:
     """Run every requested kind of ``contact`` through its providers; no database access
     except the shared cache behind the circuit breaker.
 
     ``reuse`` is a past VERIFIED result for the same person in the same account (within
-    ``PROVIDER_RESULT_REUSE_TTL_SECONDS``); ``budget`` the account's spendable credits.
+    ``PROVIDER_RESULT_REUSE_TTL_SECONDS``); ``budget`` the account's spendable credits;
+    ``before_call`` runs before every provider call and may raise to stop the waterfall (the
+    worker's lease check: ``contacts_run``).
     """
     outcome = Outcome()
     query = query_for(contact)
@@ -161,7 +165,7 @@ def waterfall_run(
                 outcome.attempts.append(
                     AttemptRecord("", kind, ProviderAttempt.SKIPPED, error="no provider available")
                 )
-            found = _run_kind(contact, query, kind, providers, lineup, outcome)
+            found = _run_kind(contact, query, kind, providers, lineup, outcome, before_call)
         if found:
             if cap_left is not None:
                 cap_left -= price
@@ -214,10 +218,11 @@ def _run_kind(
     providers: list[Provider],
     lineup: registry.Lineup,
     outcome: Outcome,
+    before_call: Callable[[], None] | None = None,
 ) -> bool:
     threshold = settings.PROVIDER_CONFIDENCE_THRESHOLD
     for adapter in providers:
-        answer = _call(adapter, query, kind, lineup, outcome)
+        answer = _call(adapter, query, kind, lineup, outcome, before_call)
         if answer is _FAILED:
             continue
         started, found = answer
@@ -242,7 +247,12 @@ _FAILED = object()
 
 
 def _call(
-    adapter: Provider, query: ContactQuery, kind: str, lineup: registry.Lineup, outcome: Outcome
+    adapter: Provider,
+    query: ContactQuery,
+    kind: str,
+    lineup: registry.Lineup,
+    outcome: Outcome,
+    before_call: Callable[[], None] | None = None,
 ) -> Any:
     """One provider, with bounded retries: ``(duration_ms, Found | None)`` or ``_FAILED``.
 
@@ -252,6 +262,8 @@ def _call(
     name = adapter.name
     retries = settings.PROVIDER_MAX_RETRIES
     for try_no in range(retries + 1):
+        if before_call is not None:
+            before_call()
         if not breaker.allow_call(name):
             outcome.attempts.append(
                 AttemptRecord(name, kind, ProviderAttempt.SKIPPED, error="circuit open")

@@ -102,8 +102,11 @@ def test_bulk_counters_and_completion():
 
 def test_claim_skips_contacts_leased_by_another_worker():
     contact = ContactFactory()
-    assert services.contacts_claim(contact_ids=[str(contact.pk)]) == [str(contact.pk)]
-    assert services.contacts_claim(contact_ids=[str(contact.pk)]) == []
+    token, claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
+    assert claimed == [str(contact.pk)]
+    assert services.contacts_claim(contact_ids=[str(contact.pk)])[1] == []
+    contact.refresh_from_db()
+    assert contact.lease_owner == token and contact.run_count == 1
 
 
 def test_reaper_republishes_stuck_contacts(redis_client, settings):

@@ -542,7 +542,7 @@ def test_charge_failing_at_finish_yields_no_credits_without_data(account):
     responses.get(HUNTER_URL, json=hunter_body())
     contact = live_contact(account)
     # Spent elsewhere (another worker) after this chunk read the balance.
-    claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
+    _token, claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
     assert claimed
     from apps.enrichment.waterfall import CreditBudget, waterfall_run
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 import random
+import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
 from apps.core.errors import Conflict, NotFound
+from apps.core.leases import LeaseKeeper
+from apps.core.outages import db_retry
 
 from .. import signing
 from ..models import Delivery, DeliveryAttempt, Endpoint
@@ -96,33 +101,61 @@ def retry_delay(*, scheduled: float, retry_after: float | None) -> float:
     return delay
 
 
-def _claim(delivery_id: str, now: datetime) -> bool:
-    lease = settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_READ_TIMEOUT + 30
+# The claims this webhooks process holds on deliveries in flight (apps/core/leases.py):
+# renewed while the request runs, so a process killed mid-attempt frees them within a lease.
+delivery_leases = LeaseKeeper(
+    Delivery,
+    expires_field="claimed_until",
+    owner_field="claim_token",
+    lease_seconds=lambda: settings.WEBHOOK_LEASE_SECONDS,
+    still_held=Q(status=Delivery.PENDING),
+    name="deliveries",
+)
+
+
+def _claim(delivery_id: str, now: datetime) -> uuid.UUID | None:
+    token = delivery_leases.new_token()
     # A message may fire a hair before the row is due (clock skew between machines).
-    return bool(
+    claimed = (
         Delivery.objects.filter(
             pk=delivery_id,
             status=Delivery.PENDING,
             next_attempt_at__lte=now + timedelta(seconds=1),
         )
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + timedelta(seconds=lease))
+        .update(claimed_until=delivery_leases.expiry(), claim_token=token)
     )
+    return token if claimed else None
 
 
 def delivery_attempt(*, delivery_id: str) -> str | None:
     """Make the next attempt of a due delivery; returns its new status, or None if not claimed.
 
-    Safe to call twice for one delivery: the conditional claim lets exactly one caller send.
+    Safe to call twice for one delivery: the conditional claim lets exactly one caller send,
+    and only that claim (its token) may record the outcome. The claim is renewed while the
+    request is in flight; claim and record ride out a database outage (``db_retry``).
     """
     now = timezone.now()
+    since = time.monotonic()
     try:
-        if not _claim(delivery_id, now):
-            return None
-    except Exception as exc:  # a malformed id from a hand-made message
+        token = db_retry(lambda: _claim(delivery_id, now), what="claim delivery")
+    except (ValueError, ValidationError) as exc:  # a malformed id from a hand-made message
         logger.warning("unclaimable delivery id", extra={"error": str(exc)})
         return None
-    delivery = Delivery.objects.select_related("event", "endpoint", "account").get(pk=delivery_id)
+    if token is None:
+        return None
+    delivery_leases.hold(token, [delivery_id], since=since)
+    try:
+        return _attempt_claimed(delivery_id, token, now)
+    finally:
+        delivery_leases.release(token)
+
+
+def _attempt_claimed(delivery_id: str, token: uuid.UUID, now: datetime) -> str | None:
+    delivery = db_retry(
+        lambda: Delivery.objects.select_related("event", "endpoint", "account").get(pk=delivery_id),
+        what="load delivery",
+    )
     endpoint = delivery.endpoint
     if endpoint is not None and not endpoint.active:
         Delivery.objects.filter(pk=delivery.pk, status=Delivery.PENDING).update(
@@ -132,7 +165,10 @@ def delivery_attempt(*, delivery_id: str) -> str | None:
     url, body, headers = delivery_request(delivery, now=now)
     result = http_post(url=url, body=body, headers=headers)
     try:
-        return delivery_result_record(delivery=delivery, result=result, at=now)
+        return db_retry(
+            lambda: delivery_result_record(delivery=delivery, result=result, at=now, token=token),
+            what="record delivery attempt",
+        )
     except IntegrityError:
         # The endpoint (and so this delivery) was deleted while the request was in flight.
         if Delivery.objects.filter(pk=delivery.pk).exists():
@@ -140,21 +176,22 @@ def delivery_attempt(*, delivery_id: str) -> str | None:
         return None
 
 
-def delivery_result_record(*, delivery: Delivery, result: AttemptResult, at: datetime) -> str:
-    """Store the attempt, move the delivery on (done, retry or failed) and update the endpoint."""
+def delivery_result_record(
+    *,
+    delivery: Delivery,
+    result: AttemptResult,
+    at: datetime,
+    token: uuid.UUID | None = None,
+) -> str | None:
+    """Store the attempt, move the delivery on (done, retry or failed) and update the endpoint.
+
+    With a claim's ``token``, nothing is recorded unless that claim still holds the delivery
+    (the fence): returns None when another claim took it over after ours lapsed.
+    """
     done = timezone.now()
     delay: float | None = None
     deactivated = False
     with transaction.atomic():
-        DeliveryAttempt.objects.create(
-            delivery=delivery,
-            at=at,
-            status_code=result.status_code,
-            duration_ms=result.duration_ms,
-            error=result.error,
-            response_body=result.response_body,
-            succeeded=result.succeeded,
-        )
         update: dict[str, Any] = {
             "attempt_count": F("attempt_count") + 1,
             "round_attempts": F("round_attempts") + 1,
@@ -203,9 +240,26 @@ def delivery_result_record(*, delivery: Delivery, result: AttemptResult, at: dat
         # another delivery's failure) stays skipped, but still counts this attempt; unless
         # this attempt got through, so that a replay after enable does not send it twice.
         movable = [Delivery.PENDING, Delivery.SKIPPED] if result.succeeded else [Delivery.PENDING]
-        Delivery.objects.filter(pk=delivery.pk).update(
+        row = Delivery.objects.filter(pk=delivery.pk)
+        if token is not None:
+            row = row.filter(claim_token=token)  # the fence
+        if not row.update(
             status=Case(When(status__in=movable, then=Value(status)), default=F("status")),
             **update,
+        ):
+            # Another claim took it over after ours lapsed, or it was deleted with its endpoint.
+            logger.warning(
+                "delivery claim lost; attempt not recorded", extra={"delivery_id": str(delivery.pk)}
+            )
+            return None
+        DeliveryAttempt.objects.create(
+            delivery=delivery,
+            at=at,
+            status_code=result.status_code,
+            duration_ms=result.duration_ms,
+            error=result.error,
+            response_body=result.response_body,
+            succeeded=result.succeeded,
         )
         if delivery.endpoint_id is not None:
             if result.succeeded:

@@ -15,20 +15,24 @@ from .publishing import deliveries_publish
 
 
 def deliveries_sweep(*, limit: int = 1000) -> int:
-    """Publish due deliveries that have no live message: long-wait retries, and lost messages."""
+    """Publish due deliveries that have no live message: long-wait retries, lost messages,
+    and deliveries whose claim lapsed (the process sending them died mid-attempt)."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.WEBHOOK_REPUBLISH_AFTER_SECONDS)
     with transaction.atomic():
         ids = list(
             Delivery.objects.select_for_update(skip_locked=True)
             .filter(status=Delivery.PENDING, next_attempt_at__lte=now)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .filter(Q(published_at__isnull=True) | Q(published_at__lt=stale))
+            .filter(
+                Q(claimed_until__lt=now)
+                | Q(claimed_until__isnull=True)
+                & (Q(published_at__isnull=True) | Q(published_at__lt=stale))
+            )
             .order_by("next_attempt_at")
             .values_list("pk", flat=True)[:limit]
         )
         if ids:
-            Delivery.objects.filter(pk__in=ids).update(published_at=now)
+            Delivery.objects.filter(pk__in=ids).update(published_at=now, claimed_until=None)
             published = [str(pk) for pk in ids]
             transaction.on_commit(lambda: deliveries_publish(published))
     return len(ids)
