@@ -67,7 +67,6 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         # token -> (ids held under it, monotonic time the lease was last known to be renewed)
         self._held: dict[uuid.UUID, tuple[set[Any], float]] = {}
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     # --- what the work calls ------------------------------------------------------------------
@@ -147,11 +146,11 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.interval())
+            time.sleep(self.interval())
             with self._lock:
                 if not self._held:
                     self._thread = None
-                    return
+                    break
             try:
                 self.renew()
             except Exception as exc:
@@ -161,3 +160,4 @@ class LeaseKeeper:
                     "lease renewal failed", extra={"leases": self.name, "error": str(exc)}
                 )
                 connection.close()
+        connection.close()  # this thread's own connection: not left open once it ends

@@ -1,0 +1,88 @@
+"""Delivery claims: renewed while the request is in flight, fenced, swept once they lapse."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apps.webhooks import services
+from apps.webhooks.models import Delivery, DeliveryAttempt
+from apps.webhooks.services.deliveries import delivery_leases
+from apps.webhooks.services.transport import AttemptResult
+from tests.support.worker import wait_for
+from tests.webhooks.factories import DeliveryFactory, EndpointFactory
+from tests.webhooks.receiver import Answer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_slow_receiver_keeps_its_claim_alive(receiver, settings):
+    settings.WEBHOOK_LEASE_SECONDS = 0.5  # renewed every 0.1 s
+    receiver.then(Answer(delay=1.5))  # three leases long
+    delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
+    done: list[str | None] = []
+
+    def send() -> None:
+        try:
+            done.append(services.delivery_attempt(delivery_id=str(delivery.pk)))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    try:
+        wait_for(lambda: receiver.received(), timeout=5, message="no request arrived")
+        time.sleep(0.8)  # past the first lease: only renewals keep the claim
+        row = Delivery.objects.get(pk=delivery.pk)
+        assert row.claimed_until > timezone.now()
+        assert services.deliveries_sweep() == 0  # a live claim is not swept
+    finally:
+        thread.join(10)
+    assert done == [Delivery.SUCCEEDED]
+    assert len(receiver.received()) == 1
+    assert delivery_leases.holding() == 0
+
+
+def test_the_sweep_republishes_a_lapsed_claim_at_once(redis_client, settings):
+    settings.WEBHOOK_REPUBLISH_AFTER_SECONDS = 300
+    now = timezone.now()
+    # Its process died mid-attempt: claimed, never recorded, message published just now.
+    orphaned = DeliveryFactory(published_at=now, claimed_until=now - timedelta(seconds=1))
+    DeliveryFactory(published_at=now, claimed_until=now + timedelta(seconds=10))  # in flight
+    redis_client.flushdb()
+    assert services.deliveries_sweep() == 1
+    queued = [json.loads(m)["headers"]["argsrepr"] for m in redis_client.lrange("webhooks", 0, -1)]
+    assert queued == [repr([str(orphaned.pk)])]
+    assert Delivery.objects.get(pk=orphaned.pk).claimed_until is None
+    assert services.deliveries_sweep() == 0
+
+
+def test_an_attempt_whose_claim_was_taken_over_is_not_recorded():
+    delivery = DeliveryFactory()
+    ok = AttemptResult(
+        status_code=200, duration_ms=5, error=None, response_body="", retry_after=None
+    )
+    Delivery.objects.filter(pk=delivery.pk).update(claim_token=delivery_leases.new_token())
+    stale = delivery_leases.new_token()
+    assert (
+        services.delivery_result_record(
+            delivery=delivery, result=ok, at=timezone.now(), token=stale
+        )
+        is None
+    )
+    row = Delivery.objects.get(pk=delivery.pk)
+    assert (row.status, row.attempt_count) == (Delivery.PENDING, 0)
+    assert not DeliveryAttempt.objects.filter(delivery=delivery).exists()
+    current = row.claim_token
+    assert (
+        services.delivery_result_record(
+            delivery=delivery, result=ok, at=timezone.now(), token=current
+        )
+        == Delivery.SUCCEEDED
+    )
