@@ -1,12 +1,16 @@
-"""Admin for enrichments (contacts with their attempts, re-run), bulk jobs and provider attempts."""
+"""Admin for enrichments (contacts with their attempts, leases, re-run and release), bulk jobs
+and provider attempts."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from apps.ops.admin_base import (
@@ -23,6 +27,7 @@ from apps.ops.admin_base import (
 from apps.ops.services import contacts_rerun
 
 from .models import BulkJob, Contact, ProviderAttempt
+from .services import contacts_release
 
 
 def _provider_names() -> list[str]:
@@ -51,6 +56,63 @@ class ProviderFilter(admin.SimpleListFilter):
             attempts = attempts.filter(outcome=outcome)
         # EXISTS, not a join: a contact with three attempts must be listed once.
         return queryset.filter(Exists(attempts))
+
+
+class TimedQueryFilter(admin.SimpleListFilter):
+    """A filter with a few fixed choices, each a query that depends on the time of the page
+    load (and on settings): ``named_queries()`` maps the value in the URL to (label, ``Q``).
+    An unknown value filters nothing."""
+
+    def named_queries(self) -> dict[str, tuple[str, Q]]:
+        raise NotImplementedError
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [(value, label) for value, (label, _) in self.named_queries().items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        choice = self.named_queries().get(self.value() or "")
+        return queryset.filter(choice[1]) if choice else queryset
+
+
+class LeaseFilter(TimedQueryFilter):
+    """Pending contacts by their lease (apps/core/leases.py) as of this page load: a worker
+    renews the lease of each contact it runs every few seconds, so a lapsed lease means the
+    worker is gone (killed, or its run crashed) and the reaper is about to run it again."""
+
+    title = "lease"
+    parameter_name = "lease"
+
+    def named_queries(self) -> dict[str, tuple[str, Q]]:
+        now = timezone.now()
+        pending = Q(status=Contact.PENDING)
+        return {
+            "live": ("held by a live worker", pending & Q(lease_expires_at__gte=now)),
+            "lapsed": ("lapsed (worker gone)", pending & Q(lease_expires_at__lt=now)),
+            "none": ("not claimed", pending & Q(lease_expires_at__isnull=True)),
+        }
+
+
+class RecoveryFilter(TimedQueryFilter):
+    """Contacts that wait too long, or needed more than one run: the dashboard's figures."""
+
+    title = "recovery"
+    parameter_name = "recovery"
+
+    def named_queries(self) -> dict[str, tuple[str, Q]]:
+        now = timezone.now()
+        stuck_after = settings.ENRICHMENT_STUCK_AFTER_SECONDS
+        rerun = Q(run_count__gt=1)
+        return {
+            "stuck": (
+                f"stuck: pending over {stuck_after} s",
+                Q(status=Contact.PENDING, created_at__lt=now - timedelta(seconds=stuck_after)),
+            ),
+            "rerun_24h": (
+                "re-run (more than one run), created in the last 24 h",
+                rerun & Q(created_at__gte=now - timedelta(hours=24)),
+            ),
+            "rerun": ("re-run (more than one run), any time", rerun),
+        }
 
 
 class AttemptProviderFilter(FixedValuesFilter):
@@ -99,6 +161,8 @@ class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
     list_select_related = ("account",)
     list_filter = (
         "status",
+        LeaseFilter,
+        RecoveryFilter,
         "result_status",
         ProviderFilter,
         "sandbox",
@@ -162,12 +226,19 @@ class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
             "Internals",
             {
                 "classes": ("collapse",),
-                "fields": ("person_key", "run_count", "lease_expires_at", "updated_at"),
+                "fields": (
+                    "person_key",
+                    "run_count",
+                    "lease_expires_at",
+                    "lease_owner",
+                    "published_at",
+                    "updated_at",
+                ),
             },
         ),
     )
     inlines = (ProviderAttemptInline,)
-    actions = ("rerun_failed",)
+    actions = ("rerun_failed", "release_pending")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Contact | None = None) -> list[str]:
         # Every field: a contact is the record of what a client asked and what we answered.
@@ -226,6 +297,30 @@ class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
             f"Re-running {len(ids)} enrichment(s)."
             + (f" Skipped {skipped} that are not FAILED." if skipped else ""),
             level=messages.SUCCESS if ids else messages.WARNING,
+        )
+
+    @admin.action(
+        description="Release and re-run selected pending contacts", permissions=["change"]
+    )
+    def release_pending(self, request: HttpRequest, queryset: QuerySet[Contact]) -> None:
+        selected = list(queryset.values_list("pk", flat=True))
+        published, held = contacts_release(contact_ids=selected)
+        for contact in Contact.objects.filter(pk__in=published):
+            self.log_change(request, contact, "Released and published again (was pending)")
+        finished = len(selected) - len(published) - held
+        parts = [f"Published {len(published)} pending enrichment(s) again."]
+        if held:
+            parts.append(
+                f"Skipped {held} held by a live worker (it is running them now; if it dies, "
+                "the reaper runs them again as soon as their lease lapses)."
+            )
+        if finished:
+            parts.append(
+                f"Ignored {finished} that are finished (to run FAILED ones again, use "
+                "\u201cRe-run selected FAILED enrichments\u201d)."
+            )
+        self.message_user(
+            request, " ".join(parts), level=messages.SUCCESS if published else messages.WARNING
         )
 
 

@@ -10,7 +10,9 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 
+from apps.enrichment import metrics as enrichment_metrics
 from apps.enrichment.models import Contact, ProviderAttempt
+from apps.webhooks.metrics import delivery_counts
 
 from .percentile import Percentile
 
@@ -111,6 +113,36 @@ def contact_outcomes_by_hour(*, now: datetime, hours: int = 24) -> list[HourBuck
 
 def outcome_totals(buckets: list[HourBucket]) -> dict[str, int]:
     return {o: sum(b.counts[o] for b in buckets) for o in OUTCOMES}
+
+
+# --- Recovery -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Work whose worker is gone, or that waits too long: the figures /metrics reports as
+    ``sluice_contacts_orphaned``, ``sluice_contacts_rerun_24h``, ``sluice_contacts_stuck``
+    and ``sluice_deliveries_orphaned``, from the same queries."""
+
+    contacts_pending: int
+    contacts_orphaned: int
+    contacts_stuck: int
+    contacts_rerun: int
+    deliveries_orphaned: int
+
+
+def recovery(*, now: datetime, since: datetime) -> Recovery:
+    """Pending contacts (one aggregate over the pending ones), contacts created since
+    ``since`` that needed more than one run, and pending deliveries whose claim lapsed (one
+    aggregate over the pending ones); three queries."""
+    contacts = enrichment_metrics.pending_counts(now=now)
+    return Recovery(
+        contacts_pending=contacts.pending,
+        contacts_orphaned=contacts.orphaned,
+        contacts_stuck=contacts.stuck,
+        contacts_rerun=enrichment_metrics.rerun_count(since=since),
+        deliveries_orphaned=delivery_counts(now=now).orphaned,
+    )
 
 
 # --- Queues -----------------------------------------------------------------------------------

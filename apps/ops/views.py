@@ -1,13 +1,17 @@
-"""The ops dashboard: the last 24 hours of enrichments, providers, webhooks and queues."""
+"""The ops dashboard: the last 24 hours of enrichments, providers, webhooks and queues, and
+the work whose worker is gone (recovery)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.enrichment.models import Contact
@@ -29,6 +33,20 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f} %"
 
 
+def _recovery_links(now: datetime) -> dict[str, str]:
+    """Changelists filtered to each recovery figure (the Contact admin's lease and recovery
+    filters; for deliveries, the claims lapsed as of this page load)."""
+    contacts = reverse("admin:enrichment_contact_changelist")
+    deliveries = reverse("admin:webhooks_delivery_changelist")
+    lapsed = urlencode({"status__exact": "pending", "claimed_until__lt": now.isoformat()})
+    return {
+        "contacts_orphaned": f"{contacts}?lease=lapsed",
+        "contacts_rerun": f"{contacts}?recovery=rerun_24h",
+        "contacts_stuck": f"{contacts}?recovery=stuck",
+        "deliveries_orphaned": f"{deliveries}?{lapsed}",
+    }
+
+
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Every figure comes from an aggregate query, so the page costs the same at any volume."""
     # Staff status alone opens the admin; the figures (account names, endpoint URLs) are for
@@ -44,6 +62,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     webhooks = selectors.webhook_stats(since=since)
     disabled_count, disabled = selectors.endpoints_disabled()
     queues = selectors.queue_depths()
+    recovery = selectors.recovery(now=now, since=since)
 
     outcome_chart = charts.stacked_bars(
         title="Enrichments by outcome per hour",
@@ -111,5 +130,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "disabled": disabled,
         "queues": queues,
         "queue_chart": queue_chart,
+        "recovery": recovery,
+        "recovery_links": _recovery_links(now),
+        "reap_interval": settings.ENRICHMENT_REAP_INTERVAL_SECONDS,
+        "max_runs": settings.ENRICHMENT_MAX_RUNS,
+        "stuck_after": settings.ENRICHMENT_STUCK_AFTER_SECONDS,
     }
     return TemplateResponse(request, "admin/ops/dashboard.html", context)

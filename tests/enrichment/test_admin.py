@@ -230,3 +230,180 @@ def test_find_an_enrichment_by_its_webhook_url(admin_client):
     url = reverse("admin:enrichment_contact_changelist")
     listed = admin_client.get(url, {"q": "crm.example/sluice"}).context["cl"].result_list
     assert [c.pk for c in listed] == [wanted.pk]
+
+
+# --- Leases: the filter, and releasing pending contacts ---------------------------------------
+
+
+def _leased(*, lease: float | None, age: float = 0, runs: int = 1, **fields) -> Contact:
+    """A contact accepted ``age`` seconds ago whose lease ends ``lease`` seconds from now
+    (None: not claimed), claimed ``runs`` times."""
+    import uuid
+    from datetime import timedelta
+
+    now = timezone.now()
+    contact = ContactFactory(**fields)
+    Contact.objects.filter(pk=contact.pk).update(
+        created_at=now - timedelta(seconds=age),
+        lease_expires_at=None if lease is None else now + timedelta(seconds=lease),
+        lease_owner=None if lease is None else uuid.uuid4(),
+        run_count=runs if lease is not None else 0,
+    )
+    contact.refresh_from_db()
+    return contact
+
+
+def _listed(client, params: dict) -> set[str]:
+    response = client.get(reverse("admin:enrichment_contact_changelist"), params)
+    assert response.status_code == 200
+    return {str(c.pk) for c in response.context["cl"].result_list}
+
+
+def test_lease_filter_tells_live_lapsed_and_unclaimed_pending_contacts_apart(admin_client):
+    live = _leased(lease=10)
+    lapsed = _leased(lease=-1)
+    unclaimed = _leased(lease=None)
+    # A finished contact's old lease means nothing: it is in no lease choice.
+    _leased(lease=-60, status=Contact.FINISHED, result_status=Contact.VERIFIED)
+    assert _listed(admin_client, {"lease": "live"}) == {str(live.pk)}
+    assert _listed(admin_client, {"lease": "lapsed"}) == {str(lapsed.pk)}
+    assert _listed(admin_client, {"lease": "none"}) == {str(unclaimed.pk)}
+    body = admin_client.get(reverse("admin:enrichment_contact_changelist")).content.decode()
+    for label in ("held by a live worker", "lapsed (worker gone)", "not claimed"):
+        assert label in body
+
+
+def test_recovery_filter_lists_stuck_and_rerun_contacts(admin_client, settings):
+    settings.ENRICHMENT_STUCK_AFTER_SECONDS = 120
+    stuck_live = _leased(lease=10, age=600)
+    stuck_unclaimed = _leased(lease=None, age=300)
+    _leased(lease=None, age=30)  # waiting, not for long
+    rerun = _leased(lease=-1, runs=2)
+    rerun_done = _leased(lease=-60, runs=3, status=Contact.FINISHED, result_status="FAILED")
+    rerun_old = _leased(lease=-60, runs=2, age=30 * 3600, status=Contact.FINISHED)
+    assert _listed(admin_client, {"recovery": "stuck"}) == {
+        str(stuck_live.pk),
+        str(stuck_unclaimed.pk),
+    }
+    assert _listed(admin_client, {"recovery": "rerun_24h"}) == {str(rerun.pk), str(rerun_done.pk)}
+    assert _listed(admin_client, {"recovery": "rerun"}) == {
+        str(rerun.pk),
+        str(rerun_done.pk),
+        str(rerun_old.pk),
+    }
+
+
+@pytest.mark.parametrize("params", ["?lease=lapsed", "?recovery=stuck", "?recovery=rerun_24h"])
+def test_lease_and_recovery_filters_cost_no_query_per_row(admin_client, params):
+    url = reverse("admin:enrichment_contact_changelist") + params
+
+    def add(n: int) -> None:
+        for i in range(n):
+            _leased(lease=-1 if i % 2 else None, age=600, runs=2)
+
+    add(4)
+    few = page_queries(admin_client, url)
+    add(40)
+    assert page_queries(admin_client, url) == few
+    assert few <= MAX_CHANGELIST_QUERIES
+
+
+def _release(client, contacts: list[Contact]):
+    return client.post(
+        reverse("admin:enrichment_contact_changelist"),
+        {"action": "release_pending", ACTION_CHECKBOX_NAME: [c.pk for c in contacts]},
+        follow=True,
+    )
+
+
+def test_release_publishes_orphaned_and_unclaimed_contacts_and_skips_live_ones(
+    admin_client, redis_client, django_capture_on_commit_callbacks
+):
+    from django.contrib.admin.models import LogEntry
+
+    from tests.conftest import queued_contact_ids
+
+    orphaned = _leased(lease=-1)
+    unclaimed = _leased(lease=None, age=600)
+    live = _leased(lease=10)
+    done = _finished(ContactFactory(), Contact.VERIFIED, "v@acme.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _release(admin_client, [orphaned, unclaimed, live, done])
+    body = response.content.decode()
+    assert "Published 2 pending enrichment(s) again." in body
+    assert "Skipped 1 held by a live worker" in body
+    assert "Ignored 1 that are finished" in body
+    queued = [pk for message in queued_contact_ids(redis_client) for pk in message]
+    assert sorted(queued) == sorted([str(orphaned.pk), str(unclaimed.pk)])
+    orphaned_before = orphaned.lease_owner
+    for contact in (orphaned, unclaimed):
+        contact.refresh_from_db()
+        assert contact.status == Contact.PENDING
+        assert contact.lease_expires_at is None and contact.published_at is not None
+    assert orphaned.lease_owner == orphaned_before  # kept for forensics
+    live_before = live.lease_expires_at
+    live.refresh_from_db()
+    assert live.lease_expires_at == live_before and live.published_at is None
+    logged = set(LogEntry.objects.values_list("object_id", flat=True))
+    assert logged == {str(orphaned.pk), str(unclaimed.pk)}
+
+
+def test_release_with_only_live_or_finished_contacts_publishes_nothing_and_says_so(
+    admin_client, redis_client, django_capture_on_commit_callbacks
+):
+    live = _leased(lease=10)
+    done = _finished(ContactFactory(), Contact.FAILED)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _release(admin_client, [live, done])
+    messages = [(m.level_tag, str(m)) for m in response.context["messages"]]
+    assert len(messages) == 1
+    level, text = messages[0]
+    assert level == "warning"
+    assert text.startswith("Published 0 pending enrichment(s) again. Skipped 1 held by a live")
+    assert redis_client.llen("enrichment") == 0
+
+
+def _staff_client(client, django_user_model, *perms: str, group: str | None = None):
+    from django.contrib.auth.models import Group, Permission
+
+    user = django_user_model.objects.create_user("ops", password="pw-12345-long", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=perms))
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    client.force_login(user)
+    return client
+
+
+def _offered_actions(client) -> set[str]:
+    response = client.get(reverse("admin:enrichment_contact_changelist"))
+    assert response.status_code == 200
+    form = response.context["action_form"]
+    return {value for value, _ in form.fields["action"].choices} if form else set()
+
+
+def test_read_only_support_staff_neither_see_nor_run_the_release(
+    client, django_user_model, redis_client, django_capture_on_commit_callbacks
+):
+    from apps.ops.services import SUPPORT_GROUP
+
+    support = _staff_client(client, django_user_model, group=SUPPORT_GROUP)
+    orphaned = _leased(lease=-1)
+    assert "release_pending" not in _offered_actions(support)
+    with django_capture_on_commit_callbacks(execute=True):
+        _release(support, [orphaned])
+    assert redis_client.llen("enrichment") == 0
+    before = orphaned.lease_expires_at
+    orphaned.refresh_from_db()
+    assert orphaned.lease_expires_at == before and orphaned.published_at is None
+
+
+def test_the_release_is_offered_with_the_change_permission_like_the_rerun(
+    client, django_user_model, redis_client, django_capture_on_commit_callbacks
+):
+    ops = _staff_client(client, django_user_model, "view_contact", "change_contact")
+    assert {"release_pending", "rerun_failed"} <= _offered_actions(ops)
+    orphaned = _leased(lease=-1)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _release(ops, [orphaned])
+    assert "Published 1 pending enrichment(s) again." in response.content.decode()
+    assert redis_client.llen("enrichment") == 1

@@ -237,3 +237,131 @@ def test_dashboard_link_is_shown_only_to_those_who_may_open_it(client, django_us
     index = client.get(reverse("admin:index"))
     assert index.status_code == 200
     assert f'href="{URL}"' not in index.content.decode()
+
+
+# --- Recovery: work whose worker is gone ------------------------------------------------------
+
+
+def _leased(*, lease: float | None, age: float = 0, runs: int = 1, **fields) -> Contact:
+    """A contact accepted ``age`` seconds ago whose lease ends ``lease`` seconds from now
+    (None: not claimed), claimed ``runs`` times."""
+    now = timezone.now()
+    contact = ContactFactory(**fields)
+    Contact.objects.filter(pk=contact.pk).update(
+        created_at=now - timedelta(seconds=age),
+        lease_expires_at=None if lease is None else now + timedelta(seconds=lease),
+        lease_owner=None if lease is None else uuid.uuid4(),
+        run_count=runs if lease is not None else 0,
+    )
+    return contact
+
+
+def _recovery_rows() -> dict[str, set[str]]:
+    """Contacts and deliveries in each recovery state; returns the ids each figure counts."""
+    now = timezone.now()
+    live = _leased(lease=10)
+    orphaned = _leased(lease=-1)
+    orphaned_rerun = _leased(lease=-2, runs=3)
+    stuck_live = _leased(lease=10, age=600, runs=2)
+    stuck_unclaimed = _leased(lease=None, age=900)
+    rerun_done = _leased(
+        lease=-600, runs=2, status=Contact.FINISHED, result_status=Contact.VERIFIED
+    )
+    _leased(lease=-600, runs=4, age=30 * 3600, status=Contact.FINISHED)  # re-run, but old
+    lost = DeliveryFactory(claimed_until=now - timedelta(seconds=5))
+    DeliveryFactory(claimed_until=now + timedelta(seconds=10))  # being sent
+    DeliveryFactory(status=Delivery.SUCCEEDED, claimed_until=now - timedelta(hours=1))
+    ids = lambda *rows: {str(r.pk) for r in rows}  # noqa: E731
+    return {
+        "pending": ids(live, orphaned, orphaned_rerun, stuck_live, stuck_unclaimed),
+        "orphaned": ids(orphaned, orphaned_rerun),
+        "stuck": ids(stuck_live, stuck_unclaimed),
+        "rerun": ids(orphaned_rerun, stuck_live, rerun_done),
+        "deliveries": ids(lost),
+    }
+
+
+def test_dashboard_shows_orphaned_rerun_and_stuck_work_linked_to_the_lists(admin_client, settings):
+    settings.ENRICHMENT_STUCK_AFTER_SECONDS = 120
+    expected = _recovery_rows()
+    response = admin_client.get(URL)
+    assert response.status_code == 200
+    recovery = response.context["recovery"]
+    assert recovery == selectors.Recovery(
+        contacts_pending=5,
+        contacts_orphaned=2,
+        contacts_stuck=2,
+        contacts_rerun=3,
+        deliveries_orphaned=1,
+    )
+    block = response.content.decode().split('id="recovery"', 1)[1].split("</section>", 1)[0]
+    links = {}
+    for kpi, n in (
+        ("contacts-orphaned", 2),
+        ("contacts-rerun", 3),
+        ("contacts-stuck", 2),
+        ("deliveries-orphaned", 1),
+        ("contacts-pending", 5),
+    ):
+        value = block.split(f'id="kpi-{kpi}">', 1)[1].split("</div>", 1)[0]
+        assert re.sub(r"<[^>]+>", "", value) == str(n), kpi
+        link = re.search(r'href="([^"]+)"', value)
+        if link:
+            links[kpi] = link.group(1).replace("&amp;", "&")
+    assert "within 5 s" in block and "more than 120 s" in block
+
+    def listed(url: str) -> set[str]:
+        page = admin_client.get(url)
+        assert page.status_code == 200, url
+        assert "?e=1" not in page.wsgi_request.get_full_path()
+        return {str(row.pk) for row in page.context["cl"].result_list}
+
+    assert listed(links["contacts-orphaned"]) == expected["orphaned"]
+    assert listed(links["contacts-stuck"]) == expected["stuck"]
+    assert listed(links["contacts-rerun"]) == expected["rerun"]
+    assert listed(links["deliveries-orphaned"]) == expected["deliveries"]
+
+
+def test_dashboard_shows_no_recovery_work_as_zeros(admin_client):
+    _traffic(3)
+    recovery = admin_client.get(URL).context["recovery"]
+    assert recovery == selectors.Recovery(0, 0, 0, 0, 0)
+
+
+def test_recovery_figures_are_three_queries_at_any_volume():
+    now = timezone.now()
+    _recovery_rows()
+    with CaptureQueriesContext(connection) as ctx:
+        selectors.recovery(now=now, since=now - timedelta(hours=24))
+    assert len(ctx.captured_queries) == 3
+    for _ in range(10):
+        _recovery_rows()
+    with CaptureQueriesContext(connection) as ctx:
+        figures = selectors.recovery(now=now, since=now - timedelta(hours=24))
+    assert len(ctx.captured_queries) == 3
+    assert figures.contacts_orphaned == 22 and figures.deliveries_orphaned == 11
+
+
+def test_dashboard_query_count_does_not_grow_with_recovery_work(admin_client):
+    _recovery_rows()
+    few = page_queries(admin_client, URL)
+    for _ in range(15):
+        _recovery_rows()
+    assert page_queries(admin_client, URL) == few
+
+
+def test_dashboard_recovery_is_shown_to_support_staff_too(client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    from apps.ops.services import SUPPORT_GROUP
+
+    user = django_user_model.objects.create_user("desk", password="pw-12345-long", is_staff=True)
+    user.groups.add(Group.objects.get(name=SUPPORT_GROUP))
+    client.force_login(user)
+    _leased(lease=-1)
+    response = client.get(URL)
+    assert response.status_code == 200
+    assert response.context["recovery"].contacts_orphaned == 1
+    link = reverse("admin:enrichment_contact_changelist") + "?lease=lapsed"
+    assert f'href="{link}"' in response.content.decode()
+    assert client.get(link).status_code == 200
