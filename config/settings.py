@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.middleware.DependencyOutageMiddleware",
     "apps.core.middleware.RequireHttpsMiddleware",
     # Outside the idempotency middleware so that replays carry this request's limits too.
     "apps.accounts.ratelimit.RateLimitHeadersMiddleware",
@@ -118,9 +119,9 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # A server that is down refuses at once; one that is unreachable must not hold a request
     # (or a worker) past this many seconds per connection attempt: the API answers 503
-    # service_unavailable instead (docs/errors.md).
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
-        "DATABASE_CONNECT_TIMEOUT", default=3
+    # service_unavailable instead (docs/errors.md). A connect_timeout in the URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The single-enrich INSERT becomes a server-side prepared statement on a PostgreSQL
@@ -159,7 +160,10 @@ BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
-CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+# Longer than any countdown (webhook retries ride one for at most 60 s) and than a task
+# normally runs; a message still unacknowledged after it is delivered again (a no-op for a
+# task whose work is leased or done: docs/reliability.md).
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
 
 # --- Auth, static, i18n -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -64,18 +64,46 @@ def _contact_row(
     )
 
 
+# ``published_at`` of a committed contact whose message could not be published (the broker
+# was down): the reaper's next run publishes it, without waiting for the stuck period.
+PUBLISH_FAILED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def contacts_publish(contact_ids: list[str]) -> None:
-    """Publish the waterfall for these contacts: one message per chunk, never one per contact."""
+    """Publish the waterfall for these contacts: one message per chunk, never one per contact.
+
+    Never raises: called after commit, the rows are already accepted. When the broker is
+    down, the first failed publish stops it (each one waits for the broker for about a
+    second and a half) and the rest are marked for the reaper (``PUBLISH_FAILED``).
+    """
     from . import tasks
 
     size = settings.ENRICHMENT_CHUNK_SIZE
     for start in range(0, len(contact_ids), size):
         chunk = contact_ids[start : start + size]
-        # A given argsrepr spares Celery its saferepr of the ids (a sixth of the publish's
-        # CPU); logs and monitors see the count, the ids are in the message body.
-        tasks.run_contacts.apply_async(
-            args=[chunk], argsrepr=f"[<{len(chunk)} contact ids>]", kwargsrepr="{}"
-        )
+        try:
+            # A given argsrepr spares Celery its saferepr of the ids (a sixth of the publish's
+            # CPU); logs and monitors see the count, the ids are in the message body.
+            tasks.run_contacts.apply_async(
+                args=[chunk], argsrepr=f"[<{len(chunk)} contact ids>]", kwargsrepr="{}"
+            )
+        except Exception as exc:
+            _contacts_publish_failed(contact_ids[start:], exc)
+            return
+
+
+def _contacts_publish_failed(contact_ids: list[str], exc: Exception) -> None:
+    logger.error(
+        "publishing contacts failed; the reaper publishes them when the broker is back",
+        extra={"count": len(contact_ids), "error": str(exc)[:200]},
+    )
+    try:
+        Contact.objects.filter(
+            pk__in=contact_ids, status=Contact.PENDING, lease_expires_at__isnull=True
+        ).update(published_at=PUBLISH_FAILED)
+    except Exception:
+        # The database is away too: the reaper still finds them after the stuck period.
+        logger.exception("could not mark unpublished contacts", extra={"count": len(contact_ids)})
 
 
 class IntakeRefused(Exception):

@@ -85,6 +85,9 @@ class WorkerProcess:
         self.stop()
         raise RuntimeError(f"worker did not answer ping in {timeout}s; see {self.log_path}")
 
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def kill(self) -> None:
         """SIGKILL, as a crashed or OOM-killed worker would die."""
         if self.proc and self.proc.poll() is None:

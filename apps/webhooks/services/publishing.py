@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
@@ -10,19 +11,48 @@ from django.utils import timezone
 
 from ..models import Delivery
 
+logger = logging.getLogger(__name__)
+
 
 def deliveries_publish(delivery_ids: list[str]) -> None:
-    """Put one message per delivery on the ``webhooks`` queue (called after commit)."""
+    """Put one message per delivery on the ``webhooks`` queue (called after commit).
+
+    Never raises: the rows are committed. When the broker is down, the first failed publish
+    stops it and the rest are left to the sweep's next run (``published_at`` cleared).
+    """
     from .. import tasks
 
-    for delivery_id in delivery_ids:
-        tasks.deliver.apply_async(args=[delivery_id])
+    for i, delivery_id in enumerate(delivery_ids):
+        try:
+            tasks.deliver.apply_async(args=[delivery_id])
+        except Exception as exc:
+            _publish_failed(delivery_ids[i:], exc)
+            return
 
 
 def deliveries_publish_later(*, delivery_id: str, countdown: float) -> None:
     from .. import tasks
 
-    tasks.deliver.apply_async(args=[delivery_id], countdown=countdown)
+    try:
+        tasks.deliver.apply_async(args=[delivery_id], countdown=countdown)
+    except Exception as exc:
+        _publish_failed([delivery_id], exc)
+
+
+def _publish_failed(delivery_ids: list[str], exc: Exception) -> None:
+    logger.error(
+        "publishing deliveries failed; the sweep publishes them when the broker is back",
+        extra={"count": len(delivery_ids), "error": str(exc)[:200]},
+    )
+    try:
+        Delivery.objects.filter(pk__in=delivery_ids, status=Delivery.PENDING).update(
+            published_at=None
+        )
+    except Exception:
+        # The database is away too: the sweep still finds them once their message is stale.
+        logger.exception(
+            "could not mark unpublished deliveries", extra={"count": len(delivery_ids)}
+        )
 
 
 def deliveries_requeue(*, delivery_ids: list[Any]) -> int:
