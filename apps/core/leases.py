@@ -80,7 +80,7 @@ class LeaseKeeper:
 
     def hold(self, token: uuid.UUID, ids: Iterable[Any], *, since: float | None = None) -> None:
         """Keep renewing these rows (just claimed with ``token``) until ``release``."""
-        ids = set(ids)
+        ids = {str(pk) for pk in ids}  # one spelling of a key (UUIDs and strings mix)
         if not ids:
             return
         started = time.monotonic() if since is None else since
@@ -103,7 +103,7 @@ class LeaseKeeper:
                 del self._held[token]
                 return
             held = self._held[token][0]
-            held -= set(ids)
+            held -= {str(pk) for pk in ids}
             if not held:
                 del self._held[token]
 

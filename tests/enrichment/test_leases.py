@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -153,3 +154,15 @@ def test_release_leaves_contacts_a_live_worker_holds(
     assert sorted(released) == sorted([str(orphaned.pk), str(unclaimed.pk)])
     assert skipped == 1
     assert sorted(_all_queued(redis_client)) == sorted(released)
+
+
+def test_the_keeper_releases_ids_however_they_are_spelled():
+    contact_id = uuid.uuid4()
+    token = services.contact_leases.new_token()
+    services.contact_leases.hold(token, [str(contact_id), str(uuid.uuid4())])
+    try:
+        services.contact_leases.release(token, [contact_id])  # a UUID, held as a string
+        assert services.contact_leases.holding() == 1
+    finally:
+        services.contact_leases.release(token)
+    assert services.contact_leases.holding() == 0
