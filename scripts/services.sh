@@ -32,14 +32,15 @@ SLUICE_SERVICES_DIR=""
 
 sluice_services_stop() {
   [ -n "$SLUICE_SERVICES_DIR" ] || return 0
-  if [ -f "$SLUICE_SERVICES_DIR/redis.pid" ]; then
-    kill "$(cat "$SLUICE_SERVICES_DIR/redis.pid")" 2>/dev/null || true
+  if [ -f "$SLUICE_SERVICES_DIR/redis/redis.pid" ]; then
+    kill "$(cat "$SLUICE_SERVICES_DIR/redis/redis.pid")" 2>/dev/null || true
   fi
   if [ -d "$SLUICE_SERVICES_DIR/pg" ]; then
     _sluice_as_pg "$SLUICE_PG_BIN/pg_ctl" -D "$SLUICE_SERVICES_DIR/pg" -m immediate stop >/dev/null 2>&1 || true
   fi
   rm -rf "$SLUICE_SERVICES_DIR"
   SLUICE_SERVICES_DIR=""
+  unset SLUICE_PG_DATA SLUICE_REDIS_DIR
 }
 
 _sluice_as_pg() {
@@ -71,26 +72,56 @@ sluice_services_start() {
       --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     # Throwaway data: commits need not survive a crash, which spares the tests every fsync.
     # SLUICE_PG_DURABLE=1 keeps PostgreSQL's durable defaults (benchmarks, docs/benchmarks.md).
-    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    [ "${SLUICE_PG_DURABLE:-}" = "1" ] && durability=""
-    _sluice_as_pg "$SLUICE_PG_BIN/pg_ctl" -D "$SLUICE_SERVICES_DIR/pg" -w -l "$SLUICE_SERVICES_DIR/pg/log" \
-      -o "-p $port -k $SLUICE_SERVICES_DIR/pg -c listen_addresses=127.0.0.1 $durability \
-          -c max_connections=300" start >/dev/null
+    # The options go into the data directory's own postgresql.conf rather than onto pg_ctl's
+    # command line, so that a plain `pg_ctl start` or `restart` brings back the same server
+    # (the fault tests stop and restart it: tests/support/outages.py).
+    {
+      echo "port = $port"
+      echo "listen_addresses = '127.0.0.1'"
+      echo "unix_socket_directories = '$SLUICE_SERVICES_DIR/pg'"
+      echo "max_connections = 300"
+      if [ "${SLUICE_PG_DURABLE:-}" != "1" ]; then
+        echo "fsync = off"
+        echo "synchronous_commit = off"
+        echo "full_page_writes = off"
+      fi
+    } | _sluice_as_pg tee -a "$SLUICE_SERVICES_DIR/pg/postgresql.conf" >/dev/null
+    _sluice_as_pg "$SLUICE_PG_BIN/pg_ctl" -D "$SLUICE_SERVICES_DIR/pg" -w \
+      -l "$SLUICE_SERVICES_DIR/pg/log" start >/dev/null
     _sluice_as_pg "$SLUICE_PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U sluice sluice
     export DATABASE_URL="postgres://sluice@127.0.0.1:$port/sluice"
+    # For tests that restart the server they run on; only ever set for a server started here.
+    export SLUICE_PG_DATA="$SLUICE_SERVICES_DIR/pg" SLUICE_PG_BIN
   fi
 
   if [ -z "${REDIS_URL:-}" ]; then
     command -v redis-server >/dev/null 2>&1 || _sluice_apt_install redis-server
     local rport; rport=$(_sluice_free_port)
-    redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
-      --maxmemory-policy noeviction --dir "$SLUICE_SERVICES_DIR" \
-      --pidfile "$SLUICE_SERVICES_DIR/redis.pid" --daemonize yes >/dev/null
+    local rdir="$SLUICE_SERVICES_DIR/redis"
+    mkdir -p "$rdir"
+    # No RDB snapshots, but an append-only file written once a second: a Redis that the fault
+    # tests stop or kill comes back with its queues, as a production Redis should be set up.
+    # A file, so that tests/support/outages.py starts the very same server again.
+    cat >"$rdir/redis.conf" <<EOF
+port $rport
+bind 127.0.0.1
+save ""
+appendonly yes
+appendfsync everysec
+maxmemory-policy noeviction
+dir $rdir
+pidfile $rdir/redis.pid
+logfile $rdir/redis.log
+daemonize yes
+EOF
+    redis-server "$rdir/redis.conf" >/dev/null
     for _ in $(seq 50); do
-      redis-cli -p "$rport" ping >/dev/null 2>&1 && break
+      redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break
       sleep 0.1
     done
     export REDIS_URL="redis://127.0.0.1:$rport/0"
+    # For tests that restart the server they run on; only ever set for a server started here.
+    export SLUICE_REDIS_DIR="$rdir"
   fi
 }
 
