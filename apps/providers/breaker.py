@@ -11,6 +11,17 @@ with ``record_success`` / ``record_failure``; ``state`` and ``is_open`` only loo
 views. ``allow_call`` remembers what it last read for ``PROVIDER_BREAKER_LOCAL_SECONDS`` so
 a healthy provider costs one cache read per second per process, not one per call (which
 matters most in the embedded mode, where the cache is a database table).
+
+The breaker fails open: when the cache cannot be reached (Redis down or restarting), calls
+proceed as if every breaker were closed, and ``allow_call``, ``record_failure``,
+``record_success`` and ``trip`` never raise into the waterfall. After a cache error this
+process leaves the cache alone for ``PROVIDER_BREAKER_LOCAL_SECONDS`` (so an unreachable
+Redis costs one timeout per second, not one per call), and logs the trouble at most once
+every ``CACHE_ERROR_LOG_SECONDS``. A breaker tripped meanwhile holds in this process only.
+Losing the breaker for the length of an outage costs at worst some calls to a failing
+provider, each bounded by its timeouts; refusing every provider would fail every contact.
+``state``, ``is_open`` and ``reset`` (ops views and actions) do raise: they must not report
+a state nobody could read, or claim a reset that did not happen.
 """
 
 from __future__ import annotations
@@ -18,11 +29,43 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
 
+from apps.core.errors import LogThrottle
+
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A cache that is down is reported once per this many seconds per process, not per call.
+CACHE_ERROR_LOG_SECONDS = 5.0
+_cache_log = LogThrottle(CACHE_ERROR_LOG_SECONDS)
+_cache_down_until = 0.0  # monotonic: until then this process does not try the cache
+
+
+def _shared(operation: str, fn: Callable[[], T], default: T) -> T:
+    """``fn()`` against the shared cache, or ``default`` when the cache fails (or failed
+    less than ``PROVIDER_BREAKER_LOCAL_SECONDS`` ago): fail open, never raise."""
+    global _cache_down_until
+    if time.monotonic() < _cache_down_until:
+        return default
+    try:
+        return fn()
+    except Exception as exc:  # Redis down, a timeout, the database cache's table: all alike
+        _cache_down_until = time.monotonic() + settings.PROVIDER_BREAKER_LOCAL_SECONDS
+        _cache_log.warning(
+            logger,
+            "cache",
+            "circuit breaker cache unavailable: providers are called as if closed",
+            operation=operation,
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )
+        return default
+
 
 _lock = threading.Lock()
 _seen: dict[str, tuple[float, bool]] = {}  # name -> (monotonic time read, open?)
@@ -85,14 +128,20 @@ def allow_call(name: str) -> bool:
         seen = _seen.get(name)
     if seen and now - seen[0] < settings.PROVIDER_BREAKER_LOCAL_SECONDS:
         return not seen[1]
-    current = state(name)
-    # While half-open only the winner of this atomic add may call; it is not cached as
-    # "closed", so the process's other threads ask the cache (and lose) too.
-    if current == HALF_OPEN and cache.add(_probe_key(name), 1, timeout=_probe_seconds()):
-        with _lock:
-            _probing[name] = threading.get_ident()
-            _seen.pop(name, None)
-        return True
+    current = _shared("read", lambda: state(name), CLOSED)
+    if current == HALF_OPEN:
+        # While half-open only the winner of this atomic add may call; it is not cached as
+        # "closed", so the process's other threads ask the cache (and lose) too.
+        won = _shared(
+            "probe", lambda: cache.add(_probe_key(name), 1, timeout=_probe_seconds()), None
+        )
+        if won is None:  # the cache failed just now: as if closed
+            return True
+        if won:
+            with _lock:
+                _probing[name] = threading.get_ident()
+                _seen.pop(name, None)
+            return True
     opened = current != CLOSED
     with _lock:
         _seen[name] = (now, opened)
@@ -119,19 +168,23 @@ def record_failure(name: str) -> int:
     with _lock:
         probing = _probe_release(name)
         _failing.add(name)
-    if probing or cache.get(_half_open_key(name)) is not None:
+    if probing or _shared("read", lambda: cache.get(_half_open_key(name)) is not None, False):
         trip(name, seconds=settings.PROVIDER_BREAKER_COOLDOWN_SECONDS, reason="probe failed")
         return settings.PROVIDER_BREAKER_FAILURES
-    key = _failures_key(name)
-    cache.add(key, 0, timeout=settings.PROVIDER_BREAKER_WINDOW_SECONDS)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=settings.PROVIDER_BREAKER_WINDOW_SECONDS)
-        count = 1
+    count = _shared("count", lambda: _count_failure(name), 0)  # 0: not counted, cache down
     if count >= settings.PROVIDER_BREAKER_FAILURES:
         trip(name, seconds=settings.PROVIDER_BREAKER_COOLDOWN_SECONDS, reason=f"{count} failures")
     return count
+
+
+def _count_failure(name: str) -> int:
+    key = _failures_key(name)
+    cache.add(key, 0, timeout=settings.PROVIDER_BREAKER_WINDOW_SECONDS)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=settings.PROVIDER_BREAKER_WINDOW_SECONDS)
+        return 1
 
 
 def record_success(name: str) -> None:
@@ -147,18 +200,23 @@ def record_success(name: str) -> None:
     if probing:
         keys += [_half_open_key(name), _probe_key(name)]
         logger.info("provider circuit closed", extra={"provider": name})
-    cache.delete_many(keys)
+    _shared("reset", lambda: cache.delete_many(keys), None)
 
 
 def trip(name: str, *, seconds: float, reason: str = "") -> None:
     """Open the breaker for ``seconds`` (also used to honour a long ``Retry-After``); it is
-    half-open after that for a further cool-down (or window, if longer)."""
+    half-open after that for a further cool-down (or window, if longer). With the cache
+    down it holds in this process only, for ``PROVIDER_BREAKER_LOCAL_SECONDS``."""
     half_open_for = max(
         settings.PROVIDER_BREAKER_COOLDOWN_SECONDS, settings.PROVIDER_BREAKER_WINDOW_SECONDS
     )
-    cache.set(_open_key(name), reason or "open", timeout=_seconds(seconds))
-    cache.set(_half_open_key(name), reason or "open", timeout=_seconds(seconds + half_open_for))
-    cache.delete_many([_failures_key(name), _probe_key(name)])
+
+    def write() -> None:
+        cache.set(_open_key(name), reason or "open", timeout=_seconds(seconds))
+        cache.set(_half_open_key(name), reason or "open", timeout=_seconds(seconds + half_open_for))
+        cache.delete_many([_failures_key(name), _probe_key(name)])
+
+    _shared("trip", write, None)
     with _lock:
         _seen[name] = (time.monotonic(), True)
         _probing.pop(name, None)
@@ -168,7 +226,11 @@ def trip(name: str, *, seconds: float, reason: str = "") -> None:
 
 
 def reset(name: str | None = None) -> None:
-    """Close breakers (all when ``name`` is None) and forget this process's view of them."""
+    """Close breakers (all when ``name`` is None) and forget this process's view of them
+    (and of the cache being down). Raises when the cache cannot be reached."""
+    global _cache_down_until
+    _cache_down_until = 0.0
+    _cache_log.reset()
     with _lock:
         names = [name] if name else list({*_seen, *_failing, *_probing})
         for n in names:
