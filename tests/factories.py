@@ -92,6 +92,25 @@ class ContactFactory(factory.django.DjangoModelFactory):
     sandbox = True
 
 
+def leased_contact(
+    *, lease: float | None = None, age: float = 0, runs: int | None = None, **fields
+) -> Contact:
+    """A contact accepted ``age`` seconds ago whose lease ends ``lease`` seconds from now
+    (None: never claimed; negative: lapsed), claimed ``runs`` times (default: 1 if leased)."""
+    import uuid
+
+    now = timezone.now()
+    contact = ContactFactory(**fields)
+    Contact.objects.filter(pk=contact.pk).update(
+        created_at=now - timedelta(seconds=age),
+        lease_expires_at=None if lease is None else now + timedelta(seconds=lease),
+        lease_owner=None if lease is None else uuid.uuid4(),
+        run_count=runs if runs is not None else int(lease is not None),
+    )
+    contact.refresh_from_db()
+    return contact
+
+
 class IdempotencyRecordFactory(factory.django.DjangoModelFactory):
     """A completed enrich request's stored answer, live for 24 h."""
 

@@ -263,7 +263,9 @@ def _run_claimed(token: uuid.UUID, claimed: list[str]) -> int:
         # A crashed or abandoned waterfall's contact is let go at once: its lease lapses and
         # the reaper runs it again (up to ENRICHMENT_MAX_RUNS).
         contact_leases.release(token, [c.pk for c, o in batch if o is None])
-        return _finish_batch([(c, o) for c, o in batch if o is not None], token=token)
+        finished = _finish_batch([(c, o) for c, o in batch if o is not None], token=token)
+        contact_leases.release(token, [c.pk for c, _ in batch])  # done: nothing to renew
+        return finished
 
     if settings.ENRICHMENT_CONCURRENCY <= 1:
         # No threads: the waterfall and the finish both run here, one contact at a time.

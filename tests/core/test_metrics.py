@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from apps.enrichment.models import ProviderAttempt
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, leased_contact
 
 pytestmark = pytest.mark.django_db
 
@@ -55,40 +55,19 @@ def _families(response) -> dict[str, object]:
     return {f.name: f for f in text_string_to_metric_families(response.content.decode())}
 
 
-def _contact(*, age: float = 0, lease: float | None = None, runs: int = 0, **fields):
-    """A contact accepted ``age`` seconds ago whose lease ends ``lease`` seconds from now
-    (None: no lease), claimed ``runs`` times."""
-    import uuid
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from apps.enrichment.models import Contact
-
-    now = timezone.now()
-    contact = ContactFactory(**fields)
-    Contact.objects.filter(pk=contact.pk).update(
-        created_at=now - timedelta(seconds=age),
-        lease_expires_at=None if lease is None else now + timedelta(seconds=lease),
-        lease_owner=None if lease is None else uuid.uuid4(),
-        run_count=runs,
-    )
-    return contact
-
-
 def test_metrics_tell_orphaned_stuck_and_rerun_contacts_apart(settings):
     settings.ENRICHMENT_STUCK_AFTER_SECONDS = 120
-    _contact(lease=10, runs=1)  # running now: a live worker renews its lease
-    _contact(lease=-1, runs=1)  # orphaned: its worker is gone
-    _contact(lease=-30, runs=2)  # orphaned again, after a second run
-    _contact(age=600, lease=10, runs=3)  # stuck (long pending) though a live worker holds it
-    _contact(age=300, lease=-5, runs=1)  # stuck and orphaned
-    _contact(age=900)  # stuck, never claimed (its message seems lost)
-    _contact(age=30)  # waiting for a worker
+    leased_contact(lease=10, runs=1)  # running now: a live worker renews its lease
+    leased_contact(lease=-1, runs=1)  # orphaned: its worker is gone
+    leased_contact(lease=-30, runs=2)  # orphaned again, after a second run
+    leased_contact(age=600, lease=10, runs=3)  # stuck (long pending) though a live worker holds it
+    leased_contact(age=300, lease=-5, runs=1)  # stuck and orphaned
+    leased_contact(age=900)  # stuck, never claimed (its message seems lost)
+    leased_contact(age=30)  # waiting for a worker
     # Finished ones are neither orphaned nor stuck, whatever their stale lease says; those
     # created in the last 24 h that needed more than one run count as re-run.
-    _contact(age=900, lease=-900, runs=2, status="finished", result_status="VERIFIED")
-    _contact(age=30 * 3600, lease=-900, runs=4, status="finished", result_status="FAILED")
+    leased_contact(age=900, lease=-900, runs=2, status="finished", result_status="VERIFIED")
+    leased_contact(age=30 * 3600, lease=-900, runs=4, status="finished", result_status="FAILED")
 
     samples = _samples(APIClient().get("/metrics"))
     assert samples[("sluice_contacts_pending", ())] == 7
@@ -139,10 +118,10 @@ def test_metrics_cost_the_same_queries_at_any_volume():
             assert APIClient().get("/metrics").status_code == 200
         return len(ctx.captured_queries)
 
-    _contact(lease=-1, runs=2)
+    leased_contact(lease=-1, runs=2)
     few = scrape()
     for i in range(30):
-        _contact(age=600 * (i % 2), lease=-1 if i % 3 else 10, runs=i % 3)
+        leased_contact(age=600 * (i % 2), lease=-1 if i % 3 else 10, runs=i % 3)
     assert scrape() == few
 
 

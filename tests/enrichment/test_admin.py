@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.enrichment.models import Contact, ProviderAttempt
-from tests.factories import AccountFactory, BulkJobFactory, ContactFactory
+from tests.factories import AccountFactory, BulkJobFactory, ContactFactory, leased_contact
 from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
 
 pytestmark = pytest.mark.django_db
@@ -235,24 +235,6 @@ def test_find_an_enrichment_by_its_webhook_url(admin_client):
 # --- Leases: the filter, and releasing pending contacts ---------------------------------------
 
 
-def _leased(*, lease: float | None, age: float = 0, runs: int = 1, **fields) -> Contact:
-    """A contact accepted ``age`` seconds ago whose lease ends ``lease`` seconds from now
-    (None: not claimed), claimed ``runs`` times."""
-    import uuid
-    from datetime import timedelta
-
-    now = timezone.now()
-    contact = ContactFactory(**fields)
-    Contact.objects.filter(pk=contact.pk).update(
-        created_at=now - timedelta(seconds=age),
-        lease_expires_at=None if lease is None else now + timedelta(seconds=lease),
-        lease_owner=None if lease is None else uuid.uuid4(),
-        run_count=runs if lease is not None else 0,
-    )
-    contact.refresh_from_db()
-    return contact
-
-
 def _listed(client, params: dict) -> set[str]:
     response = client.get(reverse("admin:enrichment_contact_changelist"), params)
     assert response.status_code == 200
@@ -260,11 +242,11 @@ def _listed(client, params: dict) -> set[str]:
 
 
 def test_lease_filter_tells_live_lapsed_and_unclaimed_pending_contacts_apart(admin_client):
-    live = _leased(lease=10)
-    lapsed = _leased(lease=-1)
-    unclaimed = _leased(lease=None)
+    live = leased_contact(lease=10)
+    lapsed = leased_contact(lease=-1)
+    unclaimed = leased_contact(lease=None)
     # A finished contact's old lease means nothing: it is in no lease choice.
-    _leased(lease=-60, status=Contact.FINISHED, result_status=Contact.VERIFIED)
+    leased_contact(lease=-60, status=Contact.FINISHED, result_status=Contact.VERIFIED)
     assert _listed(admin_client, {"lease": "live"}) == {str(live.pk)}
     assert _listed(admin_client, {"lease": "lapsed"}) == {str(lapsed.pk)}
     assert _listed(admin_client, {"lease": "none"}) == {str(unclaimed.pk)}
@@ -275,12 +257,12 @@ def test_lease_filter_tells_live_lapsed_and_unclaimed_pending_contacts_apart(adm
 
 def test_recovery_filter_lists_stuck_and_rerun_contacts(admin_client, settings):
     settings.ENRICHMENT_STUCK_AFTER_SECONDS = 120
-    stuck_live = _leased(lease=10, age=600)
-    stuck_unclaimed = _leased(lease=None, age=300)
-    _leased(lease=None, age=30)  # waiting, not for long
-    rerun = _leased(lease=-1, runs=2)
-    rerun_done = _leased(lease=-60, runs=3, status=Contact.FINISHED, result_status="FAILED")
-    rerun_old = _leased(lease=-60, runs=2, age=30 * 3600, status=Contact.FINISHED)
+    stuck_live = leased_contact(lease=10, age=600)
+    stuck_unclaimed = leased_contact(lease=None, age=300)
+    leased_contact(lease=None, age=30)  # waiting, not for long
+    rerun = leased_contact(lease=-1, runs=2)
+    rerun_done = leased_contact(lease=-60, runs=3, status=Contact.FINISHED, result_status="FAILED")
+    rerun_old = leased_contact(lease=-60, runs=2, age=30 * 3600, status=Contact.FINISHED)
     assert _listed(admin_client, {"recovery": "stuck"}) == {
         str(stuck_live.pk),
         str(stuck_unclaimed.pk),
@@ -299,7 +281,7 @@ def test_lease_and_recovery_filters_cost_no_query_per_row(admin_client, params):
 
     def add(n: int) -> None:
         for i in range(n):
-            _leased(lease=-1 if i % 2 else None, age=600, runs=2)
+            leased_contact(lease=-1 if i % 2 else None, age=600, runs=2)
 
     add(4)
     few = page_queries(admin_client, url)
@@ -323,9 +305,9 @@ def test_release_publishes_orphaned_and_unclaimed_contacts_and_skips_live_ones(
 
     from tests.conftest import queued_contact_ids
 
-    orphaned = _leased(lease=-1)
-    unclaimed = _leased(lease=None, age=600)
-    live = _leased(lease=10)
+    orphaned = leased_contact(lease=-1)
+    unclaimed = leased_contact(lease=None, age=600)
+    live = leased_contact(lease=10)
     done = _finished(ContactFactory(), Contact.VERIFIED, "v@acme.com")
     with django_capture_on_commit_callbacks(execute=True):
         response = _release(admin_client, [orphaned, unclaimed, live, done])
@@ -351,7 +333,7 @@ def test_release_publishes_orphaned_and_unclaimed_contacts_and_skips_live_ones(
 def test_release_with_only_live_or_finished_contacts_publishes_nothing_and_says_so(
     admin_client, redis_client, django_capture_on_commit_callbacks
 ):
-    live = _leased(lease=10)
+    live = leased_contact(lease=10)
     done = _finished(ContactFactory(), Contact.FAILED)
     with django_capture_on_commit_callbacks(execute=True):
         response = _release(admin_client, [live, done])
@@ -387,7 +369,7 @@ def test_read_only_support_staff_neither_see_nor_run_the_release(
     from apps.ops.services import SUPPORT_GROUP
 
     support = _staff_client(client, django_user_model, group=SUPPORT_GROUP)
-    orphaned = _leased(lease=-1)
+    orphaned = leased_contact(lease=-1)
     assert "release_pending" not in _offered_actions(support)
     with django_capture_on_commit_callbacks(execute=True):
         _release(support, [orphaned])
@@ -402,7 +384,7 @@ def test_the_release_is_offered_with_the_change_permission_like_the_rerun(
 ):
     ops = _staff_client(client, django_user_model, "view_contact", "change_contact")
     assert {"release_pending", "rerun_failed"} <= _offered_actions(ops)
-    orphaned = _leased(lease=-1)
+    orphaned = leased_contact(lease=-1)
     with django_capture_on_commit_callbacks(execute=True):
         response = _release(ops, [orphaned])
     assert "Published 1 pending enrichment(s) again." in response.content.decode()

@@ -18,7 +18,7 @@ from apps.ops import selectors
 from apps.ops.percentile import SQLITE_FUNCTION, _SqlitePercentile, percentile_cont
 from apps.webhooks.models import Delivery, DeliveryAttempt
 from apps.webhooks.services import endpoint_deactivate
-from tests.factories import AccountFactory, ContactFactory
+from tests.factories import AccountFactory, ContactFactory, leased_contact
 from tests.ops.querycount import page_queries
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory
 
@@ -242,32 +242,18 @@ def test_dashboard_link_is_shown_only_to_those_who_may_open_it(client, django_us
 # --- Recovery: work whose worker is gone ------------------------------------------------------
 
 
-def _leased(*, lease: float | None, age: float = 0, runs: int = 1, **fields) -> Contact:
-    """A contact accepted ``age`` seconds ago whose lease ends ``lease`` seconds from now
-    (None: not claimed), claimed ``runs`` times."""
-    now = timezone.now()
-    contact = ContactFactory(**fields)
-    Contact.objects.filter(pk=contact.pk).update(
-        created_at=now - timedelta(seconds=age),
-        lease_expires_at=None if lease is None else now + timedelta(seconds=lease),
-        lease_owner=None if lease is None else uuid.uuid4(),
-        run_count=runs if lease is not None else 0,
-    )
-    return contact
-
-
 def _recovery_rows() -> dict[str, set[str]]:
     """Contacts and deliveries in each recovery state; returns the ids each figure counts."""
     now = timezone.now()
-    live = _leased(lease=10)
-    orphaned = _leased(lease=-1)
-    orphaned_rerun = _leased(lease=-2, runs=3)
-    stuck_live = _leased(lease=10, age=600, runs=2)
-    stuck_unclaimed = _leased(lease=None, age=900)
-    rerun_done = _leased(
+    live = leased_contact(lease=10)
+    orphaned = leased_contact(lease=-1)
+    orphaned_rerun = leased_contact(lease=-2, runs=3)
+    stuck_live = leased_contact(lease=10, age=600, runs=2)
+    stuck_unclaimed = leased_contact(lease=None, age=900)
+    rerun_done = leased_contact(
         lease=-600, runs=2, status=Contact.FINISHED, result_status=Contact.VERIFIED
     )
-    _leased(lease=-600, runs=4, age=30 * 3600, status=Contact.FINISHED)  # re-run, but old
+    leased_contact(lease=-600, runs=4, age=30 * 3600, status=Contact.FINISHED)  # re-run, but old
     lost = DeliveryFactory(claimed_until=now - timedelta(seconds=5))
     DeliveryFactory(claimed_until=now + timedelta(seconds=10))  # being sent
     DeliveryFactory(status=Delivery.SUCCEEDED, claimed_until=now - timedelta(hours=1))
@@ -358,7 +344,7 @@ def test_dashboard_recovery_is_shown_to_support_staff_too(client, django_user_mo
     user = django_user_model.objects.create_user("desk", password="pw-12345-long", is_staff=True)
     user.groups.add(Group.objects.get(name=SUPPORT_GROUP))
     client.force_login(user)
-    _leased(lease=-1)
+    leased_contact(lease=-1)
     response = client.get(URL)
     assert response.status_code == 200
     assert response.context["recovery"].contacts_orphaned == 1
