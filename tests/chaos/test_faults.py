@@ -264,9 +264,9 @@ def test_redis_restarts_under_the_workers_and_they_carry_on(stack, kill):
 
 
 def test_postgres_restarts_under_the_stack_and_readyz_tells(stack):
-    stack.webhooks()
-    stack.beat()
-    stack.worker()
+    webhooks = stack.webhooks()
+    beat = stack.beat()
+    worker = stack.worker()
     web = stack.web()
     run = Run(stack)
     run.submit(bulks=2)
@@ -291,3 +291,5 @@ def test_postgres_restarts_under_the_stack_and_readyz_tells(stack):
         timeout=10,
     )
     assert answer.status_code == 200 and answer.json()["status"] == "finished"
+    for process in (webhooks, beat, worker, web):
+        assert process.alive(), f"{process.name} exited; see {process.log_path}"
