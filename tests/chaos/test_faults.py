@@ -293,3 +293,23 @@ def test_postgres_restarts_under_the_stack_and_readyz_tells(stack):
     assert answer.status_code == 200 and answer.json()["status"] == "finished"
     for process in (webhooks, beat, worker, web):
         assert process.alive(), f"{process.name} exited; see {process.log_path}"
+
+
+@pytest.mark.parametrize("dependency", ["redis", "postgres"])
+def test_a_60_s_outage_is_ridden_out_by_every_process(stack, dependency):
+    """SPEC §9 and the issue's bound: away for a whole minute, then back; nobody exits."""
+    processes = [stack.webhooks(), stack.beat(), stack.worker(), stack.web()]
+    run = Run(stack)
+    run.submit(bulks=1)
+    run.wait_started()
+    down = outages.redis_down() if dependency == "redis" else outages.postgres_down()
+    with down:
+        time.sleep(60)
+        for process in processes:
+            assert process.alive(), f"{process.name} exited; see {process.log_path}"
+    run.wait_finished(timeout=120, since=f"{dependency} came back")
+    run.submit(bulks=1, size=10)  # and they still work
+    run.wait_finished(timeout=60, since="the second submission")
+    run.assert_settled()
+    for process in processes:
+        assert process.alive(), f"{process.name} exited; see {process.log_path}"
