@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
 import statistics
 import subprocess
 import sys
@@ -43,6 +41,7 @@ from apps.enrichment.services import contact_enqueue  # noqa: E402
 from apps.enrichment.validation import Problems, clean_contact  # noqa: E402
 from apps.webhooks import services  # noqa: E402
 from apps.webhooks.models import Delivery, DeliveryAttempt  # noqa: E402
+from bench.stack import procfile_command, start, wait_until  # noqa: E402
 
 DELIVERIES = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 LATENCY_SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 20
@@ -90,33 +89,6 @@ def start_receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-def procfile_command(name: str) -> list[str]:
-    line = next(
-        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(f"{name}:")
-    )
-    command = re.sub(
-        r"\$\{(\w+):-([^}]*)\}",
-        lambda m: os.environ.get(m.group(1), m.group(2)),
-        line.split(":", 1)[1].strip(),
-    )
-    argv = shlex.split(command)
-    return [str(ROOT / ".venv/bin" / argv[0]), *argv[1:]]
-
-
-def start(name: str) -> subprocess.Popen:
-    log = open(Path(os.environ["SLUICE_VAR_DIR"]) / f"{name}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen(procfile_command(name), cwd=ROOT, stdout=log, stderr=log)
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def percentile(values: list[float], p: float) -> float:
