@@ -22,6 +22,7 @@ from apps.accounts.services import AlreadyCharged, credits_charge
 from apps.core.db import insert_one
 from apps.core.errors import InsufficientCredits
 from apps.core.leases import LeaseKeeper
+from apps.core.metrics import broker_queue_depths
 from apps.core.outages import db_retry
 from apps.providers import registry
 from apps.webhooks import services as webhook_services
@@ -551,13 +552,15 @@ def contacts_reap() -> int:
 
     Two kinds: contacts whose lease lapsed (claimed by a worker that died, or whose run
     crashed), published at once; and contacts never claimed whose message seems lost (no
-    lease, last published more than ``ENRICHMENT_STUCK_AFTER_SECONDS`` ago: a broker that
-    lost its data, a publish that failed). A contact whose runs keep dying is finished as
-    FAILED after ``ENRICHMENT_MAX_RUNS`` runs instead of looping forever. Returns how many
-    contacts it published or gave up on; at most 5,000 a run, oldest first.
+    lease, last published more than ``ENRICHMENT_STUCK_AFTER_SECONDS`` ago, or one lease
+    period ago while the queue is empty (``_lost_after``): a worker that died between taking
+    the message and claiming, a broker that lost its data, a publish that failed). A contact
+    whose runs keep dying is finished as FAILED after ``ENRICHMENT_MAX_RUNS`` runs instead of
+    looping forever. Returns how many contacts it published or gave up on; at most 5,000 a
+    run, oldest first.
     """
     now = timezone.now()
-    lost_before = now - timedelta(seconds=settings.ENRICHMENT_STUCK_AFTER_SECONDS)
+    lost_before = now - timedelta(seconds=_lost_after("enrichment"))
     never_republished = Q(published_at__isnull=True, created_at__lt=lost_before)
     with transaction.atomic():
         rows = list(
@@ -588,6 +591,24 @@ def contacts_reap() -> int:
         extra={"count": len(again), "orphaned": orphaned, "failed": len(give_up)},
     )
     return len(rows)
+
+
+def _lost_after(queue: str) -> float:
+    """Seconds after its publish that an unclaimed contact's message counts as lost.
+
+    While the queue is empty, one lease period: no live worker holds a message unstarted
+    that long (a worker takes no more messages than it has threads, and claims at once), so
+    the message was taken by a worker that died before its claim, or dropped with a broker
+    connection. Otherwise (a backlog, or a broker we cannot see into) the stuck period, so
+    that a deep but healthy queue is not flooded with duplicates.
+    """
+    try:
+        depths = broker_queue_depths()
+    except Exception:  # the broker is away: nothing can be published anyway
+        depths = None
+    if depths is not None and depths.get(queue) == 0:
+        return min(settings.ENRICHMENT_LEASE_SECONDS, settings.ENRICHMENT_STUCK_AFTER_SECONDS)
+    return settings.ENRICHMENT_STUCK_AFTER_SECONDS
 
 
 def _contacts_give_up(contact_ids: list[Any]) -> None:

@@ -166,3 +166,16 @@ def test_the_keeper_releases_ids_however_they_are_spelled():
     finally:
         services.contact_leases.release(token)
     assert services.contact_leases.holding() == 0
+
+
+def test_an_unclaimed_contact_is_lost_after_one_lease_while_the_queue_is_empty(db, redis_client):
+    # Its message was taken by a worker that died before claiming: nothing is queued.
+    taken = ContactFactory()
+    Contact.objects.filter(pk=taken.pk).update(created_at=timezone.now() - timedelta(seconds=20))
+    fresh = ContactFactory()  # 0 s: its message may still be on its way to a worker
+    redis_client.rpush("enrichment", b"{}")  # a backlog: a message may simply be waiting
+    assert services.contacts_reap() == 0
+    redis_client.delete("enrichment")
+    assert services.contacts_reap() == 1
+    assert _all_queued(redis_client) == [str(taken.pk)]
+    assert Contact.objects.get(pk=fresh.pk).published_at is None

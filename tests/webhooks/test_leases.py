@@ -86,3 +86,16 @@ def test_an_attempt_whose_claim_was_taken_over_is_not_recorded():
         )
         == Delivery.SUCCEEDED
     )
+
+
+def test_an_unclaimed_delivery_is_lost_after_one_lease_while_the_queue_is_empty(redis_client):
+    now = timezone.now()
+    taken = DeliveryFactory(published_at=now - timedelta(seconds=20))
+    DeliveryFactory(published_at=now)  # its message may still be on its way
+    redis_client.flushdb()
+    redis_client.rpush("webhooks", b"{}")  # a backlog: a message may simply be waiting
+    assert services.deliveries_sweep() == 0
+    redis_client.delete("webhooks")
+    assert services.deliveries_sweep() == 1
+    queued = [json.loads(m)["headers"]["argsrepr"] for m in redis_client.lrange("webhooks", 0, -1)]
+    assert queued == [repr([str(taken.pk)])]

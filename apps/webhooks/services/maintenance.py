@@ -10,15 +10,18 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.metrics import broker_queue_depths
+
 from ..models import Delivery, DeliveryAttempt, Event
 from .publishing import deliveries_publish
 
 
 def deliveries_sweep(*, limit: int = 1000) -> int:
-    """Publish due deliveries that have no live message: long-wait retries, lost messages,
-    and deliveries whose claim lapsed (the process sending them died mid-attempt)."""
+    """Publish due deliveries that have no live message: long-wait retries, lost messages
+    (``_lost_after``), and deliveries whose claim lapsed (the process sending them died
+    mid-attempt)."""
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.WEBHOOK_REPUBLISH_AFTER_SECONDS)
+    stale = now - timedelta(seconds=_lost_after())
     with transaction.atomic():
         ids = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -36,6 +39,20 @@ def deliveries_sweep(*, limit: int = 1000) -> int:
             published = [str(pk) for pk in ids]
             transaction.on_commit(lambda: deliveries_publish(published))
     return len(ids)
+
+
+def _lost_after() -> float:
+    """Seconds after its publish that an unclaimed delivery's message counts as lost: one
+    lease period while the ``webhooks`` queue is empty (no live process holds a message
+    unstarted that long: it takes no more than it has threads, and claims at once), else
+    ``WEBHOOK_REPUBLISH_AFTER_SECONDS``, so that a backlog is not flooded with duplicates."""
+    try:
+        depths = broker_queue_depths()
+    except Exception:  # the broker is away: nothing can be published anyway
+        depths = None
+    if depths is not None and depths.get("webhooks") == 0:
+        return min(settings.WEBHOOK_LEASE_SECONDS, settings.WEBHOOK_REPUBLISH_AFTER_SECONDS)
+    return settings.WEBHOOK_REPUBLISH_AFTER_SECONDS
 
 
 def events_purge(*, batch: int = 1000, max_seconds: float = 60.0) -> int:
