@@ -6,6 +6,7 @@ safe value. Every variable a user may change is listed in README.md with its def
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -39,7 +40,32 @@ else:
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 REQUIRE_HTTPS = env.bool("REQUIRE_HTTPS", default=PRODUCTION)
+# Proxies whose X-Forwarded-Proto / X-Forwarded-For are believed: comma-separated CIDRs of
+# the peers gunicorn sees (a load balancer, nginx on 127.0.0.1). From any other peer the
+# headers are dropped before anything reads them (apps.core.middleware.TrustedProxyMiddleware),
+# so a client reaching gunicorn directly cannot claim HTTPS or an allowlisted address. A
+# malformed entry stops the process here rather than trusting nobody (or everybody) quietly.
+TRUSTED_PROXIES = [
+    str(ipaddress.ip_network(cidr.strip(), strict=False))
+    for cidr in env.list("TRUSTED_PROXIES", default=[])
+    if cidr.strip()
+]
+# Deprecated alias (before TRUSTED_PROXIES it trusted X-Forwarded-For from any peer): with
+# TRUSTED_PROXIES empty it now trusts peers on the loopback and private networks only, where
+# a reverse proxy sits (apps.core.middleware.DEPRECATED_ALIAS_NETWORKS).
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# REQUIRE_HTTPS covers everything but the probes: the API answers plain HTTP with 403
+# https_required (never a redirect, SPEC §4); every other page (the admin, the dashboard, the
+# API docs, /metrics) is redirected to https:// by SecurityMiddleware. /healthz and /readyz
+# stay on plain HTTP for the load balancer's and the orchestrator's probes.
+SECURE_SSL_REDIRECT = REQUIRE_HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/", r"^healthz$", r"^readyz$"]
+# HSTS, sent on HTTPS responses only; 0 turns it off. Subdomains of Sluice's own host are
+# covered; preloading is a decision about the whole registered domain, left to the operator.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
@@ -62,6 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: forwarded headers from an untrusted peer are gone before anything reads them.
+    "apps.core.middleware.TrustedProxyMiddleware",
     "apps.core.middleware.RequestIdMiddleware",
     "apps.core.middleware.DependencyOutageMiddleware",
     "apps.core.middleware.RequireHttpsMiddleware",
@@ -247,7 +275,6 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # How long the single-contact intake trusts a web process's lookup of a key (0 = never);
 # its INSERT re-checks revocation, API access and credits (docs/architecture.md).
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
-TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 
 # Guards (docs/guards.md): rate limiter Redis timeout; idempotency key lifetime and the age
 # after which an in-flight key whose request died may be taken over by a retry.
@@ -284,8 +311,11 @@ WEBHOOK_REPUBLISH_AFTER_SECONDS = env.float("WEBHOOK_REPUBLISH_AFTER_SECONDS", d
 CREDITS_LOW_THRESHOLD = env.int("CREDITS_LOW_THRESHOLD", default=100)
 
 PROVIDER_SIMULATOR_URL = env.str("PROVIDER_SIMULATOR_URL", default="")
-# When set, GET /metrics requires "Authorization: Bearer <METRICS_TOKEN>".
+# When set, GET /metrics requires "Authorization: Bearer <METRICS_TOKEN>". In production
+# /metrics answers 404 until it is set (queue depths and outcome counts are not public); the
+# rest of the process starts and serves as usual.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_REQUIRE_TOKEN = PRODUCTION
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -15,6 +15,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from apps.core.middleware import is_trusted_proxy
+
 from .models import Account, ApiKey
 from .ratelimit import rate_limit_request
 from .selectors import api_key_by_raw
@@ -48,15 +50,23 @@ def raw_key_from_request(request: Request | HttpRequest) -> str | None:
 def client_ip(request: Request | HttpRequest) -> str:
     """The address an IP allowlist is checked against.
 
-    Behind a proxy (``TRUST_X_FORWARDED_FOR``) that is the *last* ``X-Forwarded-For`` entry,
-    the one our proxy appended: every entry before it was sent by the client and could name
-    any allowlisted address.
+    ``REMOTE_ADDR``, unless that peer is a trusted proxy (``TRUSTED_PROXIES``): then the
+    right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy, the client as the
+    outermost of our proxies saw it. Every entry left of that was written by the client and
+    could name any allowlisted address. A malformed entry there stops the walk at itself: it
+    is not an address, so no allowlist matches it.
     """
-    if settings.TRUST_X_FORWARDED_FOR:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded.strip():
-            return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "")
+    peer = request.META.get("REMOTE_ADDR", "")
+    # Checked here as well as in TrustedProxyMiddleware, so that the header can never widen
+    # an allowlist even where that middleware is not installed.
+    if not is_trusted_proxy(peer):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        if not is_trusted_proxy(hop):
+            return hop
+    # Only proxies (or no header): the request came from the proxy network itself.
+    return peer
 
 
 def ip_allowed(ip: str, allowlist: list[str]) -> bool:

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from importlib import import_module
 
 from django.apps import apps
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from .errors import envelope, json_404
 
 
 def broker_queue_depths() -> dict[str, int] | None:
@@ -58,13 +60,23 @@ class SluiceCollector(Collector):
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text. With ``METRICS_TOKEN`` set, only for ``Authorization: Bearer <it>``
+    (401 otherwise). In production without a token the endpoint does not exist (404): queue
+    depths and outcome counts are not for the public, and a deployment that forgot the token
+    keeps serving the API rather than refusing to start over a monitoring setting."""
     from django.conf import settings
 
     token = settings.METRICS_TOKEN
+    if not token and settings.METRICS_REQUIRE_TOKEN:
+        return json_404(request)
     if token and not hmac.compare_digest(
-        request.headers.get("Authorization", ""), f"Bearer {token}"
+        request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()
     ):
-        return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
+        response = JsonResponse(
+            envelope("Send 'Authorization: Bearer <METRICS_TOKEN>'", "unauthorized"), status=401
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SluiceCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -111,3 +111,43 @@ def test_django_level_400_is_the_envelope(settings, client):
     assert response.status_code == 400
     assert response.json()["code"] == "bad_request"
     assert response.json()["request_id"] == response["X-Request-ID"]
+
+
+def _https_on(settings) -> None:
+    """REQUIRE_HTTPS as production sets it (SECURE_SSL_REDIRECT follows it at start-up)."""
+    settings.REQUIRE_HTTPS = True
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 31536000
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+
+
+def test_require_https_redirects_the_admin_and_refuses_the_api(settings):
+    _https_on(settings)
+    client = APIClient()
+    admin = client.get("/admin/login/", REMOTE_ADDR="198.51.100.1")
+    assert admin.status_code == 301
+    assert admin["Location"] == "https://testserver/admin/login/"
+    # A direct client claiming HTTPS is not believed: still redirected.
+    spoofed = client.get(
+        "/admin/login/", REMOTE_ADDR="198.51.100.1", HTTP_X_FORWARDED_PROTO="https"
+    )
+    assert spoofed.status_code == 301
+    api_call = client.post("/api/v1/enrich", {}, format="json", REMOTE_ADDR="198.51.100.1")
+    assert api_call.status_code == 403
+    assert api_call.json()["code"] == "https_required"
+
+
+def test_probes_stay_on_plain_http_under_require_https(settings):
+    _https_on(settings)
+    assert APIClient().get("/healthz").status_code == 200
+    assert APIClient().get("/readyz").status_code == 200
+
+
+def test_hsts_is_sent_over_https_from_a_trusted_proxy_only(settings):
+    _https_on(settings)
+    client = APIClient()
+    proxied = client.get("/admin/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_PROTO="https")
+    assert proxied.status_code == 200
+    assert proxied["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    plain = client.get("/healthz", REMOTE_ADDR="198.51.100.1", HTTP_X_FORWARDED_PROTO="https")
+    assert "Strict-Transport-Security" not in plain

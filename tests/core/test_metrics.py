@@ -46,9 +46,26 @@ def test_metrics_report_contacts_attempts_and_queues(redis_client):
 
 def test_metrics_token(settings):
     settings.METRICS_TOKEN = "s3cret"
-    assert APIClient().get("/metrics").status_code == 401
+    for header in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong"}, {"HTTP_AUTHORIZATION": "Bearer é"}):
+        refused = APIClient().get("/metrics", **header)
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "unauthorized"
     ok = APIClient().get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret")
     assert ok.status_code == 200
+
+
+def test_in_production_metrics_is_a_404_until_a_token_is_set(settings):
+    """Issue 13 item 4: the endpoint does not exist rather than being public; the process
+    starts and serves the API as usual."""
+    settings.METRICS_REQUIRE_TOKEN = True
+    settings.METRICS_TOKEN = ""
+    missing = APIClient().get("/metrics")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "not_found"
+    assert APIClient().get("/healthz").status_code == 200
+    settings.METRICS_TOKEN = "s3cret"
+    assert APIClient().get("/metrics").status_code == 401
+    assert APIClient().get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
 
 
 def _families(response) -> dict[str, object]:
