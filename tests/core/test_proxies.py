@@ -25,6 +25,7 @@ SPOOFED = {
     "HTTP_X_FORWARDED_HOST": "evil.example",
     "HTTP_FORWARDED": "for=203.0.113.7;proto=https",
     "HTTP_X_REAL_IP": "203.0.113.7",
+    "HTTP_X_FORWARDED_SSL": "on",
 }
 
 
