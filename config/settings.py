@@ -297,6 +297,8 @@ WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", defau
 WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default=432000)
 WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
 WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=15.0)
+# Intake resolves a request's distinct webhook hosts concurrently within this many seconds in all.
+WEBHOOK_DNS_TIMEOUT_SECONDS = env.float("WEBHOOK_DNS_TIMEOUT_SECONDS", default=2.0)
 # Events (and their deliveries) are kept this long; never less than 24 h (SPEC §6).
 WEBHOOK_EVENT_RETENTION_SECONDS = max(
     86400, env.int("WEBHOOK_EVENT_RETENTION_SECONDS", default=7 * 86400)

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.webhooks.targets import webhook_url_problem
+from apps.webhooks.targets import webhook_url_syntax_problem, webhook_urls_problems
 
-from .normalize import normalize_domain, normalize_linkedin, person_key
+from .normalize import InvalidDomain, domain_normalized, normalize_linkedin, person_key
 
 KINDS = ("email", "phone", "personal_email")
 CONSENT_MESSAGE = (
@@ -73,9 +73,22 @@ class Problems:
     """Collects field path -> message; ``prefix`` scopes paths for bulk items."""
 
     errors: dict[str, str] = field(default_factory=dict)
+    # Field path -> webhook URL whose host is still to be resolved (check_webhook_urls).
+    webhook_urls: dict[str, str] = field(default_factory=dict)
 
     def add(self, path: str, message: str) -> None:
         self.errors.setdefault(path, message)
+
+
+def check_webhook_urls(problems: Problems) -> None:
+    """Resolve every webhook host the request named, once each, concurrently, under one
+    deadline (WEBHOOK_DNS_TIMEOUT_SECONDS): a bulk of 100 hosts that never answer costs
+    the request about that long, not 100 resolver timeouts one after another."""
+    pending, problems.webhook_urls = problems.webhook_urls, {}
+    refused = webhook_urls_problems(pending.values())
+    for path, url in pending.items():
+        if url in refused:
+            problems.add(path, refused[url])
 
 
 def _depth(value: Any) -> int:
@@ -159,10 +172,11 @@ def clean_webhook_url(value: Any, path: str, problems: Problems) -> str:
     if not isinstance(value, str):
         problems.add(path, "Must be a string.")
         return ""
-    problem = webhook_url_problem(value.strip())
+    problem = webhook_url_syntax_problem(value.strip())
     if problem:
         problems.add(path, problem)
         return ""
+    problems.webhook_urls[path] = value.strip()
     return value.strip()
 
 
@@ -204,8 +218,13 @@ def clean_contact(
     prefix: str = "",
     consent: bool,
     batch: dict[str, Any] | None = None,
+    resolve_later: bool = False,
 ) -> CleanContact | None:
-    """Validate one contact; batch-level values (bulk) apply where the contact has none."""
+    """Validate one contact; batch-level values (bulk) apply where the contact has none.
+
+    With ``resolve_later`` its webhook host is left in ``problems.webhook_urls`` for the
+    caller to resolve together with the others (check_webhook_urls).
+    """
     p = (lambda name: f"{prefix}.{name}") if prefix else (lambda name: name)
     if not isinstance(data, dict):
         problems.add(prefix or "non_field_errors", "Must be a JSON object.")
@@ -222,9 +241,10 @@ def clean_contact(
         if not isinstance(raw_domain, str):
             problems.add(p("domain"), "Must be a string.")
         else:
-            domain = normalize_domain(raw_domain) or ""
-            if not domain:
-                problems.add(p("domain"), "Must be a hostname such as 'stripe.com'.")
+            try:
+                domain = domain_normalized(raw_domain)
+            except InvalidDomain as exc:
+                problems.add(p("domain"), str(exc))
 
     linkedin = ""
     raw_linkedin = data.get("linkedin_url")
@@ -272,6 +292,8 @@ def clean_contact(
     unknown = sorted(set(data) - CONTACT_FIELDS)
     if unknown:
         problems.add(p(unknown[0]), "Unknown field.")
+    if not resolve_later:
+        check_webhook_urls(problems)
 
     if len(problems.errors) != before:
         return None
@@ -340,10 +362,16 @@ def clean_bulk(
     clean: list[CleanContact] = []
     for index, item in enumerate(contacts_raw):
         contact = clean_contact(
-            item, problems=problems, prefix=f"contacts[{index}]", consent=consent, batch=batch
+            item,
+            problems=problems,
+            prefix=f"contacts[{index}]",
+            consent=consent,
+            batch=batch,
+            resolve_later=True,
         )
         if contact is not None:
             clean.append(contact)
+    check_webhook_urls(problems)
     if problems.errors:
         return None, problems.errors
     return CleanBulk(

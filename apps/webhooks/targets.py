@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
+import os
 import socket
 import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,10 +19,24 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
+from apps.enrichment.normalize import InvalidDomain, idna_ascii
+
+logger = logging.getLogger(__name__)
+
 MAX_URL_LENGTH = 2048
+# One message whether the name does not exist or resolves to a private address: two messages
+# would tell a tenant which internal names exist (a CNAME to 'db.internal' is enough to ask).
+NOT_PUBLIC_MESSAGE = "The host must resolve to public addresses only."
+DNS_TIMEOUT_MESSAGE = "Host did not resolve in time."
+# Look-ups run on one small pool per process, at most DNS_PER_REQUEST of them at a time for
+# one request, so that a bulk of never-answering hosts cannot take every thread. A look-up
+# cannot be cancelled: one past the deadline keeps its thread until the system resolver
+# gives up (resolv.conf's timeout x attempts), which is why the pool is shared and bounded.
+DNS_POOL_SIZE = 32
+DNS_PER_REQUEST = 16
 
 
 def address_is_public(address: str) -> bool:
@@ -45,39 +64,139 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def webhook_url_problem(url: str) -> str | None:
-    """Why ``url`` may not receive webhooks, or None when it may."""
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _dns_pool() -> ThreadPoolExecutor:
+    """This process's look-up pool; made on first use so that a forked worker gets its own."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=DNS_POOL_SIZE, thread_name_prefix="sluice-dns"),
+            )
+        return _pool[1]
+
+
+Target = tuple[str, int]  # (ASCII host, port)
+
+
+def resolve_all(targets: Iterable[Target], *, timeout: float) -> dict[Target, list[str] | None]:
+    """Resolve distinct targets concurrently within ``timeout`` seconds in all.
+
+    Each target maps to its addresses (empty when it did not resolve); a target missing from
+    the answer did not resolve in time. IP literals are answered without a look-up.
+    """
+    answers: dict[Target, list[str] | None] = {}
+    waiting: list[Target] = []
+    for target in dict.fromkeys(targets):
+        try:
+            ipaddress.ip_address(target[0].split("%", 1)[0])
+        except ValueError:
+            waiting.append(target)
+        else:
+            answers[target] = [target[0]]
+    deadline = time.monotonic() + timeout
+    pool = _dns_pool()
+    running: dict[Future[list[str]], Target] = {}
+    waiting.reverse()  # popped from the end, in the request's order
+    while waiting or running:
+        while waiting and len(running) < DNS_PER_REQUEST:
+            target = waiting.pop()
+            running[pool.submit(resolve, *target)] = target
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        done, _ = wait(running, timeout=remaining, return_when=FIRST_COMPLETED)
+        for future in done:
+            target = running.pop(future)
+            try:
+                answers[target] = future.result()
+            except (OSError, UnicodeError) as exc:
+                logger.info("webhook host %s did not resolve: %s", target[0], exc)
+                answers[target] = []
+    for future in running:
+        future.cancel()  # a queued one never starts; a running one is left to finish
+    return answers
+
+
+def _target_or_problem(url: str) -> tuple[Target | None, str | None]:
+    """The (host, port) a URL would be delivered to, or why it may never be (no DNS)."""
     if len(url) > MAX_URL_LENGTH:
-        return f"Must be at most {MAX_URL_LENGTH} characters."
+        return None, f"Must be at most {MAX_URL_LENGTH} characters."
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return "Must be a valid URL."
+        return None, "Must be a valid URL."
     allowed = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
     if parts.scheme not in allowed:
-        return (
+        return None, (
             "Must be an https:// URL."
             if not settings.WEBHOOK_ALLOW_HTTP
             else "Must be an http(s) URL."
         )
-    if not parts.hostname:
-        return "Must include a host."
-    try:
-        parts.hostname.encode("idna")  # every label 1 to 63 characters
-    except UnicodeError:
-        return "Must have a valid host name."
+    host = parts.hostname
+    if not host:
+        return None, "Must include a host."
+    if host.isascii():
+        try:
+            host.encode("idna")  # every label 1 to 63 characters
+        except UnicodeError:
+            return None, "Must have a valid host name."
+    else:
+        # As requests will encode it for delivery (IDNA 2008, UTS 46), not as the socket
+        # module would (IDNA 2003: 'straße' would be checked as 'strasse', another host).
+        try:
+            host = idna_ascii(host)
+        except InvalidDomain:
+            return None, "Must have a valid host name (IDNA 2008)."
     if parts.username or parts.password:
-        return "Must not contain credentials."
-    if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
-        return None
-    try:
-        addresses = resolve(parts.hostname, port or (443 if parts.scheme == "https" else 80))
-    except (OSError, UnicodeError):
-        return "The host does not resolve."
-    if not addresses or not all(address_is_public(a) for a in addresses):
-        return "The host must resolve to public addresses only."
-    return None
+        return None, "Must not contain credentials."
+    return (host, port or (443 if parts.scheme == "https" else 80)), None
+
+
+def webhook_url_syntax_problem(url: str) -> str | None:
+    """The rules checked without DNS: what no look-up could make acceptable."""
+    return _target_or_problem(url)[1]
+
+
+def webhook_urls_problems(urls: Iterable[str]) -> dict[str, str]:
+    """Why each refused URL may not receive webhooks (URLs that may are left out).
+
+    The distinct hosts of all of them are resolved once, concurrently, within
+    WEBHOOK_DNS_TIMEOUT_SECONDS in all: a request never holds a web thread longer, however
+    many of its hosts never answer.
+    """
+    problems: dict[str, str] = {}
+    targets: dict[str, Target] = {}
+    for url in dict.fromkeys(urls):
+        target, problem = _target_or_problem(url)
+        if problem:
+            problems[url] = problem
+        elif target is not None:
+            targets[url] = target
+    if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS or not targets:
+        return problems
+    answers = resolve_all(targets.values(), timeout=settings.WEBHOOK_DNS_TIMEOUT_SECONDS)
+    for url, target in targets.items():
+        addresses = answers.get(target)
+        if addresses is None:
+            logger.info("webhook host %s did not resolve in time", target[0])
+            problems[url] = DNS_TIMEOUT_MESSAGE
+        elif not addresses or not all(address_is_public(a) for a in addresses):
+            # The detail stays here: the tenant gets one message for both cases.
+            if addresses:
+                logger.warning("webhook host %s refused: resolves to %s", target[0], addresses)
+            problems[url] = NOT_PUBLIC_MESSAGE
+    return problems
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why ``url`` may not receive webhooks, or None when it may."""
+    return webhook_urls_problems([url]).get(url)
 
 
 # --- Delivery-time guard: the address actually connected to must be public too ----------------
@@ -114,13 +233,18 @@ class _GuardedConnectionMixin:
         try:
             addresses = resolve(self._dns_host, self.port)
         except (OSError, UnicodeError) as exc:
-            raise NameResolutionError(self.host, self, exc) from exc  # type: ignore[arg-type]
+            logger.info("webhook host %s did not resolve: %s", self._dns_host, exc)
+            addresses = []
         refused = [a for a in addresses if not address_is_public(a)]
         if not addresses or refused:
+            # What it resolved to is logged, not stored in the attempt the tenant reads; and
+            # "does not resolve" reads the same, or a CNAME would probe internal names.
+            if refused:
+                logger.warning("webhook host %s refused: resolves to %s", self.host, addresses)
             raise PrivateAddressError(
                 self,  # type: ignore[arg-type]
-                f"Refused: {self.host} resolves to a non-public address "
-                f"({refused[0] if refused else 'none'}).",
+                "Refused: the host does not resolve to public addresses only "
+                "(a non-public address, or none).",
             )
         error: Exception | None = None
         for address in addresses:
@@ -144,9 +268,10 @@ class _GuardedConnectionMixin:
             peer = sock.getpeername()[0]
             if not address_is_public(peer):
                 sock.close()
+                logger.warning("webhook host %s refused: connected to %s", self.host, peer)
                 raise PrivateAddressError(
                     self,  # type: ignore[arg-type]
-                    f"Refused: connected to non-public address {peer}.",
+                    "Refused: connected to a non-public address.",
                 )
             return sock
         assert error is not None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 
 import pytest
 
-from apps.webhooks import services
+from apps.webhooks import services, targets
 from apps.webhooks.models import Delivery, DeliveryAttempt, Endpoint
 from apps.webhooks.targets import address_is_public, webhook_url_problem
 from tests.factories import AccountFactory
@@ -129,6 +131,7 @@ def test_delivery_rechecks_the_address_it_connects_to(receiver, settings, host):
     row = DeliveryAttempt.objects.get(delivery=delivery)
     assert row.status_code is None
     assert row.error.startswith("Refused:") and "non-public address" in row.error
+    assert "127.0.0.1" not in row.error  # the tenant reads attempts: no internal address
     assert receiver.received() == []
     # The same delivery goes through once private targets are allowed (local development).
     settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
@@ -143,3 +146,62 @@ def test_request_webhook_url_is_rechecked_at_delivery(receiver, settings):
     services.delivery_attempt(delivery_id=str(delivery.pk))
     assert DeliveryAttempt.objects.get(delivery=delivery).error.startswith("Refused:")
     assert receiver.received() == []
+
+
+def _fake_dns(monkeypatch, answers):
+    """targets.resolve answering from ``answers`` (host -> addresses; missing: NXDOMAIN)."""
+    asked = []
+
+    def fake(host, port):
+        asked.append(host)
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return answers[host]
+
+    monkeypatch.setattr(targets, "resolve", fake)
+    return asked
+
+
+def test_intake_does_not_tell_which_internal_names_exist(api, strict, monkeypatch, caplog):
+    # A tenant probing 'db.corp' (or a CNAME to it) must not learn that it exists, nor its
+    # address: one message whether it resolves to a private address or not at all.
+    _fake_dns(monkeypatch, {"db.corp": ["10.20.30.40"], "split.example": ["8.8.8.8", "10.9.9.9"]})
+    caplog.set_level(logging.INFO, logger="apps.webhooks.targets")
+    answers = {}
+    for host in ("db.corp", "nothing-here.corp", "split.example"):
+        response = api.post(
+            "/api/v1/webhooks",
+            json.dumps({"url": f"https://{host}/hook"}),
+            content_type="application/json",
+        )
+        assert response.status_code == 422
+        answers[host] = response.content.decode()
+    details = {json.loads(a)["details"]["url"] for a in answers.values()}
+    assert details == {"The host must resolve to public addresses only."}
+    assert not any("10.20.30.40" in a or "10.9.9.9" in a for a in answers.values())
+    # The detail is in the server log for the operator.
+    assert "10.20.30.40" in caplog.text and "nothing-here.corp" in caplog.text
+
+
+def test_delivery_does_not_tell_which_internal_names_exist(strict, monkeypatch, caplog):
+    # Accepted once, then rebound: to a private address, or to a name that does not exist.
+    _fake_dns(monkeypatch, {"private.example": ["10.20.30.40"]})
+    caplog.set_level(logging.INFO, logger="apps.webhooks.targets")
+    errors = []
+    for host in ("private.example", "ghost.example"):
+        delivery = DeliveryFactory(endpoint=EndpointFactory(url=f"https://{host}/hook"))
+        services.delivery_attempt(delivery_id=str(delivery.pk))
+        errors.append(DeliveryAttempt.objects.get(delivery=delivery).error)
+    assert errors[0] == errors[1]
+    assert errors[0].startswith("Refused:") and "10.20.30.40" not in errors[0]
+    assert "10.20.30.40" in caplog.text
+
+
+def test_a_unicode_host_is_checked_as_it_will_be_delivered_to(strict, monkeypatch):
+    # IDNA 2008 (what requests sends), not the socket module's IDNA 2003 'strasse.de'.
+    asked = _fake_dns(monkeypatch, {"xn--strae-oqa.de": ["93.184.215.14"]})
+    assert webhook_url_problem("https://Straße.de/hook") is None
+    assert asked == ["xn--strae-oqa.de"]
+    assert webhook_url_problem("https://a\u200cb.example/hook") == (
+        "Must have a valid host name (IDNA 2008)."
+    )
