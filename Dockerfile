@@ -11,4 +11,5 @@ RUN pip install --no-cache-dir . && mkdir -p /app/var \
 RUN useradd --system --home /app sluice && chown -R sluice /app/var
 USER sluice
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4",
+     "--limit-request-line", "8190"]

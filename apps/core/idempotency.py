@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 from rest_framework.settings import api_settings
@@ -60,6 +61,7 @@ def idempotency_begin(
     method: str,
     path: str,
     fingerprint: str,
+    required_scope: str = "",
 ) -> tuple[IdempotencyRecord, bool]:
     """Take the key's lock. Returns (record, acquired); ``acquired`` False = someone else's.
 
@@ -81,6 +83,7 @@ def idempotency_begin(
                     fingerprint=fingerprint,
                     method=method,
                     path=path[:255],
+                    required_scope=required_scope,
                     locked_at=now,
                     expires_at=expires_at,
                 )
@@ -165,6 +168,29 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
+def required_scope(request: HttpRequest) -> str:
+    """The scope the view at this path demands of a key (``required_scope``), "" for none."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return ""
+    view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
+    return getattr(view_class, "required_scope", None) or ""
+
+
+def may_replay(*, record: IdempotencyRecord, key: Any) -> bool:
+    """Whether ``key`` could have made the request ``record`` answered: it holds the scope
+    that request needed. A record from before scopes were kept (NULL) could hold anything,
+    an endpoint's secret included, so only a key with every scope gets it."""
+    scopes = getattr(key, "scopes", None)
+    if record.required_scope is None:
+        return scopes == []
+    if not record.required_scope:
+        return True
+    has_scope = getattr(key, "has_scope", None)
+    return bool(has_scope and has_scope(record.required_scope))
+
+
 def _principal(request: HttpRequest) -> tuple[Any, Any] | None:
     """(account, key) as the API's authentication classes resolve them, or None (let the
     view refuse)."""
@@ -185,13 +211,16 @@ class IdempotencyMiddleware:
     the same behaviour without opting in. With the header present:
 
     1. Authenticate with the API's own authentication classes. A request that does not
-       authenticate, or is rate limited, passes through untouched (the view answers).
+       authenticate, is rate limited, or whose key lacks the view's ``required_scope``
+       passes through untouched (the view answers, and that refusal is not stored).
     2. Validate the key (1-255 printable ASCII characters) → else 422.
     3. INSERT the (account, mode, key) record in its own committed transaction. The unique
        constraint is the lock: exactly one of several concurrent requests runs the view.
     4. A request that finds an existing record gets 422 ``idempotency_key_reused`` if its
        fingerprint differs, 409 ``idempotency_key_in_flight`` while the first runs, else the
-       stored status and body with ``Idempotent-Replayed: true``.
+       stored status and body with ``Idempotent-Replayed: true`` — only to a key holding
+       the scope the record says the original needed (else 403 ``insufficient_scope``): a
+       replay must never give a key what the view itself would have refused it.
     5. After the view, ``idempotency_finish`` stores the outcome or releases the key.
     """
 
@@ -208,6 +237,9 @@ class IdempotencyMiddleware:
         principal = _principal(request)
         decision = getattr(request, "sluice_rate_limit", None)
         if principal is None or (decision is not None and not decision.allowed):
+            return self.get_response(request)
+        scope = required_scope(request)
+        if scope and not principal[1].has_scope(scope):
             return self.get_response(request)
         key = request.headers.get(HEADER, "")
         if not _valid_key(key):
@@ -229,6 +261,7 @@ class IdempotencyMiddleware:
             method=request.method,
             path=request.path,
             fingerprint=fingerprint,
+            required_scope=scope,
         )
         if not acquired:
             if record.fingerprint != fingerprint:
@@ -243,6 +276,18 @@ class IdempotencyMiddleware:
                     409,
                     "A request with this Idempotency-Key is still in progress",
                     "idempotency_key_in_flight",
+                )
+            if not may_replay(record=record, key=principal[1]):
+                needed = (
+                    f"the '{record.required_scope}' scope"
+                    if record.required_scope
+                    else "every scope (the request was stored before scopes were recorded)"
+                )
+                return _error(
+                    403,
+                    f"Replaying this Idempotency-Key needs {needed}",
+                    "insufficient_scope",
+                    {HEADER: "A replay goes only to a key allowed to make the original request."},
                 )
             return _replay(record)
         try:

@@ -27,6 +27,11 @@ class IdempotencyRecord(models.Model):
     fingerprint = models.CharField(max_length=64)
     method = models.CharField(max_length=8)
     path = models.CharField(max_length=255)
+    # The scope the endpoint demanded of the key that made the request ("" = none): a replay
+    # goes only to a key holding it, or another key of the account without the ``webhooks``
+    # scope could read an endpoint's secret by replaying its key. NULL = a record stored
+    # before this was kept; only a key with every scope may have it replayed.
+    required_scope = models.CharField(max_length=32, null=True, blank=True)
     state = models.CharField(max_length=10, choices=STATES, default=IN_FLIGHT)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_headers = models.JSONField(default=dict, blank=True)

@@ -15,9 +15,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import Model, Q, QuerySet
 
 from .errors import InvalidRequest
+from .timefmt import parse_timestamp
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
+# Our cursors are about 100 characters (a timestamp and a UUID, base64). A longer one is
+# forged: refused before any decoding, with the same 422 as any other bad cursor.
+MAX_CURSOR_LENGTH = 200
 
 
 def parse_limit(raw: str | None) -> int:
@@ -41,17 +45,22 @@ def decode_cursor(cursor: str, model: type[Model]) -> tuple[datetime, Any]:
     """The ``(created_at, pk)`` a cursor encodes, or a 422 for anything a client forged.
 
     The pk goes through the model's own field conversion, so a cursor for another list or a
-    hand-made one is a clean 422 rather than a database error.
+    hand-made one is a clean 422 rather than a database error; its moment goes through the
+    API's one timestamp parser (``parse_timestamp``), so a forged offset or year cannot
+    reach PostgreSQL either.
     """
+    invalid = InvalidRequest(details={"cursor": "Invalid cursor."})
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise invalid
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, raw_pk = base64.urlsafe_b64decode(padded.encode()).decode().split("|", 1)
-        created_at = datetime.fromisoformat(created)
-        if created_at.tzinfo is None or "\x00" in raw_pk:
-            raise ValueError("naive timestamp or NUL byte")
+        if "\x00" in raw_pk:
+            raise ValueError("NUL byte")
+        created_at = parse_timestamp(created, field="cursor")
         return created_at, model._meta.pk.to_python(raw_pk)
-    except (ValueError, ValidationError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest(details={"cursor": "Invalid cursor."})
+    except (ValueError, ValidationError, binascii.Error, UnicodeDecodeError, InvalidRequest):
+        raise invalid
 
 
 def paginate(

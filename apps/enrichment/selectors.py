@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
 from apps.accounts.models import Account
 from apps.core.errors import InvalidRequest, NotFound
-from apps.core.timefmt import iso
+from apps.core.timefmt import iso, parse_timestamp
 
 from .models import BulkJob, Contact, ProviderAttempt
 
@@ -60,13 +59,7 @@ def contact_list(*, account: Account, filters: dict[str, str]) -> QuerySet[Conta
             raise InvalidRequest(details={"bulk_id": "Must be a UUID."})
     updated_after = filters.get("updated_after")
     if updated_after:
-        try:
-            moment = datetime.fromisoformat(updated_after.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidRequest(details={"updated_after": "Must be an ISO-8601 timestamp."})
-        if moment.tzinfo is None:
-            raise InvalidRequest(details={"updated_after": "Must include a time zone, e.g. Z."})
-        qs = qs.filter(updated_at__gt=moment)
+        qs = qs.filter(updated_at__gt=parse_timestamp(updated_after, field="updated_after"))
     return qs
 
 

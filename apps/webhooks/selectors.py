@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
 from apps.accounts.models import Account
 from apps.core.errors import InvalidRequest, NotFound
-from apps.core.timefmt import iso
+from apps.core.timefmt import iso, parse_timestamp
 
 from .models import Delivery, DeliveryAttempt, Endpoint, Event
 
@@ -26,17 +26,9 @@ def _uuid_or_404(value: str) -> uuid.UUID:
 
 
 def parse_moment(value: str, field: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        raise InvalidRequest(details={field: "Must be an ISO-8601 timestamp."})
-    if moment.tzinfo is None:
-        raise InvalidRequest(details={field: "Must include a time zone, e.g. Z."})
-    # In UTC: PostgreSQL refuses offsets beyond ±15:59 that Python accepts (up to ±23:59).
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidRequest(details={field: "Out of range."})
+    # The API's one timestamp reader, so ?since= and a replay's since refuse what
+    # ?updated_after= and cursors refuse.
+    return parse_timestamp(value, field=field)
 
 
 def endpoint_get(*, account: Account, endpoint_id: str) -> Endpoint:

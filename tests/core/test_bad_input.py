@@ -253,3 +253,67 @@ def test_a_body_ending_inside_a_utf8_sequence_is_400(unlimited):
     response = _post_raw(unlimited, json.dumps(VALID).encode() + b"\xe2\x82")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_json"
+
+
+# --- Long request lines: answered by Sluice, not by gunicorn's HTML error page ----------------
+
+LONG_CURSOR = "A" * 5000
+
+
+@pytest.fixture(scope="module")
+def gunicorn(django_db_setup, django_db_blocker):
+    """The Procfile's ``web`` line as a real process (``tests/support/stack.py``)."""
+    from tests.support.stack import WebProcess
+
+    web = WebProcess().start()
+    yield web
+    web.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/api/v1/contacts", "/api/v1/events", "/api/v1/webhooks"])
+def test_a_5000_character_cursor_through_gunicorn_is_the_json_envelope(gunicorn, path):
+    """gunicorn's default ``--limit-request-line 4094`` answered this with its own HTML 400
+    before Django saw it; the web line raises the limit and the cursor cap answers."""
+    import requests
+
+    client = make_client()
+    response = requests.get(
+        f"{gunicorn.url}{path}",
+        params={"cursor": LONG_CURSOR},
+        headers={"Authorization": f"Bearer {client.key.raw_key}"},
+        timeout=30,
+    )
+    assert response.status_code == 422, response.text[:300]
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert body["details"] == {"cursor": "Invalid cursor."}
+    assert body["request_id"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/contacts", "/api/v1/events", "/api/v1/webhooks"])
+def test_a_cursor_over_the_cap_is_422_in_django(unlimited, path):
+    from apps.core.pagination import MAX_CURSOR_LENGTH
+
+    response = unlimited.get(path, {"cursor": "A" * (MAX_CURSOR_LENGTH + 1)})
+    assert response.status_code == 422
+    assert response.json()["details"] == {"cursor": "Invalid cursor."}
+
+
+def test_every_web_command_raises_gunicorns_request_line_limit():
+    """The test above runs ``WebProcess``; these are what production runs."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    procfile_web = next(
+        line for line in (root / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
+    assert "--limit-request-line 8190" in procfile_web
+    flag = '"--limit-request-line", "8190"'
+    assert flag in (root / "docker-compose.yml").read_text()
+    assert flag in (root / "Dockerfile").read_text()
+    assert (
+        '"--limit-request-line",\n                "8190",'
+        in (root / "tests" / "support" / "stack.py").read_text()
+    )

@@ -316,3 +316,70 @@ def test_webhook_endpoint_creation_is_idempotent_too(api):
     assert again["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
     assert Endpoint.objects.filter(account=api.account).count() == 1
+
+
+# --- A replay goes only to a key allowed to make the original request -------------------------
+
+ENDPOINT = {"url": "https://hooks.example.com/sluice", "events": ["contact.enriched"]}
+
+
+def test_a_key_without_the_webhooks_scope_cannot_replay_an_endpoint_secret(api):
+    """The endpoint's secret is in the stored 201: a replay to a key that may not create (or
+    read) endpoints would hand it over."""
+    first = post(api, "/api/v1/webhooks", ENDPOINT, key="hook-1")
+    assert first.status_code == 201
+    assert first.json()["secret"].startswith("whsec_")
+    assert IdempotencyRecord.objects.get().required_scope == "webhooks"
+    enrich_only = make_client(account=api.account, scopes=["enrich", "read"])
+    refused = post(enrich_only, "/api/v1/webhooks", ENDPOINT, key="hook-1")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "insufficient_scope"
+    assert "Idempotent-Replayed" not in refused
+    assert b"whsec_" not in refused.content
+    assert first.json()["secret"].encode() not in refused.content
+    # The refusal neither replaced nor released the record: the owner still gets its replay.
+    assert post(api, "/api/v1/webhooks", ENDPOINT, key="hook-1").json() == first.json()
+
+
+def test_a_key_with_the_required_scope_gets_the_replay(api):
+    first = post(api, "/api/v1/webhooks", ENDPOINT, key="hook-1")
+    webhooks_only = make_client(account=api.account, scopes=["webhooks"])
+    again = post(webhooks_only, "/api/v1/webhooks", ENDPOINT, key="hook-1")
+    assert again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+
+
+def test_a_key_without_the_scope_is_refused_before_taking_the_key(api, redis_client):
+    read_only = make_client(account=api.account, scopes=["read"])
+    refused = post(read_only, "/api/v1/enrich", SARAH)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "insufficient_scope"
+    assert not IdempotencyRecord.objects.exists()
+    # So the key is still free for a key that may enrich.
+    assert "Idempotent-Replayed" not in post(api, "/api/v1/enrich", SARAH)
+    assert Contact.objects.count() == 1
+
+
+def test_the_scope_stored_on_the_record_is_what_a_replay_needs(api):
+    """Checked against the record, not only today's view: had the view's scope changed (or
+    the path resolved elsewhere), the scope the original needed still applies."""
+    post(api, "/api/v1/enrich", SARAH)
+    IdempotencyRecord.objects.update(required_scope="webhooks")
+    enrich_only = make_client(account=api.account, scopes=["enrich"])
+    refused = post(enrich_only, "/api/v1/enrich", SARAH)
+    assert refused.status_code == 403
+    assert "'webhooks'" in refused.json()["error"]
+    assert Contact.objects.count() == 1
+
+
+def test_a_record_stored_before_scopes_were_kept_replays_only_to_an_unrestricted_key(api):
+    first = post(api, "/api/v1/webhooks", ENDPOINT, key="hook-1")
+    IdempotencyRecord.objects.update(required_scope=None)  # as migration 0005 leaves old rows
+    webhooks_only = make_client(account=api.account, scopes=["webhooks"])
+    refused = post(webhooks_only, "/api/v1/webhooks", ENDPOINT, key="hook-1")
+    assert refused.status_code == 403
+    assert b"whsec_" not in refused.content
+    again = post(api, "/api/v1/webhooks", ENDPOINT, key="hook-1")  # api's key: every scope
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()

@@ -114,6 +114,8 @@ class WebProcess(_Process):
                 "1",
                 "--threads",
                 "4",
+                "--limit-request-line",
+                "8190",
                 "--log-level",
                 "warning",
             ]
