@@ -292,6 +292,30 @@ def test_a_5000_character_cursor_through_gunicorn_is_the_json_envelope(gunicorn,
     assert body["request_id"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_any_request_line_gunicorn_accepts_is_answered_in_json(gunicorn):
+    """Up to the 8190-byte limit, whatever the query holds, Django (so the envelope) answers:
+    a long value of a known parameter, many unknown ones, more fields than Django parses."""
+    import requests
+
+    client = make_client()
+    headers = {"Authorization": f"Bearer {client.key.raw_key}"}
+    cases = [
+        ("status=" + "x" * 7000, 422),
+        ("updated_after=" + "2026" * 1500, 422),
+        ("&".join(f"x{n}=1" for n in range(900)), 200),  # ignored, as unknown filters are
+        ("&".join(["a=1"] * 1500), 400),  # over DATA_UPLOAD_MAX_NUMBER_FIELDS
+    ]
+    for query, status in cases:
+        url = f"{gunicorn.url}/api/v1/contacts?{query}"
+        assert 5000 < len(url) < 8000
+        response = requests.get(url, headers=headers, timeout=30)
+        assert response.status_code == status, (query[:40], response.text[:300])
+        assert response.headers["Content-Type"].startswith("application/json")
+        if status != 200:
+            assert response.json()["request_id"]
+
+
 @pytest.mark.parametrize("path", ["/api/v1/contacts", "/api/v1/events", "/api/v1/webhooks"])
 def test_a_cursor_over_the_cap_is_422_in_django(unlimited, path):
     from apps.core.pagination import MAX_CURSOR_LENGTH
