@@ -2,11 +2,15 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 SLUICE_VAR_DIR=/app/var
 WORKDIR /app
+# The hashed lock first (its own layer, re-used while it is unchanged), then Sluice itself
+# without dependencies, so the image holds exactly the locked versions.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY apps ./apps
 COPY manage.py Procfile ./
-RUN pip install --no-cache-dir . && mkdir -p /app/var \
+RUN pip install --no-cache-dir --no-deps . && mkdir -p /app/var \
     && SECRET_KEY=build python manage.py collectstatic --noinput >/dev/null
 RUN useradd --system --home /app sluice && chown -R sluice /app/var
 USER sluice

@@ -80,6 +80,12 @@ class HttpProvider(Provider):
         self.api_key = creds.get("api_key") or ("simulator" if simulator else "")
         self.timeout = (settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT)
         self.session = requests.Session()
+        # The vendor key goes to the configured host and nowhere else: no HTTP(S)_PROXY or
+        # ALL_PROXY from the environment (a proxy would see every key), no ~/.netrc
+        # credentials mixed into vendor calls, no REQUESTS_CA_BUNDLE swap. Redirects are
+        # refused in ``request``. (Not ``max_redirects = 0``: requests then raises
+        # TooManyRedirects on any 3xx even with ``allow_redirects=False``, hiding the status.)
+        self.session.trust_env = False
         # One pool per host, as large as the number of threads that may call at once, so
         # threads never wait for (or throw away) a connection.
         pool = settings.PROVIDER_HTTP_POOL_SIZE
@@ -120,6 +126,9 @@ class HttpProvider(Provider):
         (with ``retry_after`` from the header); permanent for other 4xx and bad bodies.
         """
         url = f"{self.base_url}{path}"
+        # A redirect is never followed: requests would resend our headers (the key in
+        # ``X-Api-Key`` or a query parameter) to whatever host the Location names.
+        kwargs["allow_redirects"] = False
         try:
             response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.Timeout as exc:
@@ -133,6 +142,15 @@ class HttpProvider(Provider):
         status = response.status_code
         if status in not_found_statuses:
             return None
+        if 300 <= status < 400:
+            # A vendor API does not redirect a lookup; one that does is misconfigured (or its
+            # base URL is wrong), which is the provider's fault, and retrying will not help.
+            # The Location is left out of the message: it may hold the key echoed back.
+            raise ProviderError(
+                f"{self.name}: HTTP {status} redirect (not followed)",
+                retryable=False,
+                provider_fault=True,
+            )
         if self.is_retryable(response):
             raise ProviderError(
                 f"{self.name}: HTTP {status}{self.error_detail(response)}",
