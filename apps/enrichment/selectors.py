@@ -1,4 +1,5 @@
-"""Reads for enrichment, always scoped to one account (another account's id is a 404)."""
+"""Reads for enrichment, always scoped to one account and one mode (another account's or
+another mode's id is a 404): a sandbox key never sees live contacts or bulks, nor the reverse."""
 
 from __future__ import annotations
 
@@ -29,16 +30,20 @@ def _uuid_or_404(value: str) -> uuid.UUID:
         raise NotFound()
 
 
-def contact_get(*, account: Account, enrichment_id: str) -> Contact:
+def contact_get(*, account: Account, sandbox: bool, enrichment_id: str) -> Contact:
     pk = _uuid_or_404(enrichment_id)
-    contact = Contact.objects.filter(account=account, pk=pk).prefetch_related(_ATTEMPTS).first()
+    contact = (
+        Contact.objects.filter(account=account, sandbox=sandbox, pk=pk)
+        .prefetch_related(_ATTEMPTS)
+        .first()
+    )
     if contact is None:
         raise NotFound()
     return contact
 
 
-def contact_list(*, account: Account, filters: dict[str, str]) -> QuerySet[Contact]:
-    qs = Contact.objects.filter(account=account).prefetch_related(_ATTEMPTS)
+def contact_list(*, account: Account, sandbox: bool, filters: dict[str, str]) -> QuerySet[Contact]:
+    qs = Contact.objects.filter(account=account, sandbox=sandbox).prefetch_related(_ATTEMPTS)
     status = filters.get("status")
     if status:
         if status not in (Contact.PENDING, Contact.FINISHED):
@@ -63,9 +68,9 @@ def contact_list(*, account: Account, filters: dict[str, str]) -> QuerySet[Conta
     return qs
 
 
-def bulk_get(*, account: Account, bulk_id: str) -> BulkJob:
+def bulk_get(*, account: Account, sandbox: bool, bulk_id: str) -> BulkJob:
     pk = _uuid_or_404(bulk_id)
-    bulk = BulkJob.objects.filter(account=account, pk=pk).first()
+    bulk = BulkJob.objects.filter(account=account, sandbox=sandbox, pk=pk).first()
     if bulk is None:
         raise NotFound()
     return bulk

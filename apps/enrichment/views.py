@@ -126,7 +126,9 @@ class ContactDetailView(APIView):
         summary="Get one enrichment",
     )
     def get(self, request: Request, enrichment_id: str) -> Response:
-        contact = selectors.contact_get(account=request.user, enrichment_id=enrichment_id)
+        contact = selectors.contact_get(
+            account=request.user, sandbox=request.auth.sandbox, enrichment_id=enrichment_id
+        )
         return Response(selectors.contact_data(contact))
 
 
@@ -149,7 +151,9 @@ class ContactListView(APIView):
     )
     def get(self, request: Request) -> Response:
         cursor, limit = list_params(request)
-        queryset = selectors.contact_list(account=request.user, filters=request.query_params)
+        queryset = selectors.contact_list(
+            account=request.user, sandbox=request.auth.sandbox, filters=request.query_params
+        )
         return Response(
             paginate(queryset, cursor=cursor, limit=limit, serialize=selectors.contacts_data)
         )
@@ -165,5 +169,9 @@ class BulkDetailView(APIView):
     )
     def get(self, request: Request, bulk_id: str) -> Response:
         return Response(
-            selectors.bulk_data(selectors.bulk_get(account=request.user, bulk_id=bulk_id))
+            selectors.bulk_data(
+                selectors.bulk_get(
+                    account=request.user, sandbox=request.auth.sandbox, bulk_id=bulk_id
+                )
+            )
         )

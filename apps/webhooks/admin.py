@@ -57,7 +57,12 @@ class EndpointAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
     )
     list_display_links = ("endpoint_url",)
     list_select_related = ("account",)
-    list_filter = ("active", ("disabled_at", admin.EmptyFieldListFilter), "created_at")
+    list_filter = (
+        "active",
+        "sandbox",
+        ("disabled_at", admin.EmptyFieldListFilter),
+        "created_at",
+    )
     search_fields = ("url", "description", "account__name", "disabled_reason")
     search_help_text = "Endpoint URL, description, account name, endpoint or account id."
     date_hierarchy = "created_at"
@@ -67,6 +72,7 @@ class EndpointAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
     fields = (
         "id",
         "account_link",
+        "sandbox",
         "url",
         "events",
         "description",
@@ -272,12 +278,21 @@ class EventAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     show_full_result_count = False
     list_display = ("id", "type", "account", "test", "delivery_count", "created_at")
     list_select_related = ("account",)
-    list_filter = ("type", "test", "created_at")
+    list_filter = ("type", "sandbox", "test", "created_at")
     search_fields = ("=id", "account__name")
     search_help_text = "Event id (evt_…), account name or account id."
     date_hierarchy = "created_at"
     ordering = ("-created_at",)
-    fields = ("id", "type", "account_link", "test", "created_at", "deliveries", "payload")
+    fields = (
+        "id",
+        "type",
+        "account_link",
+        "sandbox",
+        "test",
+        "created_at",
+        "deliveries",
+        "payload",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:

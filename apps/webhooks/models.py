@@ -43,10 +43,16 @@ class Event(models.Model):
     body = models.TextField()
     # Sample events from POST /webhooks/{id}/test: delivered, never listed in GET /events.
     test = models.BooleanField(default=False)
+    # The mode of what happened (a sandbox contact, a live charge): only that mode's keys list
+    # it and only that mode's endpoints receive it. Rows from before modes existed are live.
+    sandbox = models.BooleanField(default=False)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["account", "type", "-created_at"])]
+        indexes = [
+            models.Index(fields=["account", "type", "-created_at"]),
+            models.Index(fields=["account", "sandbox", "-created_at"], name="event_mode_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
@@ -63,6 +69,9 @@ class Endpoint(models.Model):
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="webhook_endpoints"
     )
+    # Set from the creating key's mode: a sandbox endpoint receives only sandbox events and is
+    # seen only by sandbox keys. Rows from before modes existed are live (see migration 0004).
+    sandbox = models.BooleanField(default=False)
     url = models.URLField(max_length=2048)
     events = models.JSONField(default=list)
     # Sorted, comma-joined ``events``: lets a unique index refuse duplicate active endpoints.
@@ -85,10 +94,12 @@ class Endpoint(models.Model):
     class Meta:
         indexes = [models.Index(fields=["account", "-created_at"])]
         constraints = [
+            # Per mode: the same receiver may subscribe in both, and a 409 must not tell a
+            # sandbox key that a live endpoint exists.
             models.UniqueConstraint(
-                fields=["account", "url", "events_key"],
+                fields=["account", "sandbox", "url", "events_key"],
                 condition=Q(active=True),
-                name="webhook_endpoint_unique_active",
+                name="webhook_endpoint_unique_active_per_mode",
             )
         ]
 

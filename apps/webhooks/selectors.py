@@ -1,4 +1,5 @@
-"""Reads for webhooks, always scoped to one account (another account's id is a 404)."""
+"""Reads for webhooks, always scoped to one account and one mode (another account's or another
+mode's id is a 404): a sandbox key never sees live endpoints, deliveries or events."""
 
 from __future__ import annotations
 
@@ -31,15 +32,18 @@ def parse_moment(value: str, field: str) -> datetime:
     return parse_timestamp(value, field=field)
 
 
-def endpoint_get(*, account: Account, endpoint_id: str) -> Endpoint:
-    endpoint = Endpoint.objects.filter(account=account, pk=_uuid_or_404(endpoint_id)).first()
+def endpoint_get(*, account: Account, sandbox: bool, endpoint_id: str) -> Endpoint:
+    # Deliveries are read through the endpoint, so this one filter scopes them too.
+    endpoint = Endpoint.objects.filter(
+        account=account, sandbox=sandbox, pk=_uuid_or_404(endpoint_id)
+    ).first()
     if endpoint is None:
         raise NotFound()
     return endpoint
 
 
-def endpoint_list(*, account: Account) -> QuerySet[Endpoint]:
-    return Endpoint.objects.filter(account=account)
+def endpoint_list(*, account: Account, sandbox: bool) -> QuerySet[Endpoint]:
+    return Endpoint.objects.filter(account=account, sandbox=sandbox)
 
 
 def delivery_get(*, endpoint: Endpoint, delivery_id: str) -> Delivery:
@@ -70,8 +74,8 @@ def delivery_list(*, endpoint: Endpoint, filters: Mapping[str, str]) -> QuerySet
     return qs
 
 
-def event_list(*, account: Account, filters: Mapping[str, str]) -> QuerySet[Event]:
-    qs = Event.objects.filter(account=account, test=False)
+def event_list(*, account: Account, sandbox: bool, filters: Mapping[str, str]) -> QuerySet[Event]:
+    qs = Event.objects.filter(account=account, sandbox=sandbox, test=False)
     event_type = filters.get("type")
     if event_type:
         if event_type not in Event.TYPES:
@@ -92,6 +96,7 @@ def endpoint_data(endpoint: Endpoint, *, with_secret: bool = False) -> dict[str,
         "url": endpoint.url,
         "events": list(endpoint.events),
         "description": endpoint.description,
+        "sandbox": endpoint.sandbox,
         "active": endpoint.active,
         "disabled_at": iso(endpoint.disabled_at),
         "disabled_reason": endpoint.disabled_reason or None,
@@ -137,4 +142,5 @@ def deliveries_data(deliveries: Sequence[Delivery]) -> list[dict[str, Any]]:
 
 
 def events_data(events: Sequence[Event]) -> list[dict[str, Any]]:
-    return [e.payload for e in events]
+    # The column, not the body: events stored before modes existed have no ``sandbox`` key.
+    return [{**e.payload, "sandbox": e.sandbox} for e in events]

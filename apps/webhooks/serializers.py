@@ -33,6 +33,9 @@ class EndpointSerializer(serializers.Serializer):
     url = serializers.CharField()
     events = serializers.ListField(child=serializers.ChoiceField(Event.TYPES))
     description = serializers.CharField()
+    sandbox = serializers.BooleanField(
+        help_text="The mode of the key that created it; it receives only that mode's events"
+    )
     active = serializers.BooleanField()
     disabled_at = serializers.DateTimeField(allow_null=True)
     disabled_reason = serializers.CharField(allow_null=True)
@@ -110,6 +113,7 @@ class EventSerializer(serializers.Serializer):
     id = serializers.CharField()
     type = serializers.ChoiceField(Event.TYPES)
     created_at = serializers.DateTimeField()
+    sandbox = serializers.BooleanField(help_text="Sandbox or live, as the key that lists it")
     data = serializers.JSONField()
 
 

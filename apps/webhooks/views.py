@@ -11,12 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import LIST_PARAMETERS, error_responses, json_object, list_params
-from apps.core.errors import InvalidRequest
+from apps.core.errors import Forbidden, InvalidRequest
 from apps.core.pagination import paginate
 from apps.core.timefmt import iso
 
 from . import selectors, serializers, services
-from .models import Delivery, Event
+from .models import Delivery, Endpoint, Event
 
 
 def _valid(serializer_class: type[drf_serializers.Serializer], body: dict[str, Any]) -> dict:
@@ -33,6 +33,13 @@ def _optional_object(request: Request) -> dict[str, Any]:
     return json_object(request) if request.body else {}
 
 
+def _endpoint(request: Request, endpoint_id: str) -> Endpoint:
+    """The key's account's endpoint in the key's mode; any other is a 404."""
+    return selectors.endpoint_get(
+        account=request.user, sandbox=request.auth.sandbox, endpoint_id=endpoint_id
+    )
+
+
 class WebhookListView(APIView):
     required_scope = "webhooks"
 
@@ -44,7 +51,7 @@ class WebhookListView(APIView):
     )
     def get(self, request: Request) -> Response:
         cursor, limit = list_params(request)
-        queryset = selectors.endpoint_list(account=request.user)
+        queryset = selectors.endpoint_list(account=request.user, sandbox=request.auth.sandbox)
         return Response(
             paginate(queryset, cursor=cursor, limit=limit, serialize=selectors.endpoints_data)
         )
@@ -60,7 +67,9 @@ class WebhookListView(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _valid(serializers.EndpointCreateSerializer, json_object(request))
-        endpoint = services.endpoint_create(account=request.user, **data)
+        endpoint = services.endpoint_create(
+            account=request.user, sandbox=request.auth.sandbox, **data
+        )
         return Response(
             selectors.endpoint_data(endpoint, with_secret=True),
             status=201,
@@ -77,7 +86,7 @@ class WebhookDetailView(APIView):
         summary="Get one endpoint",
     )
     def get(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         return Response(selectors.endpoint_data(endpoint))
 
     @extend_schema(
@@ -90,7 +99,7 @@ class WebhookDetailView(APIView):
         summary="Change an endpoint's URL, events or description",
     )
     def patch(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         data = _valid(serializers.EndpointUpdateSerializer, json_object(request))
         endpoint = services.endpoint_update(endpoint=endpoint, **data)
         return Response(selectors.endpoint_data(endpoint))
@@ -101,7 +110,7 @@ class WebhookDetailView(APIView):
         summary="Delete an endpoint and its deliveries",
     )
     def delete(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         services.endpoint_delete(endpoint=endpoint)
         return Response(status=204)
 
@@ -119,7 +128,7 @@ class WebhookTestView(APIView):
         summary="Send a sample event (X-Sluice-Test: true, _test: true in the body)",
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         data = _valid(serializers.TestRequestSerializer, _optional_object(request))
         delivery = services.endpoint_test(endpoint=endpoint, event_type=data.get("event_type"))
         return Response(
@@ -143,7 +152,7 @@ class WebhookEnableView(APIView):
         summary="Re-enable a deactivated endpoint; replay: true resends what it missed",
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         data = _valid(serializers.EnableRequestSerializer, _optional_object(request))
         replayed = services.endpoint_enable(endpoint=endpoint, replay=data["replay"])
         return Response({**selectors.endpoint_data(endpoint), "replayed": replayed})
@@ -157,12 +166,13 @@ class WebhookRotateSecretView(APIView):
         request=None,
         responses={
             200: serializers.EndpointWithSecretSerializer,
-            **error_responses(401, 403, 404, 429),
+            **error_responses(401, 403, 404, 409, 429),
         },
-        summary="New signing secret; the old one keeps signing beside it for 24 h",
+        summary="New signing secret; the old one keeps signing beside it for 24 h (409 "
+        "rotation_in_progress while an earlier rotation's old secret still signs)",
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         endpoint = services.endpoint_secret_rotate(endpoint=endpoint)
         return Response(selectors.endpoint_data(endpoint, with_secret=True))
 
@@ -174,11 +184,21 @@ class CallbackSecretRotateView(APIView):
         operation_id="callback_secret_rotate",
         tags=["webhooks"],
         request=None,
-        responses={200: serializers.CallbackSecretSerializer, **error_responses(401, 403, 429)},
-        summary="New callback secret for request webhook_url deliveries; the old one keeps "
-        "signing beside it for 24 h",
+        responses={
+            200: serializers.CallbackSecretSerializer,
+            **error_responses(401, 403, 409, 429),
+        },
+        summary="New callback secret for request webhook_url deliveries (live keys only); the "
+        "old one keeps signing beside it for 24 h (409 rotation_in_progress until then)",
     )
     def post(self, request: Request) -> Response:
+        # The account has one callback secret and it signs live deliveries too: a sandbox key
+        # (kept far more loosely) must not be able to obtain it, or it could forge them.
+        if request.auth.sandbox:
+            raise Forbidden(
+                "The callback secret signs live deliveries too; rotate it with a live key",
+                code="live_key_required",
+            )
         account = services.callback_secret_rotate(account=request.user)
         return Response(
             {
@@ -201,7 +221,7 @@ class WebhookRecoverView(APIView):
         summary="Send again every failed delivery since a moment",
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         body = json_object(request)
         unknown = sorted(set(body) - {"since"})
         if unknown:
@@ -229,7 +249,7 @@ class DeliveryListView(APIView):
         summary="An endpoint's deliveries, newest first, with their attempts",
     )
     def get(self, request: Request, endpoint_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         cursor, limit = list_params(request)
         queryset = selectors.delivery_list(endpoint=endpoint, filters=request.query_params)
         return Response(
@@ -246,7 +266,7 @@ class DeliveryDetailView(APIView):
         summary="One delivery with every attempt",
     )
     def get(self, request: Request, endpoint_id: str, delivery_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         delivery = selectors.delivery_get(endpoint=endpoint, delivery_id=delivery_id)
         return Response(selectors.delivery_data(delivery))
 
@@ -264,7 +284,7 @@ class DeliveryRetryView(APIView):
         summary="Send a delivery again now",
     )
     def post(self, request: Request, endpoint_id: str, delivery_id: str) -> Response:
-        endpoint = selectors.endpoint_get(account=request.user, endpoint_id=endpoint_id)
+        endpoint = _endpoint(request, endpoint_id)
         delivery = selectors.delivery_get(endpoint=endpoint, delivery_id=delivery_id)
         services.delivery_retry(delivery=delivery)
         delivery = selectors.delivery_get(endpoint=endpoint, delivery_id=delivery_id)
@@ -286,7 +306,9 @@ class EventListView(APIView):
     )
     def get(self, request: Request) -> Response:
         cursor, limit = list_params(request)
-        queryset = selectors.event_list(account=request.user, filters=request.query_params)
+        queryset = selectors.event_list(
+            account=request.user, sandbox=request.auth.sandbox, filters=request.query_params
+        )
         return Response(
             paginate(queryset, cursor=cursor, limit=limit, serialize=selectors.events_data)
         )

@@ -18,6 +18,8 @@ class EndpointFactory(factory.django.DjangoModelFactory):
         model = Endpoint
 
     account = factory.SubFactory(AccountFactory)
+    # Sandbox by default, like ContactFactory and the ``api`` client (an sk_test_ key).
+    sandbox = True
     url = factory.Sequence(lambda n: f"http://127.0.0.1:9/hook/{n}")
     events = factory.LazyFunction(lambda: list(Event.TYPES))
     events_key = factory.LazyAttribute(lambda o: ",".join(sorted(o.events)))
@@ -29,6 +31,7 @@ class EventFactory(factory.django.DjangoModelFactory):
         model = Event
 
     account = factory.SubFactory(AccountFactory)
+    sandbox = True
     type = Event.CONTACT_ENRICHED
     created_at = factory.LazyFunction(timezone.now)
     body = factory.LazyAttribute(
@@ -43,6 +46,10 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
 
     endpoint = factory.SubFactory(EndpointFactory)
     account = factory.LazyAttribute(lambda o: o.endpoint.account)
-    event = factory.SubFactory(EventFactory, account=factory.SelfAttribute("..account"))
+    event = factory.SubFactory(
+        EventFactory,
+        account=factory.SelfAttribute("..account"),
+        sandbox=factory.SelfAttribute("..endpoint.sandbox", default=True),
+    )
     next_attempt_at = factory.LazyFunction(timezone.now)
     published_at = factory.LazyFunction(timezone.now)

@@ -20,6 +20,7 @@ ENDPOINT_FIELDS = {
     "url",
     "events",
     "description",
+    "sandbox",
     "active",
     "disabled_at",
     "disabled_reason",
@@ -349,7 +350,8 @@ def test_events_are_polled_by_type_and_since(api):
     EventFactory()  # another account's
     body = api.get("/api/v1/events").json()
     assert [e["id"] for e in body["data"]] == [enriched.pk, verified.pk, old.pk]
-    assert body["data"][0] == enriched.payload
+    # The stored body plus its mode (bodies stored before modes existed have none).
+    assert body["data"][0] == {**enriched.payload, "sandbox": True}
     typed = api.get("/api/v1/events?type=contact.verified").json()["data"]
     assert [e["id"] for e in typed] == [verified.pk]
     since = (now - timedelta(hours=1)).isoformat().replace("+00:00", "Z")

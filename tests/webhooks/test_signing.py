@@ -14,6 +14,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from apps.accounts.services import webhook_secret_generate
+from apps.core.errors import Conflict
 from apps.webhooks import services
 from apps.webhooks.models import Delivery, Endpoint
 from tests.conftest import make_client
@@ -74,14 +75,17 @@ def test_rotated_secret_signs_beside_the_old_one_for_24_hours(receiver):
         Webhook(old_secret).verify(request.body, request.headers)
 
 
-def test_two_rotations_at_once_keep_the_first_ones_secret_as_the_previous():
-    # Two requests each loaded the endpoint before either rotated.
+def test_two_rotations_at_once_never_drop_a_secret_already_shown():
+    # Two requests each loaded the endpoint before either rotated: the second is refused
+    # (tests/webhooks/test_modes.py has the rule), so the original still signs beside the first.
     endpoint = EndpointFactory()
+    original = endpoint.secret
     first, second = (Endpoint.objects.get(pk=endpoint.pk) for _ in range(2))
     shown_first = services.endpoint_secret_rotate(endpoint=first).secret
-    shown_second = services.endpoint_secret_rotate(endpoint=second).secret
+    with pytest.raises(Conflict):
+        services.endpoint_secret_rotate(endpoint=second)
     endpoint.refresh_from_db()
-    assert (endpoint.secret, endpoint.previous_secret) == (shown_second, shown_first)
+    assert (endpoint.secret, endpoint.previous_secret) == (shown_first, original)
 
 
 def test_request_webhook_url_is_signed_with_the_account_callback_secret(receiver):
@@ -127,7 +131,7 @@ def test_callback_secret_rotates_and_the_old_one_signs_beside_it_for_24_hours(re
     from apps.enrichment import services as enrichment_services
     from apps.enrichment.waterfall import Outcome
 
-    client = make_client()
+    client = make_client(mode="live")
     old_secret = client.account.callback_secret
     response = client.post("/api/v1/callback-secret/rotate")
     assert response.status_code == 200

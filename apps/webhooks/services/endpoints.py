@@ -58,12 +58,19 @@ def _duplicate() -> Conflict:
 
 
 def endpoint_create(
-    *, account: Account, url: str, events: list[str] | None = None, description: str = ""
+    *,
+    account: Account,
+    url: str,
+    events: list[str] | None = None,
+    description: str = "",
+    sandbox: bool = False,
 ) -> Endpoint:
-    """Create a subscription with a fresh ``whsec_`` secret (the caller shows it once)."""
+    """Create a subscription with a fresh ``whsec_`` secret (the caller shows it once), in the
+    mode of the key that asked: it will receive only that mode's events."""
     clean_events = _clean_events(events)
     endpoint = Endpoint(
         account=account,
+        sandbox=sandbox,
         url=_clean_url(url),
         events=clean_events,
         events_key=",".join(sorted(clean_events)),
@@ -112,7 +119,8 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
 
 
 def endpoint_secret_rotate(*, endpoint: Endpoint) -> Endpoint:
-    """New secret; the old one keeps signing beside it for 24 h (both in every signature)."""
+    """New secret; the old one keeps signing beside it for 24 h (both in every signature).
+    A second rotation while the old one still signs is a 409 ``rotation_in_progress``."""
     _secret_rotate(
         endpoint,
         secret="secret",
@@ -144,12 +152,28 @@ def _secret_rotate(
     also_save: tuple[str, ...] = (),
 ) -> None:
     """The current secret becomes the previous one (signing beside the new one until
-    ``expires``), read under a row lock: two rotations at once must leave the first one's
-    secret as the previous, not drop a secret that a client has already been shown."""
+    ``expires``), read under a row lock.
+
+    Refused (409 ``rotation_in_progress``) while an earlier rotation's previous secret still
+    signs: rotating again would drop that secret before its 24 h, and a receiver that has not
+    yet deployed the newer one would start rejecting every delivery. Refusing keeps the rule
+    with two columns, and a concurrent second rotation is refused the same way, so no secret a
+    client has been shown is ever dropped early.
+    """
+    now = timezone.now()
     with transaction.atomic():
-        current = type(obj).objects.select_for_update().values_list(secret, flat=True)
-        setattr(obj, previous, current.get(pk=obj.pk))
-        setattr(obj, expires, timezone.now() + ROTATION_OVERLAP)
+        current, until = (
+            type(obj).objects.select_for_update().values_list(secret, expires).get(pk=obj.pk)
+        )
+        if until is not None and until > now:
+            raise Conflict(
+                "The previous secret still signs beside the current one until "
+                f"{iso(until)}; rotate again after that",
+                code="rotation_in_progress",
+                details={"previous_secret_expires_at": iso(until)},
+            )
+        setattr(obj, previous, current)
+        setattr(obj, expires, now + ROTATION_OVERLAP)
         setattr(obj, secret, signing.secret_generate())
         obj.save(update_fields=[secret, previous, expires, *also_save])
 
@@ -176,6 +200,7 @@ def endpoint_deactivate(*, endpoint: Endpoint, reason: str) -> bool:
         event_emit(
             account_id=endpoint.account_id,
             type=Event.ENDPOINT_DISABLED,
+            sandbox=endpoint.sandbox,
             data=selectors.endpoint_data(endpoint),
             exclude_endpoint_id=endpoint.pk,
         )
@@ -252,10 +277,21 @@ def endpoint_test(*, endpoint: Endpoint, event_type: str | None = None) -> Deliv
     now = timezone.now()
     data = samples.sample_data(event_type, endpoint_data=selectors.endpoint_data(endpoint))
     with transaction.atomic():
-        event = Event(account_id=endpoint.account_id, type=event_type, created_at=now, test=True)
+        event = Event(
+            account_id=endpoint.account_id,
+            type=event_type,
+            sandbox=endpoint.sandbox,
+            created_at=now,
+            test=True,
+        )
         event.id = event_id_generate()
         event.body = event_body(
-            event_id=event.id, type=event_type, created_at=now, data=data, test=True
+            event_id=event.id,
+            type=event_type,
+            created_at=now,
+            data=data,
+            sandbox=endpoint.sandbox,
+            test=True,
         )
         event.save(force_insert=True)
         delivery = Delivery.objects.create(

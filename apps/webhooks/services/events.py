@@ -21,12 +21,19 @@ from .publishing import deliveries_publish
 
 
 def event_body(
-    *, event_id: str, type: str, created_at: datetime, data: Any, test: bool = False
+    *,
+    event_id: str,
+    type: str,
+    created_at: datetime,
+    data: Any,
+    sandbox: bool = False,
+    test: bool = False,
 ) -> str:
     payload: dict[str, Any] = {
         "id": event_id,
         "type": type,
         "created_at": iso(created_at),
+        "sandbox": sandbox,
         "data": data,
     }
     if test:
@@ -35,10 +42,14 @@ def event_body(
 
 
 def _account_endpoints(account_id: Any) -> list[Endpoint]:
-    # Filtered in Python: JSON containment is not portable to the embedded SQLite database, and
-    # an account has a handful of endpoints.
+    # Both modes in one read, split by ``_event_build``: a transaction finishing sandbox and
+    # live contacts together still reads endpoints once per account. Filtered in Python: JSON
+    # containment is not portable to the embedded SQLite database, and an account has a
+    # handful of endpoints.
     return list(
-        Endpoint.objects.filter(account_id=account_id).only("id", "account_id", "events", "active")
+        Endpoint.objects.filter(account_id=account_id).only(
+            "id", "account_id", "sandbox", "events", "active"
+        )
     )
 
 
@@ -55,14 +66,17 @@ def _event_build(
     account_id: Any,
     type: str,
     data: Any,
+    sandbox: bool,
     now: datetime,
     endpoints: list[Endpoint],
     target_urls: Iterable[str] = (),
     exclude_endpoint_id: Any = None,
 ) -> _Pending:
-    event = Event(account_id=account_id, type=type, created_at=now)
+    event = Event(account_id=account_id, type=type, sandbox=sandbox, created_at=now)
     event.id = event_id_generate()
-    event.body = event_body(event_id=event.id, type=type, created_at=now, data=data)
+    event.body = event_body(
+        event_id=event.id, type=type, created_at=now, data=data, sandbox=sandbox
+    )
     rows = [
         Delivery(
             account_id=account_id,
@@ -73,7 +87,11 @@ def _event_build(
             published_at=now if endpoint.active else None,
         )
         for endpoint in endpoints
-        if type in endpoint.events and endpoint.pk != exclude_endpoint_id
+        # An endpoint receives only its own mode's events (sandbox data never reaches a live
+        # receiver, nor live data one configured with a loosely kept sk_test_ key).
+        if endpoint.sandbox == sandbox
+        and type in endpoint.events
+        and endpoint.pk != exclude_endpoint_id
     ]
     rows += [
         Delivery(
@@ -108,11 +126,13 @@ def event_emit(
     account_id: Any,
     type: str,
     data: Any,
+    sandbox: bool = False,
     target_urls: Iterable[str] = (),
     endpoints: list[Endpoint] | None = None,
     exclude_endpoint_id: Any = None,
 ) -> Event:
-    """Store an event and a delivery per subscribed endpoint and per extra URL, atomically.
+    """Store an event and a delivery per subscribed endpoint of its mode and per extra URL,
+    atomically.
 
     Runs inside the caller's transaction when there is one, so the event exists if and only if
     the change that caused it does; messages go to the broker only after the commit. Endpoints
@@ -122,6 +142,7 @@ def event_emit(
         account_id=account_id,
         type=type,
         data=data,
+        sandbox=sandbox,
         now=timezone.now(),
         endpoints=_account_endpoints(account_id) if endpoints is None else endpoints,
         target_urls=target_urls,
@@ -172,18 +193,25 @@ def contacts_finished_emit(*, contacts: Sequence[Any]) -> None:
         account_id = contact.account_id
         common = {"account_id": account_id, "now": now, "endpoints": endpoints[account_id]}
         data = contact_data(contact)
+        mode = {"sandbox": contact.sandbox}
         pending.append(
             _event_build(
-                type=Event.CONTACT_ENRICHED, data=data, target_urls=[contact.webhook_url], **common
+                type=Event.CONTACT_ENRICHED,
+                data=data,
+                target_urls=[contact.webhook_url],
+                **mode,
+                **common,
             )
         )
         if contact.result_status == "VERIFIED":
-            pending.append(_event_build(type=Event.CONTACT_VERIFIED, data=data, **common))
+            pending.append(_event_build(type=Event.CONTACT_VERIFIED, data=data, **mode, **common))
+        # Only live contacts are in ``balances`` (sandbox work charges nothing): credit events
+        # are live events.
         if contact.pk in balances:
             after, before = balances[contact.pk]
             credit = {"account_id": str(account_id), "credits": after, "threshold": threshold}
             for type in _credit_event_types(before=before, after=after, threshold=threshold):
-                pending.append(_event_build(type=type, data=credit, **common))
+                pending.append(_event_build(type=type, data=credit, sandbox=False, **common))
     _events_store(pending)
 
 
@@ -201,11 +229,12 @@ def _credit_event_types(*, before: int, after: int, threshold: int) -> list[str]
 
 def credits_change_emit(*, account_id: Any, before: int, after: int) -> None:
     """``credits.low``/``credits.exhausted`` for a balance change outside charging (an ops
-    adjustment); runs in the caller's transaction, like every emit."""
+    adjustment); runs in the caller's transaction, like every emit. Live events: credits are
+    live money, which no sandbox key spends or sees."""
     threshold = settings.CREDITS_LOW_THRESHOLD
     credit = {"account_id": str(account_id), "credits": after, "threshold": threshold}
     for type in _credit_event_types(before=before, after=after, threshold=threshold):
-        event_emit(account_id=account_id, type=type, data=credit)
+        event_emit(account_id=account_id, type=type, data=credit, sandbox=False)
 
 
 def bulk_completed_emit(*, bulk: Any) -> None:
@@ -216,5 +245,6 @@ def bulk_completed_emit(*, bulk: Any) -> None:
         account_id=bulk.account_id,
         type=Event.BULK_COMPLETED,
         data=bulk_data(bulk),
+        sandbox=bulk.sandbox,
         target_urls=[bulk.webhook_url],
     )
