@@ -30,8 +30,12 @@ class Account(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="accounts")
-    # Changed only through apps.accounts.services.credits (the ledger); never negative.
+    # The *available* balance: changed only through apps.accounts.services (the ledger);
+    # never negative. Credits held for running live work are not in it but in ``held``
+    # (``credits + held`` is what the account owns), so a hold is visible and cannot be spent
+    # twice: see ``credits_hold``.
     credits = models.BigIntegerField(default=0)
+    held = models.BigIntegerField(default=0, editable=False)
     personal_email_consent = models.BooleanField(default=False)
     default_phone_country_codes = models.JSONField(default=list, blank=True)
     # Signs deliveries to per-request webhook_url targets (SPEC §6). Kept in clear because
@@ -48,6 +52,7 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(credits__gte=0), name="account_credits_non_negative"
             ),
+            models.CheckConstraint(condition=Q(held__gte=0), name="account_held_non_negative"),
         ]
 
     def __str__(self) -> str:
@@ -108,10 +113,15 @@ class LedgerEntry(models.Model):
     CHARGE = "charge"
     REFUND = "refund"
     ADJUSTMENT = "adjustment"
+    # Credits set aside for a contact's running waterfall (negative) and given back (positive)
+    # when it finishes or its lease lapses; written only by credits_hold / credits_release.
+    HOLD = "hold"
+    RELEASE = "release"
     TYPES = [(TOPUP, "top-up"), (CHARGE, "charge"), (REFUND, "refund"), (ADJUSTMENT, "adjustment")]
+    ALL_TYPES = [*TYPES, (HOLD, "hold"), (RELEASE, "release")]
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="ledger")
-    entry_type = models.CharField(max_length=12, choices=TYPES)
+    entry_type = models.CharField(max_length=12, choices=ALL_TYPES)
     amount = models.BigIntegerField(help_text="Signed: charges are negative")
     balance_after = models.BigIntegerField()
     contact = models.ForeignKey(
@@ -121,6 +131,8 @@ class LedgerEntry(models.Model):
         on_delete=models.SET_NULL,
         related_name="ledger_entries",
     )
+    # The claim (lease token) a hold was taken for, so that what one run held is released once.
+    hold_token = models.UUIDField(null=True, blank=True)
     reason = models.CharField(max_length=255, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from apps.core.errors import Conflict, InvalidRequest
@@ -143,6 +143,8 @@ def credits_add(
     """Top-up, refund or adjustment. A negative adjustment may not take the balance below 0."""
     if entry_type == LedgerEntry.CHARGE:
         raise ValueError("charges go through credits_charge")
+    if entry_type in (LedgerEntry.HOLD, LedgerEntry.RELEASE):
+        raise ValueError("holds go through credits_hold and credits_release")
     if amount == 0:
         raise InvalidRequest(details={"amount": "Must not be zero."})
     if abs(amount) > MAX_LEDGER_AMOUNT:
@@ -234,6 +236,133 @@ def credits_refund(
         if not _violates(exc, "ledger_one_refund_per_contact"):
             raise
         raise AlreadyRefunded(str(contact_id)) from exc
+
+
+# --- Holds: credits set aside for running live work -------------------------------------------
+#
+# A live contact's waterfall may only call paid vendors for credits held for it: a ``hold``
+# row moves them from ``credits`` (available) to ``held`` in one conditional UPDATE, so two
+# workers can never both spend the last credit, and a ``release`` row moves back what was
+# not used. Every hold and release is a ledger row, so ``credits == ledger sum`` still holds;
+# ``held >= 0`` and ``credits >= 0`` are CHECK constraints. Both functions first lock the
+# account row (a no-op UPDATE, which SQLite's writer lock honours too), so the holds and
+# releases of one account are computed one at a time and a hold is never released twice.
+
+
+def _lock_account(account_id: Any) -> None:
+    Account.objects.filter(pk=account_id).update(held=F("held"))
+
+
+def credits_hold(
+    *,
+    account_id: Any,
+    token: Any,
+    wants: list[tuple[Any, int]],
+    whole: bool = False,
+    replace: bool = False,
+) -> dict[Any, int]:
+    """Hold credits for contacts, in order, from what is available; returns what each got.
+
+    Each contact gets what it wants while the balance lasts (the first short one gets the
+    rest, unless ``whole``: then all of it or nothing). ``replace`` releases first whatever
+    these contacts still hold from earlier claims (a run that died), so a claim never leaks
+    a previous claim's hold. One UPDATE for the account, one INSERT for the rows.
+    """
+    wants = [(contact_id, amount) for contact_id, amount in wants if amount > 0]
+    if not wants:
+        return {}
+    with transaction.atomic():
+        _lock_account(account_id)
+        if replace:
+            credits_release(account_id=account_id, contact_ids=[c for c, _ in wants])
+        available = Account.objects.values_list("credits", flat=True).get(pk=account_id)
+        got: dict[Any, int] = {}
+        left = available
+        for contact_id, amount in wants:
+            take = min(amount, left)
+            if take <= 0 or (whole and take < amount):
+                continue
+            got[contact_id] = take
+            left -= take
+        total = available - left
+        if not total:
+            return {}
+        # Conditional even under the lock: the balance can never go below zero.
+        if not Account.objects.filter(pk=account_id, credits__gte=total).update(
+            credits=F("credits") - total, held=F("held") + total
+        ):
+            return {}
+        balance = available
+        entries = []
+        for contact_id, take in got.items():
+            balance -= take
+            entries.append(
+                LedgerEntry(
+                    account_id=account_id,
+                    entry_type=LedgerEntry.HOLD,
+                    amount=-take,
+                    balance_after=balance,
+                    contact_id=contact_id,
+                    hold_token=token,
+                    reason="held for a running enrichment",
+                )
+            )
+        LedgerEntry.objects.bulk_create(entries)
+    return got
+
+
+def credits_release(
+    *,
+    account_id: Any,
+    contact_ids: list[Any],
+    token: Any = None,
+    amount: int | None = None,
+) -> int:
+    """Give back what these contacts hold (only under ``token`` when given; at most
+    ``amount`` in all, for one contact's unused part); returns how much was released."""
+    if not contact_ids:
+        return 0
+    with transaction.atomic():
+        _lock_account(account_id)
+        rows = LedgerEntry.objects.filter(
+            account_id=account_id,
+            contact_id__in=list(contact_ids),
+            entry_type__in=(LedgerEntry.HOLD, LedgerEntry.RELEASE),
+        )
+        if token is not None:
+            rows = rows.filter(hold_token=token)
+        outstanding = [
+            (contact_id, -total)
+            for contact_id, total in rows.values("contact_id")
+            .annotate(total=Sum("amount"))
+            .values_list("contact_id", "total")
+            if total < 0
+        ]
+        if amount is not None:
+            outstanding = [(c, min(held, amount)) for c, held in outstanding[:1]]
+        total = sum(held for _, held in outstanding)
+        if not total:
+            return 0
+        Account.objects.filter(pk=account_id).update(
+            credits=F("credits") + total, held=F("held") - total
+        )
+        balance = Account.objects.values_list("credits", flat=True).get(pk=account_id) - total
+        entries = []
+        for contact_id, held in outstanding:
+            balance += held
+            entries.append(
+                LedgerEntry(
+                    account_id=account_id,
+                    entry_type=LedgerEntry.RELEASE,
+                    amount=held,
+                    balance_after=balance,
+                    contact_id=contact_id,
+                    hold_token=token,
+                    reason="released: not used",
+                )
+            )
+        LedgerEntry.objects.bulk_create(entries)
+    return total
 
 
 def _violates(exc: IntegrityError, constraint: str) -> bool:

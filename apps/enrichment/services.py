@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +20,12 @@ from django.utils import timezone
 
 from apps.accounts.models import Account, ApiKey
 from apps.accounts.selectors import key_accepts_work_params, key_accepts_work_sql
-from apps.accounts.services import AlreadyCharged, credits_charge
+from apps.accounts.services import (
+    AlreadyCharged,
+    credits_charge,
+    credits_hold,
+    credits_release,
+)
 from apps.core.db import insert_one
 from apps.core.errors import InsufficientCredits
 from apps.core.leases import LeaseKeeper
@@ -224,6 +231,14 @@ def contacts_run(*, contact_ids: list[str]) -> int:
     (``LeaseLost``) when the lease may have lapsed, and the finish is fenced by the claim's
     token, so a contact another worker took over is never finished, charged or announced
     twice. Claim, load and finish ride out a database outage (``db_retry``).
+
+    Credits (live contacts): right after the claim, each contact's maximum price is *held*
+    from the account's available balance (``credits_hold``: one conditional UPDATE per
+    account, ledger rows), and its waterfall's ``CreditBudget`` is what it holds, so paid
+    vendors are called only for held credits, whichever worker runs what. A contact that
+    got nothing waits here, not in a pool thread, while other work holds credits that may
+    come back; it ends NO_CREDITS only when the balance really cannot pay
+    (``_credit_asks_serve``). The finish turns the hold into the charge, releasing the rest.
     """
     since = time.monotonic()
     token, claimed = db_retry(
@@ -240,39 +255,92 @@ def contacts_run(*, contact_ids: list[str]) -> int:
 
 def _run_claimed(token: uuid.UUID, claimed: list[str]) -> int:
     def load() -> tuple[list[Contact], registry.Lineup, dict]:
-        contacts = list(Contact.objects.select_related("account").filter(pk__in=claimed))
+        contacts = list(
+            Contact.objects.select_related("account")
+            .filter(pk__in=claimed)
+            .order_by("created_at", "position", "pk")
+        )
         return contacts, registry.Lineup.load(), _reusable_results(contacts)
 
     contacts, lineup, reusable = db_retry(load, what="load contacts")
-    budgets = {c.account_id: CreditBudget(c.account.credits) for c in contacts if not c.sandbox}
     margin = settings.ENRICHMENT_LEASE_SECONDS / 2
 
     def still_ours() -> None:
         if contact_leases.remaining(token) < margin:
             raise LeaseLost()
 
+    # Before any paid call: hold what each live contact may spend (credits_hold).
+    held = db_retry(lambda: _contacts_hold(token, contacts), what="hold credits")
+    threaded = settings.ENRICHMENT_CONCURRENCY > 1
+    done: queue.SimpleQueue[tuple[Contact, Outcome | None] | _CreditAsk] = queue.SimpleQueue()
+
+    def more_credits(contact: Contact, *, refused: bool = False) -> Any:
+        # A short budget asks this thread, which does the chunk's database work, for more
+        # (``_credit_asks_serve``); the waterfall thread waits for the answer. ``refused``:
+        # this thread has just refused the first kind's price, so the first ask is answered.
+        first_refused = [True] if refused else []
+
+        def more(amount: int, unused: int) -> bool:
+            if first_refused:
+                first_refused.clear()
+                return False
+            ask = _CreditAsk(
+                contact=contact,
+                amount=amount,
+                unused=unused,
+                spent=budgets[contact.pk].spent,
+                deadline=time.monotonic() + CREDIT_WAIT_SECONDS,
+            )
+            if threaded:
+                done.put(ask)
+                if not ask.answered.wait(timeout=CREDIT_WAIT_SECONDS + margin):
+                    raise LeaseLost()
+            else:
+                waiting = [ask]
+                while waiting := _credit_asks_serve(waiting, token=token, still_ours=still_ours):
+                    time.sleep(CREDIT_POLL_SECONDS)
+            if ask.lost:
+                raise LeaseLost()
+            return ask.granted
+
+        return more
+
+    budgets = {
+        c.pk: CreditBudget(held.get(c.pk, 0), more=more_credits(c))
+        for c in contacts
+        if not c.sandbox
+    }
+    # Fully held contacts first: a short one may wait for credits that other contacts hold,
+    # and must not keep a pool thread those contacts are queued for.
+    contacts.sort(key=lambda c: not c.sandbox and held.get(c.pk, 0) < _max_price(c))
+
     def waterfall(contact: Contact) -> Outcome:
         return waterfall_run(
             contact,
             lineup=lineup,
-            budget=budgets.get(contact.account_id),
+            budget=budgets.get(contact.pk),
             reuse=reusable.get((contact.account_id, contact.person_key)),
             before_call=still_ours,
         )
 
     def finish(batch: list[tuple[Contact, Outcome | None]]) -> int:
         # A crashed or abandoned waterfall's contact is let go at once: its lease lapses and
-        # the reaper runs it again (up to ENRICHMENT_MAX_RUNS).
-        contact_leases.release(token, [c.pk for c, o in batch if o is None])
+        # the reaper runs it again (up to ENRICHMENT_MAX_RUNS). What this claim held for it
+        # goes back now (only this claim's: another worker may hold it by now).
+        abandoned = [c for c, o in batch if o is None]
+        contact_leases.release(token, [c.pk for c in abandoned])
+        try:
+            _release_holds(abandoned, token=token)
+        except Exception:
+            # The next claim (``replace``) or the reaper releases it instead.
+            logger.exception("releasing held credits failed", extra={"count": len(abandoned)})
         finished = _finish_batch([(c, o) for c, o in batch if o is not None], token=token)
         contact_leases.release(token, [c.pk for c, _ in batch])  # done: nothing to renew
         return finished
 
-    if settings.ENRICHMENT_CONCURRENCY <= 1:
+    if not threaded:
         # No threads: the waterfall and the finish both run here, one contact at a time.
         return sum(finish([(c, _outcome_or_none(c, waterfall))]) for c in contacts)
-
-    done: queue.SimpleQueue[tuple[Contact, Outcome | None]] = queue.SimpleQueue()
 
     def job(contact: Contact) -> None:
         outcome = None
@@ -285,20 +353,219 @@ def _run_claimed(token: uuid.UUID, claimed: list[str]) -> int:
             connection.close()
 
     pool = _waterfall_pool()
+    waiting: list[_CreditAsk] = []
     for contact in contacts:
-        pool.submit(job, contact)
+        prices = [] if contact.sandbox else _kind_prices(contact)
+        if prices and not held.get(contact.pk):
+            # Nothing held for it: it waits for its first kind's price here, not in a pool
+            # thread that the contacts holding credits may be queued for.
+            waiting.append(
+                _CreditAsk(
+                    contact=contact,
+                    amount=prices[0],
+                    unused=0,
+                    spent=0,
+                    deadline=time.monotonic() + CREDIT_WAIT_SECONDS,
+                    start=True,
+                )
+            )
+        else:
+            pool.submit(job, contact)
+
+    def serve(asks: list[_CreditAsk]) -> list[_CreditAsk]:
+        still = _credit_asks_serve(asks, token=token, still_ours=still_ours)
+        for ask in asks:
+            if not ask.start or not ask.answered.is_set():
+                continue
+            if ask.lost:
+                done.put((ask.contact, None))
+                continue
+            budgets[ask.contact.pk] = CreditBudget(
+                ask.amount if ask.granted else 0,
+                more=more_credits(ask.contact, refused=not ask.granted),
+            )
+            pool.submit(job, ask.contact)
+        return still
+
+    waiting = serve(waiting) if waiting else waiting
     finished = 0
     remaining = len(contacts)
     while remaining:
-        batch = [done.get()]
-        while len(batch) < FINISH_BATCH_MAX:
+        items: list[Any] = []
+        with contextlib.suppress(queue.Empty):
+            # While budgets wait for credits, look again every CREDIT_POLL_SECONDS.
+            items.append(done.get(timeout=CREDIT_POLL_SECONDS if waiting else None))
+        while items and len(items) < FINISH_BATCH_MAX:
             try:
-                batch.append(done.get_nowait())
+                items.append(done.get_nowait())
             except queue.Empty:
                 break
+        batch = [item for item in items if not isinstance(item, _CreditAsk)]
+        waiting += [item for item in items if isinstance(item, _CreditAsk)]
         remaining -= len(batch)
         finished += finish(batch)
+        if waiting:
+            # After the finish: what it released may be what they wait for.
+            waiting = serve(waiting)
     return finished
+
+
+# How long a contact short of credits waits for credits that other running contacts hold
+# (they may find nothing and release them), and how often it looks again.
+CREDIT_WAIT_SECONDS = 30.0
+CREDIT_POLL_SECONDS = 0.1
+
+
+def _kind_prices(contact: Contact) -> list[int]:
+    """The prices of the kinds the waterfall may charge this contact for, in its order:
+    those ``max_credits`` leaves room for (as ``waterfall_run`` skips the others)."""
+    cap = contact.max_credits
+    prices = []
+    for kind in contact.enrichment_type:
+        price = settings.CREDIT_PRICES[kind]
+        if not price or (cap is not None and price > cap):
+            continue
+        prices.append(price)
+        if cap is not None:
+            cap -= price
+    return prices
+
+
+def _max_price(contact: Contact) -> int:
+    """The most this contact may be charged: what it holds at claim time, at most."""
+    return sum(_kind_prices(contact))
+
+
+def _contacts_hold(token: uuid.UUID, contacts: list[Contact]) -> dict[Any, int]:
+    """Hold, per account in one UPDATE, what the claimed live contacts may spend (in order,
+    while the available balance lasts); returns what each contact got."""
+    wants: dict[Any, list[tuple[Any, int]]] = {}
+    for contact in contacts:
+        if not contact.sandbox:
+            wants.setdefault(contact.account_id, []).append((contact.pk, _max_price(contact)))
+    held: dict[Any, int] = {}
+    for account_id, account_wants in wants.items():
+        # ``replace``: a hold left by an earlier claim of these contacts (a run that died
+        # before the reaper saw it) is released first, never leaked.
+        held.update(
+            credits_hold(account_id=account_id, token=token, wants=account_wants, replace=True)
+        )
+    return held
+
+
+@dataclass
+class _CreditAsk:
+    """A short ``CreditBudget`` asking for a kind's price (``CreditBudget.more``)."""
+
+    contact: Contact
+    amount: int
+    unused: int  # what the budget still had: given back first
+    spent: int  # what the contact holds for kinds it found: will be charged, not released
+    deadline: float
+    start: bool = False  # asked before the waterfall starts, for its first kind
+    answered: threading.Event = field(default_factory=threading.Event)
+    granted: bool = False
+    lost: bool = False
+
+    def answer(self, *, granted: bool = False, lost: bool = False) -> None:
+        self.granted, self.lost = granted, lost
+        self.answered.set()
+
+
+def _credit_asks_serve(
+    asks: list[_CreditAsk], *, token: uuid.UUID, still_ours: Any
+) -> list[_CreditAsk]:
+    """Answer what can be answered; returns the asks still waiting.
+
+    An ask is granted when the available balance pays the whole price (held for it, fenced
+    by the claim's token). It is refused only when the balance cannot and no other contact
+    of the account holds credits that might come back (or after ``CREDIT_WAIT_SECONDS``):
+    so a contact ends NO_CREDITS only when the balance really cannot pay. One read of the
+    account per poll; a hold only when it can succeed.
+    """
+    try:
+        still_ours()
+    except LeaseLost:
+        for ask in asks:
+            ask.answer(lost=True)
+        return []
+    still: list[_CreditAsk] = []
+    per_account: dict[Any, list[_CreditAsk]] = {}
+    for ask in asks:
+        per_account.setdefault(ask.contact.account_id, []).append(ask)
+    for account_id, group in per_account.items():
+        try:
+            for ask in group:
+                if ask.unused:
+                    credits_release(
+                        account_id=account_id,
+                        contact_ids=[ask.contact.pk],
+                        token=token,
+                        amount=ask.unused,
+                    )
+                    ask.unused = 0
+            available, held = Account.objects.values_list("credits", "held").get(pk=account_id)
+        except Exception:
+            logger.exception("asking for credits failed; trying again")
+            still += group
+            continue
+        for ask in group:
+            try:
+                if available >= ask.amount:
+                    if _hold_more(ask.contact, token, ask.amount):
+                        available -= ask.amount
+                        held += ask.amount  # held now, and may come back to the others
+                        ask.answer(granted=True)
+                    else:
+                        # Another worker took it a moment ago: held, so it may come back.
+                        available, held = 0, held + ask.amount
+                        still.append(ask)
+                elif held - ask.spent <= 0 or time.monotonic() >= ask.deadline:
+                    ask.answer(granted=False)
+                else:
+                    still.append(ask)
+            except LeaseLost:
+                ask.answer(lost=True)
+            except Exception:
+                logger.exception("holding credits failed; trying again")
+                still.append(ask)
+    return still
+
+
+def _hold_more(contact: Contact, token: uuid.UUID, amount: int) -> bool:
+    """Hold ``amount`` for the contact from what is available, if this claim still owns it."""
+    with transaction.atomic():
+        ours = (
+            Contact.objects.select_for_update()
+            .filter(
+                pk=contact.pk,
+                status=Contact.PENDING,
+                lease_owner=token,
+                lease_expires_at__gt=timezone.now(),
+            )
+            .values_list("pk", flat=True)
+        )
+        if not list(ours):
+            # Finished, reaped or taken over: nothing may be held for this run any more.
+            raise LeaseLost()
+        return bool(
+            credits_hold(
+                account_id=contact.account_id,
+                token=token,
+                wants=[(contact.pk, amount)],
+                whole=True,
+            )
+        )
+
+
+def _release_holds(contacts: list[Contact], *, token: uuid.UUID | None) -> None:
+    """Release what these live contacts hold (under ``token`` only, when given), per account."""
+    per_account: dict[Any, list[Any]] = {}
+    for contact in contacts:
+        if not contact.sandbox:
+            per_account.setdefault(contact.account_id, []).append(contact.pk)
+    for account_id, ids in per_account.items():
+        credits_release(account_id=account_id, contact_ids=ids, token=token)
 
 
 _pool_lock = threading.Lock()
@@ -381,6 +648,10 @@ def _reusable_results(contacts: list[Contact]) -> dict[tuple[Any, str], dict[str
 
 
 def _result_status(contact: Contact, outcome: Outcome, charged_ok: bool) -> str:
+    """NO_CREDITS only when the balance really could not pay: a found kind whose charge the
+    ledger refused (after this contact's hold went back), or a kind skipped because neither
+    its hold nor the available balance could pay, after other work's holds were settled
+    (``_more_credits``), or because the contact's own ``max_credits`` could not."""
     if outcome.found_kinds:
         return Contact.VERIFIED if charged_ok else Contact.NO_CREDITS
     if outcome.unaffordable:
@@ -411,7 +682,11 @@ def contact_finish(*, contact: Contact, outcome: Outcome) -> int:
 
 
 def _charge(contact: Contact, outcome: Outcome) -> bool:
-    """Charge what was found; False when the balance cannot pay it (NO_CREDITS)."""
+    """Charge what was found; False when the balance cannot pay it (NO_CREDITS).
+
+    Called after the contact's hold was released (``contacts_finish``), in the same
+    transaction, so the hold turns into the charge: what was held pays, the rest is back.
+    """
     price = 0 if contact.sandbox else sum(settings.CREDIT_PRICES[k] for k in outcome.found_kinds)
     if not price:
         return True
@@ -437,6 +712,8 @@ def contacts_finish(*, items: list[tuple[Contact, Outcome]], token: uuid.UUID | 
     nothing and emits nothing; the ledger's one-charge-per-contact index backs this up.
     With a claim's ``token``, only the contacts that claim still owns are finished (the fence:
     one that another worker took over after our lease lapsed is theirs to finish).
+    What the contacts hold is released in the same transaction, before their charges, so a
+    hold becomes exactly its charge and never outlives the contact.
     Returns how many contacts this call finished.
     """
     by_id = {contact.pk: (contact, outcome) for contact, outcome in items}
@@ -451,6 +728,9 @@ def contacts_finish(*, items: list[tuple[Contact, Outcome]], token: uuid.UUID | 
         if not pending:
             return 0
         mine = [by_id[pk] for pk in by_id if pk in pending]
+        # Every hold on these contacts (any claim's: this one owns them now) goes back in this
+        # transaction, and the charges below take what was used: charge once, never below 0.
+        _release_holds([contact for contact, _ in mine], token=None)
         for contact, outcome in mine:
             status = _result_status(contact, outcome, charged_ok=_charge(contact, outcome))
             contact.status = Contact.FINISHED
@@ -556,8 +836,9 @@ def contacts_reap() -> int:
     period ago while the queue is empty (``_lost_after``): a worker that died between taking
     the message and claiming, a broker that lost its data, a publish that failed). A contact
     whose runs keep dying is finished as FAILED after ``ENRICHMENT_MAX_RUNS`` runs instead of
-    looping forever. Returns how many contacts it published or gave up on; at most 5,000 a
-    run, oldest first.
+    looping forever. What a lapsed lease's run held is released here (or by the next claim,
+    whichever comes first), so a dead run's hold lasts no longer than its lease. Returns how
+    many contacts it published or gave up on; at most 5,000 a run, oldest first.
     """
     now = timezone.now()
     lost_before = now - timedelta(seconds=_lost_after("enrichment"))
@@ -572,14 +853,21 @@ def contacts_reap() -> int:
                 & (never_republished | Q(published_at__lt=lost_before))
             )
             .order_by("created_at")
-            .values_list("pk", "run_count", "lease_expires_at")[:5000]
+            .values_list("pk", "run_count", "lease_expires_at", "account_id", "sandbox")[:5000]
         )
         if not rows:
             return 0
         max_runs = settings.ENRICHMENT_MAX_RUNS
-        give_up = {pk for pk, runs, lease in rows if lease is not None and runs >= max_runs}
-        again = [str(pk) for pk, _, _ in rows if pk not in give_up]
-        orphaned = sum(1 for _, _, lease in rows if lease is not None)
+        give_up = {pk for pk, runs, lease, _, _ in rows if lease is not None and runs >= max_runs}
+        again = [str(pk) for pk, *_ in rows if pk not in give_up]
+        orphaned = sum(1 for _, _, lease, _, _ in rows if lease is not None)
+        # A lapsed lease's run is dead (or fenced off): what it held goes back now.
+        lapsed: dict[Any, list[Any]] = {}
+        for pk, _, lease, account_id, sandbox in rows:
+            if lease is not None and not sandbox and pk not in give_up:
+                lapsed.setdefault(account_id, []).append(pk)
+        for account_id, ids in lapsed.items():
+            credits_release(account_id=account_id, contact_ids=ids)
         if again:
             Contact.objects.filter(pk__in=again).update(lease_expires_at=None, published_at=now)
         if give_up:

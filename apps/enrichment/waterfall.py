@@ -4,7 +4,8 @@ It owns everything around the adapters: order, credit caps, reuse of past result
 retries with backoff, the circuit breaker, normalising what was found (lowercase emails,
 E.164 phones in the wanted countries) and recording every call as an attempt. It never
 touches the database itself (``contacts_run`` loads what it needs in batches and
-``contact_finish`` stores the outcome), so it can run in many threads at once.
+``contact_finish`` stores the outcome; only a short ``CreditBudget`` asks the ledger for
+more, through the callback ``contacts_run`` gives it), so it can run in many threads at once.
 """
 
 from __future__ import annotations
@@ -75,27 +76,46 @@ class Outcome:
 
 
 class CreditBudget:
-    """Credits one account may still spend in this chunk, shared by the chunk's threads.
+    """Credits one contact's waterfall may spend: what the ledger holds for it (``held``).
 
-    A kind's price is reserved before its providers are called and released if nothing is
-    found, so that once the balance is spoken for no paid provider is called for it. The
-    ledger's conditional charge at finish stays the final word across workers.
+    A kind's price is reserved from it before its providers are called and released (back
+    to the budget) if nothing is found, so no paid provider is ever called for credits that
+    are not held. When the budget is short, ``more(amount, unused)`` may ask the ledger for
+    the price (giving back the ``unused`` part first, which then leaves the budget); it
+    returns whether the price is now held. Without ``more`` the budget is all there is.
     """
 
-    def __init__(self, balance: int) -> None:
-        self._left = max(0, balance)
+    def __init__(self, held: int, *, more: Callable[[int, int], bool] | None = None) -> None:
+        self._left = max(0, held)
+        self._spent = 0
+        self._more = more
         self._lock = threading.Lock()
 
     def reserve(self, amount: int) -> bool:
         with self._lock:
-            if amount > self._left:
+            if amount <= self._left:
+                self._left -= amount
+                self._spent += amount
+                return True
+            if self._more is None:
                 return False
-            self._left -= amount
-            return True
+            unused, self._left = self._left, 0
+        # Outside the lock: asking the ledger may wait for other work to release credits.
+        if not self._more(amount, unused):
+            return False
+        with self._lock:
+            self._spent += amount
+        return True
 
     def release(self, amount: int) -> None:
         with self._lock:
             self._left += amount
+            self._spent -= amount
+
+    @property
+    def spent(self) -> int:
+        """Reserved for kinds being looked up or found (the charge at finish takes them)."""
+        return self._spent
 
     @property
     def left(self) -> int:
@@ -125,7 +145,7 @@ def waterfall_run(
     except the shared cache behind the circuit breaker.
 
     ``reuse`` is a past VERIFIED result for the same person in the same account (within
-    ``PROVIDER_RESULT_REUSE_TTL_SECONDS``); ``budget`` the account's spendable credits;
+    ``PROVIDER_RESULT_REUSE_TTL_SECONDS``); ``budget`` the credits held for this contact;
     ``before_call`` runs before every provider call and may raise to stop the waterfall (the
     worker's lease check: ``contacts_run``).
     """

@@ -304,3 +304,78 @@ def test_not_found_and_failed_results_are_free():
     assert (contact.result_status, contact.credits_charged) == (Contact.NOT_FOUND, 0)
     assert LedgerEntry.objects.filter(contact=contact).count() == 0
     assert assert_consistent(account) == 10
+
+
+# --- holds: credits set aside for running live work ------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_50_concurrent_holds_against_10_credits_hold_exactly_10():
+    from apps.accounts.services import credits_hold, credits_release
+
+    account = funded_account(10)
+    contacts = [ContactFactory(account=account, sandbox=False) for _ in range(50)]
+
+    def hold(contact: Contact) -> dict:
+        return credits_hold(
+            account_id=account.pk, token=contact.pk, wants=[(contact.pk, 1)], whole=True
+        )
+
+    results = run_concurrently(hold, contacts)
+    assert sum(len(r) for r in results) == 10
+    assert assert_consistent(account) == 0
+    assert account.held == 10
+    # Released twice from two threads each: given back once.
+    held = [c for c, r in zip(contacts, results, strict=True) if r]
+    run_concurrently(
+        lambda c: credits_release(account_id=account.pk, contact_ids=[c.pk]), held + held
+    )
+    assert assert_consistent(account) == 10
+    assert account.held == 0
+    assert LedgerEntry.objects.filter(account=account, entry_type="release").count() == 10
+
+
+@pytest.mark.django_db
+def test_a_hold_takes_what_is_left_and_whole_takes_all_or_nothing():
+    from apps.accounts.services import credits_hold
+
+    account = funded_account(5)
+    a, b, c = (ContactFactory(account=account, sandbox=False) for _ in range(3))
+    got = credits_hold(account_id=account.pk, token=a.pk, wants=[(a.pk, 3), (b.pk, 3), (c.pk, 3)])
+    assert got == {a.pk: 3, b.pk: 2}
+    assert credits_hold(account_id=account.pk, token=c.pk, wants=[(c.pk, 1)], whole=True) == {}
+    assert assert_consistent(account) == 0
+    assert account.held == 5
+    assert list(
+        LedgerEntry.objects.filter(entry_type="hold")
+        .order_by("pk")
+        .values_list("amount", "balance_after")
+    ) == [(-3, 2), (-2, 0)]
+
+
+@pytest.mark.django_db
+def test_a_release_is_bounded_by_what_the_token_holds():
+    from apps.accounts.services import credits_hold, credits_release
+
+    account = funded_account(5)
+    contact = ContactFactory(account=account, sandbox=False)
+    credits_hold(account_id=account.pk, token=contact.pk, wants=[(contact.pk, 4)])
+    other = credits_release(account_id=account.pk, contact_ids=[contact.pk], token=account.pk)
+    assert other == 0  # another claim's token holds nothing here
+    assert (
+        credits_release(account_id=account.pk, contact_ids=[contact.pk], token=contact.pk, amount=1)
+        == 1
+    )
+    assert credits_release(account_id=account.pk, contact_ids=[contact.pk]) == 3
+    assert credits_release(account_id=account.pk, contact_ids=[contact.pk]) == 0
+    assert assert_consistent(account) == 5
+    assert account.held == 0
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_negative_hold_and_holds_are_not_adjustments():
+    account = funded_account(5)
+    with pytest.raises(ValueError):
+        credits_add(account=account, amount=5, entry_type=LedgerEntry.RELEASE)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Account.objects.filter(pk=account.pk).update(held=-1)

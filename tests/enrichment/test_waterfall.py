@@ -740,3 +740,22 @@ def test_max_credits_beyond_the_column_is_a_422(client_factory):
     assert response.status_code == 422
     assert "max_credits" in response.json()["details"]
     assert not Contact.objects.exists()
+
+
+def test_a_short_budget_asks_for_the_price_and_gives_back_what_it_had():
+    from apps.enrichment.waterfall import CreditBudget
+
+    asked = []
+
+    def more(amount: int, unused: int) -> bool:
+        asked.append((amount, unused))
+        return amount <= 10
+
+    budget = CreditBudget(3, more=more)
+    assert budget.reserve(1) and budget.spent == 1
+    assert budget.reserve(10)  # 2 left is short: asked for 10, giving back the 2
+    assert asked == [(10, 2)] and budget.left == 0 and budget.spent == 11
+    assert not budget.reserve(20)
+    budget.release(10)  # phone not found: back to the budget
+    assert budget.left == 10 and budget.spent == 1
+    assert not CreditBudget(0).reserve(1)  # without ``more`` the budget is all there is
