@@ -248,7 +248,7 @@ def test_redis_restarts_under_the_workers_and_they_carry_on(stack, kill):
     # Still the same processes, still working: a new bulk goes through them all, and beat
     # still schedules the reaper (only it publishes a contact whose lease lapsed).
     run.submit(bulks=1, size=10)
-    orphan = ContactFactory(account=run.account, sandbox=True, run_count=1)
+    orphan = ContactFactory(account=run.account, sandbox=False, run_count=1)  # live, as the run
     Contact.objects.filter(pk=orphan.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
