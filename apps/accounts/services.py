@@ -331,16 +331,21 @@ def credits_release(
         )
         if token is not None:
             rows = rows.filter(hold_token=token)
+        # Per hold (contact and the claim's token that took it), and each release names the
+        # hold's own token: a release made without a token (finish, reaper, next claim) then
+        # nets that hold to zero for a later release by its token too, so no hold is ever
+        # given back twice.
         outstanding = [
-            (contact_id, -total)
-            for contact_id, total in rows.values("contact_id")
+            (contact_id, hold_token, -total)
+            for contact_id, hold_token, total in rows.order_by()
+            .values("contact_id", "hold_token")
             .annotate(total=Sum("amount"))
-            .values_list("contact_id", "total")
+            .values_list("contact_id", "hold_token", "total")
             if total < 0
         ]
         if amount is not None:
-            outstanding = [(c, min(held, amount)) for c, held in outstanding[:1]]
-        total = sum(held for _, held in outstanding)
+            outstanding = [(c, t, min(held, amount)) for c, t, held in outstanding[:1]]
+        total = sum(held for _, _, held in outstanding)
         if not total:
             return 0
         Account.objects.filter(pk=account_id).update(
@@ -348,7 +353,7 @@ def credits_release(
         )
         balance = Account.objects.values_list("credits", flat=True).get(pk=account_id) - total
         entries = []
-        for contact_id, held in outstanding:
+        for contact_id, hold_token, held in outstanding:
             balance += held
             entries.append(
                 LedgerEntry(
@@ -357,7 +362,7 @@ def credits_release(
                     amount=held,
                     balance_after=balance,
                     contact_id=contact_id,
-                    hold_token=token,
+                    hold_token=hold_token,
                     reason="released: not used",
                 )
             )

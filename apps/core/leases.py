@@ -2,8 +2,8 @@
 
 A row (a pending contact, a claimed delivery) is claimed by writing a fresh *token* and an
 expiry a few seconds ahead. While the work runs, the process's ``LeaseKeeper`` thread renews
-the expiry of every row it holds in one UPDATE every ``lease / 5`` seconds, so a healthy
-worker never loses a lease however long a provider or a receiver takes, and a worker that
+the expiry of every row it holds (one UPDATE per claim) every ``lease / 5`` seconds, so a
+healthy worker never loses a lease however long a provider or a receiver takes, and a worker that
 dies (SIGKILL, OOM, a lost machine) stops renewing: its rows' leases lapse within one lease
 period and the reaper or the sweep gives them to another worker.
 
@@ -131,17 +131,23 @@ class LeaseKeeper:
         if not snapshot:
             return 0
         started = time.monotonic()
-        ids = set().union(*snapshot.values())
-        renewed = (
-            self.model.objects.filter(self.still_held)
-            .filter(pk__in=list(ids), **{f"{self.owner_field}__in": list(snapshot)})
-            .update(**{self.expires_field: self.expiry()})
-        )
-        with self._lock:
-            for token in snapshot:
-                if token in self._held:
-                    held, last = self._held[token]
-                    self._held[token] = (held, max(last, started))
+        expiry = self.expiry()
+        renewed = 0
+        # One UPDATE per claim (a process holds a handful): a claim whose rows all went to
+        # another holder (reaped, taken over) renews nothing, and its remaining() is then left
+        # to run out, so the work stops calling out for rows that are no longer its own.
+        for token, ids in snapshot.items():
+            count = (
+                self.model.objects.filter(self.still_held)
+                .filter(pk__in=list(ids), **{self.owner_field: token})
+                .update(**{self.expires_field: expiry})
+            )
+            renewed += count
+            if count:
+                with self._lock:
+                    if token in self._held:
+                        held, last = self._held[token]
+                        self._held[token] = (held, max(last, started))
         return renewed
 
     def _run(self) -> None:

@@ -84,8 +84,8 @@ class Contact(models.Model):
 
     # A worker holds a lease while it runs the waterfall and renews it every few seconds
     # (apps/core/leases.py); a lease that lapsed means its worker is gone, and the reaper
-    # publishes the contact again. ``lease_owner`` is the claim's token: a finish by any other
-    # claim changes nothing (the fence), and it stays after the reaper for forensics.
+    # publishes the contact again. ``lease_owner`` is the claim's token: a finish or renewal
+    # by any other claim changes nothing (the fence); the reaper clears it.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.UUIDField(null=True, blank=True)
     run_count = models.PositiveIntegerField(default=0)

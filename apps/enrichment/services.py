@@ -189,20 +189,27 @@ class LeaseLost(Exception):
     """This worker may no longer hold the contact's lease: it stops calling providers for it."""
 
 
-def contacts_claim(*, contact_ids: list[str]) -> tuple[uuid.UUID, list[str]]:
+def contacts_claim(
+    *, contact_ids: list[str], token: uuid.UUID | None = None
+) -> tuple[uuid.UUID, list[str]]:
     """Take a lease on the pending contacts among ``contact_ids`` that nobody else holds.
 
     Returns the claim's token and the claimed ids. A lease keeps two workers from running
     one contact at once; it is short and renewed while the work runs (``contact_leases``),
-    so a killed worker's contacts are free again within one lease period.
+    so a killed worker's contacts are free again within one lease period. Given a ``token``,
+    rows it already holds count as free: a retry after a lost COMMIT reply gets them back.
     """
-    token = contact_leases.new_token()
+    token = token or contact_leases.new_token()
     now = timezone.now()
     with transaction.atomic():
         free = (
             Contact.objects.select_for_update(skip_locked=True)
             .filter(pk__in=contact_ids, status=Contact.PENDING)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .filter(
+                Q(lease_expires_at__isnull=True)
+                | Q(lease_expires_at__lt=now)
+                | Q(lease_owner=token)
+            )
         )
         claimed = [str(pk) for pk in free.values_list("pk", flat=True)]
         if claimed:
@@ -241,8 +248,9 @@ def contacts_run(*, contact_ids: list[str]) -> int:
     (``_credit_asks_serve``). The finish turns the hold into the charge, releasing the rest.
     """
     since = time.monotonic()
+    token = contact_leases.new_token()  # one for every try: a retry finds its own claim
     token, claimed = db_retry(
-        lambda: contacts_claim(contact_ids=contact_ids), what="claim contacts"
+        lambda: contacts_claim(contact_ids=contact_ids, token=token), what="claim contacts"
     )
     if not claimed:
         return 0
@@ -869,7 +877,10 @@ def contacts_reap() -> int:
         for account_id, ids in lapsed.items():
             credits_release(account_id=account_id, contact_ids=ids)
         if again:
-            Contact.objects.filter(pk__in=again).update(lease_expires_at=None, published_at=now)
+            # The owner goes too: the old holder's renewals and finish no longer match (fence).
+            Contact.objects.filter(pk__in=again).update(
+                lease_expires_at=None, lease_owner=None, published_at=now
+            )
         if give_up:
             _contacts_give_up(list(give_up))
     if again:
@@ -924,6 +935,8 @@ def contacts_release(*, contact_ids: list[Any]) -> tuple[list[str], int]:
         )
         free = [str(pk) for pk, lease in rows if lease is None or lease < now]
         if free:
-            Contact.objects.filter(pk__in=free).update(lease_expires_at=None, published_at=now)
+            Contact.objects.filter(pk__in=free).update(
+                lease_expires_at=None, lease_owner=None, published_at=now
+            )
             transaction.on_commit(lambda: contacts_publish(free))
     return free, len(rows) - len(free)

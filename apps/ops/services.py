@@ -73,6 +73,8 @@ def contacts_rerun(*, contact_ids: Iterable[Any]) -> list[str]:
             credits_charged=0,
             finished_at=None,
             lease_expires_at=None,
+            lease_owner=None,
+            run_count=0,  # a fresh set of runs before the reaper gives up again
         )
         ProviderAttempt.objects.filter(contact_id__in=pks).delete()
         for bulk_id, count in Counter(b for _, b in rows if b).items():

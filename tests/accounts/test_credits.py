@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -379,3 +380,22 @@ def test_the_database_refuses_a_negative_hold_and_holds_are_not_adjustments():
         credits_add(account=account, amount=5, entry_type=LedgerEntry.RELEASE)
     with pytest.raises(IntegrityError), transaction.atomic():
         Account.objects.filter(pk=account.pk).update(held=-1)
+
+
+@pytest.mark.django_db
+def test_a_hold_released_without_its_token_is_not_released_again_by_it():
+    """The takeover the fence exists for: the next claim (or the reaper, or the finish)
+    releases an old claim's hold without naming its token; the old claim, abandoning the
+    contact, then releases by its token: nothing more may come back."""
+    from apps.accounts.services import credits_hold, credits_release
+
+    account = funded_account(20)
+    contact = ContactFactory(account=account, sandbox=False)
+    other = ContactFactory(account=account, sandbox=False)
+    old_claim, new_claim = uuid.uuid4(), uuid.uuid4()
+    credits_hold(account_id=account.pk, token=old_claim, wants=[(contact.pk, 10)])
+    credits_hold(account_id=account.pk, token=new_claim, wants=[(other.pk, 5)])
+    assert credits_release(account_id=account.pk, contact_ids=[contact.pk]) == 10
+    assert credits_release(account_id=account.pk, contact_ids=[contact.pk], token=old_claim) == 0
+    assert assert_consistent(account) == 15
+    assert account.held == 5  # the other contact's hold is untouched

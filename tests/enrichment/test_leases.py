@@ -179,3 +179,30 @@ def test_an_unclaimed_contact_is_lost_after_one_lease_while_the_queue_is_empty(d
     assert services.contacts_reap() == 1
     assert _all_queued(redis_client) == [str(taken.pk)]
     assert Contact.objects.get(pk=fresh.pk).published_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reaped_contact_is_not_taken_back_by_its_old_holder(settings, redis_client):
+    settings.ENRICHMENT_LEASE_SECONDS = 15
+    contact = ContactFactory()
+    token, claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
+    services.contact_leases.hold(token, claimed, since=time.monotonic() - 10)
+    try:
+        _lapse(contact)  # the holder was paused past its lease
+        assert services.contacts_reap() == 1
+        # Its renewal matches nothing now, and its own view of the lease is left to run out.
+        assert services.contact_leases.renew() == 0
+        assert services.contact_leases.remaining(token) < 15 - 9
+        stored = Contact.objects.get(pk=contact.pk)
+        assert stored.lease_expires_at is None and stored.lease_owner is None
+        assert services.contacts_finish(items=[(contact, Outcome())], token=token) == 0
+    finally:
+        services.contact_leases.release(token)
+
+
+def test_a_claim_retried_after_a_lost_reply_gets_its_own_rows_back(db):
+    contact = ContactFactory()
+    token, claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
+    again, reclaimed = services.contacts_claim(contact_ids=[str(contact.pk)], token=token)
+    assert (again, reclaimed) == (token, claimed)
+    assert services.contacts_claim(contact_ids=[str(contact.pk)])[1] == []  # another's: no

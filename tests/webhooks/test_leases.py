@@ -99,3 +99,23 @@ def test_an_unclaimed_delivery_is_lost_after_one_lease_while_the_queue_is_empty(
     assert services.deliveries_sweep() == 1
     queued = [json.loads(m)["headers"]["argsrepr"] for m in redis_client.lrange("webhooks", 0, -1)]
     assert queued == [repr([str(taken.pk)])]
+
+
+def test_an_attempt_is_recorded_once_even_when_its_record_is_retried():
+    delivery = DeliveryFactory()
+    token = delivery_leases.new_token()
+    Delivery.objects.filter(pk=delivery.pk).update(claim_token=token)
+    failed = AttemptResult(
+        status_code=500, duration_ms=5, error=None, response_body="", retry_after=None
+    )
+    now = timezone.now()
+    first = services.delivery_result_record(delivery=delivery, result=failed, at=now, token=token)
+    assert first == Delivery.PENDING
+    # The same call again, as db_retry makes it after a COMMIT whose reply was lost.
+    assert (
+        services.delivery_result_record(delivery=delivery, result=failed, at=now, token=token)
+        is None
+    )
+    row = Delivery.objects.get(pk=delivery.pk)
+    assert row.attempt_count == 1
+    assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 1

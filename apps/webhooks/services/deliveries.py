@@ -113,16 +113,16 @@ delivery_leases = LeaseKeeper(
 )
 
 
-def _claim(delivery_id: str, now: datetime) -> uuid.UUID | None:
-    token = delivery_leases.new_token()
-    # A message may fire a hair before the row is due (clock skew between machines).
+def _claim(delivery_id: str, now: datetime, token: uuid.UUID) -> uuid.UUID | None:
+    # A message may fire a hair before the row is due (clock skew between machines). A row
+    # this token already holds counts as free: a retry after a lost COMMIT reply gets it back.
     claimed = (
         Delivery.objects.filter(
             pk=delivery_id,
             status=Delivery.PENDING,
             next_attempt_at__lte=now + timedelta(seconds=1),
         )
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(claim_token=token))
         .update(claimed_until=delivery_leases.expiry(), claim_token=token)
     )
     return token if claimed else None
@@ -138,7 +138,8 @@ def delivery_attempt(*, delivery_id: str) -> str | None:
     now = timezone.now()
     since = time.monotonic()
     try:
-        token = db_retry(lambda: _claim(delivery_id, now), what="claim delivery")
+        token = delivery_leases.new_token()
+        token = db_retry(lambda: _claim(delivery_id, now, token), what="claim delivery")
     except (ValueError, ValidationError) as exc:  # a malformed id from a hand-made message
         logger.warning("unclaimable delivery id", extra={"error": str(exc)})
         return None
@@ -197,6 +198,9 @@ def delivery_result_record(
             "round_attempts": F("round_attempts") + 1,
             "last_attempt_at": at,
             "claimed_until": None,
+            # The fence matches once: a retry of this record after a lost COMMIT reply, or a
+            # late record by a claim that lapsed, changes nothing.
+            "claim_token": None,
             "updated_at": done,
         }
         schedule = settings.WEBHOOK_RETRY_SCHEDULE

@@ -35,7 +35,10 @@ def deliveries_sweep(*, limit: int = 1000) -> int:
             .values_list("pk", flat=True)[:limit]
         )
         if ids:
-            Delivery.objects.filter(pk__in=ids).update(published_at=now, claimed_until=None)
+            # The token goes too: a late record by the old holder no longer matches (fence).
+            Delivery.objects.filter(pk__in=ids).update(
+                published_at=now, claimed_until=None, claim_token=None
+            )
             published = [str(pk) for pk in ids]
             transaction.on_commit(lambda: deliveries_publish(published))
     return len(ids)
