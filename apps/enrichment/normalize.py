@@ -1,102 +1,25 @@
-"""Normalisation of the identifiers a contact is matched on: domains and LinkedIn URLs."""
+"""Normalisation of what a contact is matched on and what providers find for it: the person
+key for reusing past results, email addresses, phone numbers (E.164 in the wanted countries).
+
+Host names, domains and LinkedIn URLs are shared with other apps: ``apps.core.text``.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
-from urllib.parse import urlsplit
+from typing import Any
 
-import idna
+import phonenumbers
 
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_LINKEDIN_PROFILE = re.compile(r"^/in/([^/?#]+)/?$")
+from apps.core.text import ascii_fold, normalize_linkedin
 
-
-def ascii_fold(value: str) -> str:
-    """'José Núñez' -> 'Jose Nunez' (drop combining marks, keep ASCII only)."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    return decomposed.encode("ascii", "ignore").decode("ascii")
-
-
-class InvalidDomain(ValueError):
-    """A host name that IDNA 2008 refuses; the message says why, for a 422."""
-
-
-def idna_ascii(host: str) -> str:
-    """The host's ASCII (A-label) form under IDNA 2008 with UTS 46 mapping.
-
-    Not Python's "idna" codec, which is IDNA 2003: it maps 'straße.de' to 'strasse.de', which
-    is another registrable domain (and another owner). Non-transitional processing keeps ß, ς
-    and the joiners; UTS 46 maps case, full-width forms and ideographic full stops first. This
-    is also what requests does with a non-ASCII URL host, so a webhook URL is checked here as
-    it will be delivered to.
-    """
-    try:
-        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
-    except idna.IDNAError as exc:  # includes InvalidCodepoint(Context)
-        reason = str(exc).rstrip(".") or "invalid label"
-        raise InvalidDomain(f"Must be a valid domain name (IDNA 2008): {reason}.") from exc
-    except UnicodeError as exc:
-        raise InvalidDomain("Must be a valid domain name (IDNA 2008).") from exc
-
-
-DOMAIN_MESSAGE = "Must be a hostname such as 'stripe.com'."
-
-
-def domain_normalized(raw: str) -> str:
-    """'https://www.Stripe.com:443/about' -> 'stripe.com'; InvalidDomain (with why) otherwise."""
-    value = raw.strip()
-    if not value:
-        raise InvalidDomain(DOMAIN_MESSAGE)
-    if "://" not in value:
-        value = "//" + value
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname or ""
-    except ValueError:
-        raise InvalidDomain(DOMAIN_MESSAGE) from None
-    host = host.rstrip(".")
-    if not host or (host.isascii() and not all(map(_HOST_LABEL.match, host.split(".")))):
-        # 'not a domain' or '[::1]': the plain message, not an IDNA code point report.
-        raise InvalidDomain(DOMAIN_MESSAGE)
-    # Mapped first: a full-width 'www.' (U+FF57) or a trailing ideographic full stop is only seen
-    # as 'www.' or '.' afterwards.
-    host = idna_ascii(host).rstrip(".")
-    if host.startswith("www."):
-        host = host[4:]
-    if "." not in host or len(host) > 253:
-        raise InvalidDomain(DOMAIN_MESSAGE)
-    labels = host.split(".")
-    if not all(_HOST_LABEL.match(label) for label in labels) or labels[-1].isdigit():
-        raise InvalidDomain(DOMAIN_MESSAGE)
-    return host
-
-
-def normalize_domain(raw: str) -> str | None:
-    """'https://www.Stripe.com:443/about' -> 'stripe.com'; None when it is not a hostname."""
-    try:
-        return domain_normalized(raw)
-    except InvalidDomain:
-        return None
-
-
-def normalize_linkedin(raw: str) -> str | None:
-    """Canonical 'linkedin.com/in/<slug>' for an http(s) profile URL; None otherwise."""
-    value = raw.strip()
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https"):
-        return None
-    host = (parts.hostname or "").lower()
-    if host != "linkedin.com" and not host.endswith(".linkedin.com"):
-        return None
-    match = _LINKEDIN_PROFILE.match(parts.path)
-    if not match:
-        return None
-    return f"linkedin.com/in/{match.group(1).lower()}"
+_PHONE_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE: "landline",
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "unknown",
+    phonenumbers.PhoneNumberType.VOIP: "voip",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll_free",
+}
 
 
 PERSON_KEY_MAX_LENGTH = 600  # Contact.person_key's max_length (a test keeps them equal)
@@ -117,3 +40,66 @@ def person_key(*, linkedin_url: str, first_name: str, last_name: str, domain: st
             return f"sha256:{hashlib.sha256(key.encode()).hexdigest()}"
         return key
     return ""
+
+
+def normalize_email(value: Any) -> str | None:
+    """The address trimmed and lowercased; None unless it looks like ``local@host.tld``."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower()
+    local, _, domain = value.partition("@")
+    if (
+        not local
+        or "@" in domain
+        or any(c.isspace() for c in value)
+        or "." not in domain
+        or "" in domain.split(".")
+    ):
+        return None
+    return value
+
+
+def normalize_phones(phones: list[Any], country_codes: list[str]) -> list[dict[str, str]]:
+    """E.164 numbers, valid per ``phonenumbers``, in ``country_codes`` (any when empty).
+
+    A number without a ``+`` is read as a national number of each wanted country in turn
+    (the first under which it is valid wins), so ``(415) 555-2671`` is found for
+    ``["FR", "US"]`` as well as for ``["US"]``; with no wanted country it cannot be placed
+    and is dropped.
+    """
+    wanted = [c.upper() for c in country_codes if isinstance(c, str) and c]
+    result: list[dict[str, str]] = []
+    seen: set[str] = set()
+    if not isinstance(phones, list):
+        return result
+    for item in phones:
+        raw = item.get("number") if isinstance(item, dict) else item
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        parsed = _parse_phone(raw.strip(), wanted)
+        if parsed is None:
+            continue
+        country = phonenumbers.region_code_for_number(parsed)
+        if wanted and country not in wanted:
+            continue
+        number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        if number in seen:
+            continue
+        seen.add(number)
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not isinstance(kind, str) or not kind or kind == "unknown":
+            kind = _PHONE_TYPES.get(phonenumbers.number_type(parsed), "unknown")
+        result.append({"number": number, "type": kind, "country": country})
+    return result
+
+
+def _parse_phone(raw: str, regions: list[str]) -> phonenumbers.PhoneNumber | None:
+    """The valid reading of ``raw``: as international, else national in one of ``regions``."""
+    for region in [None] if raw.startswith("+") else regions:
+        try:
+            parsed = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            return parsed
+    return None

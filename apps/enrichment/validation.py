@@ -11,9 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.core.text import InvalidDomain, domain_normalized, normalize_linkedin
 from apps.webhooks.targets import webhook_url_syntax_problem, webhook_urls_problems
 
-from .normalize import InvalidDomain, domain_normalized, normalize_linkedin, person_key
+from .normalize import person_key
 
 KINDS = ("email", "phone", "personal_email")
 CONSENT_MESSAGE = (

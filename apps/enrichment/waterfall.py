@@ -4,7 +4,7 @@ It owns everything around the adapters: order, credit caps, reuse of past result
 retries with backoff, the circuit breaker, normalising what was found (lowercase emails,
 E.164 phones in the wanted countries) and recording every call as an attempt. It never
 touches the database itself (``contacts_run`` loads what it needs in batches and
-``contact_finish`` stores the outcome; only a short ``CreditBudget`` asks the ledger for
+``contacts_finish`` stores the outcome; only a short ``CreditBudget`` asks the ledger for
 more, through the callback ``contacts_run`` gives it), so it can run in many threads at once.
 """
 
@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import phonenumbers
 from django.conf import settings
 
 from apps.providers import breaker, registry
 from apps.providers.base import ContactQuery, Found, Provider, ProviderError
 
 from .models import Contact, ProviderAttempt
+from .normalize import normalize_email, normalize_phones
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +36,6 @@ KIND_FIELDS = {
 }
 EXTRA_FIELDS = ("job_title", "company_domain")
 EMAIL_STATUSES = frozenset({"valid", "catch_all", "unknown"})
-_PHONE_TYPES = {
-    phonenumbers.PhoneNumberType.MOBILE: "mobile",
-    phonenumbers.PhoneNumberType.FIXED_LINE: "landline",
-    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "unknown",
-    phonenumbers.PhoneNumberType.VOIP: "voip",
-    phonenumbers.PhoneNumberType.TOLL_FREE: "toll_free",
-}
 
 
 @dataclass
@@ -376,69 +369,6 @@ def _usable(kind: str, found: Found, contact: Contact) -> dict[str, Any] | None:
     if kind == "personal_email":
         email = normalize_email(data.get("personal_email"))
         return {"personal_email": email} if email else None
-    return None
-
-
-def normalize_email(value: Any) -> str | None:
-    """The address trimmed and lowercased; None unless it looks like ``local@host.tld``."""
-    if not isinstance(value, str):
-        return None
-    value = value.strip().lower()
-    local, _, domain = value.partition("@")
-    if (
-        not local
-        or "@" in domain
-        or any(c.isspace() for c in value)
-        or "." not in domain
-        or "" in domain.split(".")
-    ):
-        return None
-    return value
-
-
-def normalize_phones(phones: list[Any], country_codes: list[str]) -> list[dict[str, str]]:
-    """E.164 numbers, valid per ``phonenumbers``, in ``country_codes`` (any when empty).
-
-    A number without a ``+`` is read as a national number of each wanted country in turn
-    (the first under which it is valid wins), so ``(415) 555-2671`` is found for
-    ``["FR", "US"]`` as well as for ``["US"]``; with no wanted country it cannot be placed
-    and is dropped.
-    """
-    wanted = [c.upper() for c in country_codes if isinstance(c, str) and c]
-    result: list[dict[str, str]] = []
-    seen: set[str] = set()
-    if not isinstance(phones, list):
-        return result
-    for item in phones:
-        raw = item.get("number") if isinstance(item, dict) else item
-        if not isinstance(raw, str) or not raw.strip():
-            continue
-        parsed = _parse_phone(raw.strip(), wanted)
-        if parsed is None:
-            continue
-        country = phonenumbers.region_code_for_number(parsed)
-        if wanted and country not in wanted:
-            continue
-        number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        if number in seen:
-            continue
-        seen.add(number)
-        kind = item.get("type") if isinstance(item, dict) else None
-        if not isinstance(kind, str) or not kind or kind == "unknown":
-            kind = _PHONE_TYPES.get(phonenumbers.number_type(parsed), "unknown")
-        result.append({"number": number, "type": kind, "country": country})
-    return result
-
-
-def _parse_phone(raw: str, regions: list[str]) -> phonenumbers.PhoneNumber | None:
-    """The valid reading of ``raw``: as international, else national in one of ``regions``."""
-    for region in [None] if raw.startswith("+") else regions:
-        try:
-            parsed = phonenumbers.parse(raw, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(parsed):
-            return parsed
     return None
 
 

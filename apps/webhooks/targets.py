@@ -22,7 +22,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
-from apps.enrichment.normalize import InvalidDomain, idna_ascii
+from apps.core.text import InvalidDomain, idna_ascii
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from apps.core.text import InvalidDomain, domain_normalized, normalize_domain
 from apps.enrichment.models import Contact
-from apps.enrichment.normalize import InvalidDomain, domain_normalized, normalize_domain
 from tests.conftest import EMAIL_CONTACT
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from apps.enrichment.normalize import ascii_fold
+from apps.core.text import ascii_fold
 from apps.providers.base import ContactQuery, Found, Provider
 
 SANDBOX_PHONE = "+15550000000"

@@ -25,7 +25,7 @@ from functools import cache
 
 import phonenumbers
 
-from apps.enrichment.normalize import ascii_fold, normalize_domain, normalize_linkedin
+from apps.core.text import ascii_fold, normalize_domain, normalize_linkedin
 
 VENDORS = ("hunter", "pdl", "apollo")
 
