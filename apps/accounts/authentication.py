@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,6 +16,7 @@ from rest_framework.request import Request
 
 from apps.core.middleware import is_trusted_proxy
 
+from .keycache import key_cache
 from .models import Account, ApiKey
 from .ratelimit import rate_limit_request
 from .selectors import api_key_by_raw
@@ -155,10 +155,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         intake, where the lookup was a fifth of the request.
 
         Only for views whose write re-checks the key in its own statement
-        (``apps.accounts.selectors.key_accepts_work_sql``: not revoked, plan with API
-        access, credits for a live key), so that those refusals still apply at once; such a
-        view calls ``authenticate_fresh`` when its write is refused, and before answering a
-        422 (a 401 or 403 outranks it). Only a key that could submit work when looked up is
+        (``apps.accounts.keycache``: not revoked, plan with API access, credits for a live
+        key), so that those refusals still apply at once; such a view (``CachedKeyView``)
+        calls ``authenticate_fresh`` when its write is refused, and before answering a 422
+        (a 401 or 403 outranks it). Only a key that could submit work when looked up is
         kept (a live key of an account without credits is looked up on every request, so a
         top-up counts at once). The IP allowlist is checked on every request, against the
         cached list. What can be up to ``API_KEY_CACHE_SECONDS`` old: allowlist and scope
@@ -200,39 +200,6 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="sluice"'
-
-
-class KeyCache:
-    """Keys this process authenticated lately, by key hash: (monotonic time, key with account
-    and plan). Bounded; the oldest entries go first. Shared by the process's threads (a dict
-    read or write is atomic under the GIL; a lost race costs one more lookup)."""
-
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, ApiKey]] = {}
-
-    def get(self, key_hash: str, max_age: float) -> ApiKey | None:
-        entry = self._entries.get(key_hash)
-        if entry is None or time.monotonic() - entry[0] > max_age:
-            return None
-        return entry[1]
-
-    def put(self, key_hash: str, key: ApiKey) -> None:
-        if len(self._entries) >= self.max_entries:
-            # Dicts keep insertion order: drop the older half rather than one per insert.
-            for old in list(self._entries)[: self.max_entries // 2]:
-                self._entries.pop(old, None)
-        self._entries.pop(key_hash, None)  # a refreshed entry moves to the young end
-        self._entries[key_hash] = (time.monotonic(), key)
-
-    def evict(self, key_hash: str) -> None:
-        self._entries.pop(key_hash, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-key_cache = KeyCache()
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.core.errors import InvalidRequest
 from apps.core.text import InvalidDomain, domain_normalized, normalize_linkedin
 from apps.webhooks.targets import webhook_url_syntax_problem, webhook_urls_problems
 
@@ -380,3 +381,26 @@ def clean_bulk(
         enrichment_type=batch.get("enrichment_type", []),
         webhook_url=batch.get("webhook_url", ""),
     ), {}
+
+
+def invalid(errors: dict[str, str]) -> InvalidRequest:
+    """The 422; a refused personal_email also names the consent rule in ``error`` (SPEC §4)."""
+    message = CONSENT_MESSAGE if CONSENT_MESSAGE in errors.values() else None
+    return InvalidRequest(message, details=errors)
+
+
+def contact_validated(data: Any, *, consent: bool) -> CleanContact:
+    """``POST /enrich``'s contact, clean; the 422 (``InvalidRequest``) otherwise."""
+    problems = Problems()
+    clean = clean_contact(data, problems=problems, consent=consent)
+    if clean is None:
+        raise invalid(problems.errors)
+    return clean
+
+
+def bulk_validated(data: dict[str, Any], *, consent: bool, bulk_max: int) -> CleanBulk:
+    """``POST /enrich/bulk``'s batch, clean; the 422 (``InvalidRequest``) otherwise."""
+    clean, errors = clean_bulk(data, consent=consent, bulk_max=bulk_max)
+    if clean is None:
+        raise invalid(errors)
+    return clean

@@ -8,8 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.authentication import ApiKeyAuthentication
-from apps.accounts.models import Account, ApiKey
+from apps.accounts.keycache import CachedKeyView
 from apps.core.api import (
     LIST_PARAMETERS,
     error_responses,
@@ -17,24 +16,17 @@ from apps.core.api import (
     json_response,
     list_params,
 )
-from apps.core.errors import Conflict, InvalidRequest
 from apps.core.pagination import paginate
 
 from . import selectors, serializers, services
-from .models import Contact
-from .validation import CONSENT_MESSAGE, Problems, clean_bulk, clean_contact
+from .validation import bulk_validated, contact_validated
 
 
-def _invalid(errors: dict[str, str]) -> InvalidRequest:
-    """The 422; a refused personal_email also names the consent rule in ``error`` (SPEC §4)."""
-    message = CONSENT_MESSAGE if CONSENT_MESSAGE in errors.values() else None
-    return InvalidRequest(message, details=errors)
+class EnrichView(CachedKeyView, APIView):
+    """Validate, store, 202. Authenticated from the process's key cache: the INSERT re-checks
+    the key (``apps.accounts.keycache``), which also decides what a refusal answers."""
 
-
-class EnrichView(APIView):
     required_scope = "enrich"
-    # Its INSERT re-checks the key, so the lookup may come from the process's cache.
-    api_key_cache = True
 
     @extend_schema(
         operation_id="enrich",
@@ -46,42 +38,15 @@ class EnrichView(APIView):
         summary="Enrich one contact (asynchronous)",
     )
     def post(self, request: Request) -> HttpResponse:
-        body = json_object(request)
-        try:
-            contact = self._enqueue(body, account=request.user, api_key=request.auth)
-        except InvalidRequest:
-            # The key may be a cached copy, and a 401 or 403 outranks a 422 (SPEC §4).
-            self._authenticate_afresh(request)
-            raise
-        except services.IntakeRefused:
-            # Revoked, plan without API access or out of credits since this process cached
-            # the key: look it up afresh for the 401/403, then the 402.
-            self._authenticate_afresh(request)
-            services.intake_check(account=request.user, api_key=request.auth)
-            try:
-                contact = self._enqueue(body, account=request.user, api_key=request.auth)
-            except services.IntakeRefused:
-                raise Conflict(
-                    "The API key or its account changed during this request; retry it"
-                ) from None
+        account, api_key = request.user, request.auth
+        clean = contact_validated(json_object(request), consent=account.personal_email_consent)
+        contact = services.contact_enqueue(account=account, api_key=api_key, clean=clean)
         return json_response(
             request,
             selectors.contact_accepted_data(contact),
             status=202,
             headers={"Location": f"/api/v1/contacts/{contact.pk}"},
         )
-
-    def _authenticate_afresh(self, request: Request) -> None:
-        request.user, request.auth = ApiKeyAuthentication().authenticate_fresh(request)
-        self.check_permissions(request)
-
-    @staticmethod
-    def _enqueue(body: dict, *, account: Account, api_key: ApiKey) -> Contact:
-        problems = Problems()
-        clean = clean_contact(body, problems=problems, consent=account.personal_email_consent)
-        if clean is None:
-            raise _invalid(problems.errors)
-        return services.contact_enqueue(account=account, api_key=api_key, clean=clean)
 
 
 class BulkEnrichView(APIView):
@@ -99,11 +64,9 @@ class BulkEnrichView(APIView):
     def post(self, request: Request) -> Response:
         body = json_object(request)
         account = request.user
-        clean, errors = clean_bulk(
+        clean = bulk_validated(
             body, consent=account.personal_email_consent, bulk_max=account.plan.bulk_max or 0
         )
-        if clean is None:
-            raise _invalid(errors)
         bulk, contacts = services.bulk_enqueue(account=account, api_key=request.auth, clean=clean)
         return Response(
             {

@@ -11,6 +11,8 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
+from apps.accounts import notices
+
 _BASE62 = string.ascii_letters + string.digits
 
 
@@ -24,8 +26,8 @@ class Event(models.Model):
     CONTACT_ENRICHED = "contact.enriched"
     CONTACT_VERIFIED = "contact.verified"
     BULK_COMPLETED = "bulk.completed"
-    CREDITS_LOW = "credits.low"
-    CREDITS_EXHAUSTED = "credits.exhausted"
+    CREDITS_LOW = notices.CREDITS_LOW
+    CREDITS_EXHAUSTED = notices.CREDITS_EXHAUSTED
     ENDPOINT_DISABLED = "endpoint.disabled"
     TYPES = [
         CONTACT_ENRICHED,

@@ -22,7 +22,7 @@ from apps.accounts.services import (
 from apps.core.errors import InvalidRequest
 from apps.enrichment import services as enrichment_services
 from apps.enrichment.models import Contact
-from tests.conftest import make_client
+from tests.support.api import make_client
 from tests.factories import AccountFactory, ContactFactory
 
 
@@ -266,7 +266,7 @@ def test_default_prices_charge_found_kinds_once_with_a_linked_ledger_row(kinds, 
     account = funded_account(100)
     contact = ContactFactory(account=account, sandbox=False, enrichment_type=kinds)
     outcome = Outcome(data={}, found_kinds=kinds, confidence=90)
-    enrichment_services.contact_finish(contact=contact, outcome=outcome)
+    enrichment_services.contacts_finish(items=[(contact, outcome)])
     contact.refresh_from_db()
     assert contact.result_status == Contact.VERIFIED
     assert contact.credits_charged == price
@@ -288,7 +288,7 @@ def test_prices_are_settings(settings):
     account = funded_account(100)
     contact = ContactFactory(account=account, sandbox=False, enrichment_type=["email", "phone"])
     outcome = Outcome(data={}, found_kinds=["email", "phone"], confidence=90)
-    enrichment_services.contact_finish(contact=contact, outcome=outcome)
+    enrichment_services.contacts_finish(items=[(contact, outcome)])
     contact.refresh_from_db()
     assert contact.credits_charged == 23
     assert assert_consistent(account) == 77
@@ -300,7 +300,7 @@ def test_not_found_and_failed_results_are_free():
 
     account = funded_account(10)
     contact = ContactFactory(account=account, sandbox=False)
-    enrichment_services.contact_finish(contact=contact, outcome=Outcome())
+    enrichment_services.contacts_finish(items=[(contact, Outcome())])
     contact.refresh_from_db()
     assert (contact.result_status, contact.credits_charged) == (Contact.NOT_FOUND, 0)
     assert LedgerEntry.objects.filter(contact=contact).count() == 0

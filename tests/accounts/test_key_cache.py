@@ -8,12 +8,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.accounts import authentication
-from apps.accounts.authentication import KeyCache
+from apps.accounts import keycache
+from apps.accounts.keycache import KeyCache
 from apps.accounts.models import LedgerEntry, Plan
 from apps.accounts.services import api_key_revoke, credits_add
 from apps.enrichment.models import Contact
-from tests.conftest import EMAIL_CONTACT, make_client
+from tests.support.api import EMAIL_CONTACT, make_client
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +94,7 @@ def test_the_ip_allowlist_is_checked_on_every_request(db):
 def test_an_entry_expires_after_api_key_cache_seconds(api, settings, monkeypatch):
     settings.API_KEY_CACHE_SECONDS = 5
     now = [1000.0]
-    monkeypatch.setattr(authentication.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(keycache.time, "monotonic", lambda: now[0])
     assert enrich(api).status_code == 202
     now[0] += 4.9
     with CaptureQueriesContext(connection) as fresh:

@@ -1,4 +1,4 @@
-"""Single contacts committed close together share one message (apps/enrichment/publisher.py)."""
+"""Single contacts committed close together share one message (services/publishing.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import time
 
 import pytest
 
-from apps.enrichment import publisher, services
+from apps.enrichment import services
 from apps.enrichment.models import Contact
-from tests.conftest import EMAIL_CONTACT, make_client, queued_contact_ids
+from apps.enrichment.services import publishing as publisher
+from tests.support.api import EMAIL_CONTACT, make_client
+from tests.support.queues import queued_contact_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ import pytest
 from apps.accounts.models import LedgerEntry
 from apps.enrichment import services
 from apps.enrichment.models import BulkJob, Contact, ProviderAttempt
-from tests.conftest import make_client
+from tests.support.api import make_client
 from tests.factories import BulkJobFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -66,8 +66,8 @@ def test_finish_is_exactly_once_even_when_two_runs_race():
     outcome = Outcome(
         data={"email": "a@b.co"}, found_kinds=["email"], providers={"email": "x"}, confidence=90
     )
-    assert services.contact_finish(contact=contact, outcome=outcome) == 1
-    assert services.contact_finish(contact=contact, outcome=outcome) == 0
+    assert services.contacts_finish(items=[(contact, outcome)]) == 1
+    assert services.contacts_finish(items=[(contact, outcome)]) == 0
     client.account.refresh_from_db()
     assert client.account.credits == 99
     assert LedgerEntry.objects.filter(contact=contact, entry_type="charge").count() == 1
@@ -79,7 +79,7 @@ def test_live_contact_short_of_credits_finishes_no_credits():
     from apps.enrichment.waterfall import Outcome
 
     outcome = Outcome(data={"phones": [{"number": "+1"}]}, found_kinds=["phone"], confidence=90)
-    services.contact_finish(contact=contact, outcome=outcome)
+    services.contacts_finish(items=[(contact, outcome)])
     contact.refresh_from_db()
     assert contact.result_status == Contact.NO_CREDITS
     assert contact.result["phones"] == []

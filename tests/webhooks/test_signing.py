@@ -17,7 +17,7 @@ from apps.accounts.services import webhook_secret_generate
 from apps.core.errors import Conflict
 from apps.webhooks import services
 from apps.webhooks.models import Delivery, Endpoint
-from tests.conftest import make_client
+from tests.support.api import make_client
 from tests.factories import ContactFactory
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory
 
@@ -94,7 +94,7 @@ def test_request_webhook_url_is_signed_with_the_account_callback_secret(receiver
     from apps.enrichment import services as enrichment_services
     from apps.enrichment.waterfall import Outcome
 
-    enrichment_services.contact_finish(contact=contact, outcome=Outcome())
+    enrichment_services.contacts_finish(items=[(contact, Outcome())])
     delivery = Delivery.objects.get(target_url=receiver.url("/mine"))
     deliver(delivery)
     (request,) = receiver.received(path="/mine")
@@ -146,7 +146,7 @@ def test_callback_secret_rotates_and_the_old_one_signs_beside_it_for_24_hours(re
     assert body["previous_secret_expires_at"].endswith("Z")
 
     contact = ContactFactory(account=client.account, webhook_url=receiver.url("/mine"))
-    enrichment_services.contact_finish(contact=contact, outcome=Outcome())
+    enrichment_services.contacts_finish(items=[(contact, Outcome())])
     deliver(Delivery.objects.get(target_url=receiver.url("/mine")))
     (request,) = receiver.received(path="/mine")
     assert len(request.headers["webhook-signature"].split(" ")) == 2
@@ -156,7 +156,7 @@ def test_callback_secret_rotates_and_the_old_one_signs_beside_it_for_24_hours(re
     client.account.previous_callback_secret_expires_at = timezone.now()
     client.account.save()
     second = ContactFactory(account=client.account, webhook_url=receiver.url("/again"))
-    enrichment_services.contact_finish(contact=second, outcome=Outcome())
+    enrichment_services.contacts_finish(items=[(second, Outcome())])
     deliver(Delivery.objects.get(target_url=receiver.url("/again")))
     (request,) = receiver.received(path="/again")
     Webhook(new_secret).verify(request.body, request.headers)

@@ -20,24 +20,15 @@ from .endpoints import (
     endpoint_test,
     endpoint_update,
 )
-from .events import (
-    bulk_completed_emit,
-    contact_finished_emit,
-    contacts_finished_emit,
-    credits_change_emit,
-    event_emit,
-)
+from .events import EventDraft, event_emit, events_emit
 from .maintenance import deliveries_sweep, events_purge
 from .publishing import deliveries_publish, deliveries_requeue
 from .transport import AttemptResult, http_post
 
 __all__ = [
     "AttemptResult",
-    "bulk_completed_emit",
+    "EventDraft",
     "callback_secret_rotate",
-    "contact_finished_emit",
-    "contacts_finished_emit",
-    "credits_change_emit",
     "deliveries_publish",
     "deliveries_requeue",
     "deliveries_sweep",
@@ -56,6 +47,7 @@ __all__ = [
     "endpoint_test",
     "endpoint_update",
     "event_emit",
+    "events_emit",
     "events_purge",
     "http_post",
     "retry_delay",

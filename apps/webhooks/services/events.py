@@ -1,4 +1,9 @@
-"""Events emitted by the rest of the product, with their deliveries, in the caller's transaction."""
+"""Events emitted by the rest of the product, with their deliveries, in the caller's transaction.
+
+The app that owns an event's data builds it (enrichment the contact's and the bulk's,
+accounts which credit thresholds a charge crossed) and hands it here as an ``EventDraft``:
+``events_emit`` stores the events and their deliveries in a constant number of queries.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import LedgerEntry
+from apps.accounts.notices import CreditNotice
 from apps.core.timefmt import iso
 
 from ..models import Delivery, Endpoint, Event, event_id_generate
@@ -121,6 +125,57 @@ def _events_store(pending: list[_Pending]) -> None:
             transaction.on_commit(lambda: deliveries_publish(due))
 
 
+@dataclass(frozen=True)
+class EventDraft:
+    """An event to emit, with its payload ready-made by the app that owns the data."""
+
+    account_id: Any
+    type: str
+    data: Any
+    sandbox: bool = False
+    # Request-level webhook URLs (a contact's or a bulk's ``webhook_url``) that get it too.
+    target_urls: tuple[str, ...] = ()
+
+    @classmethod
+    def credits(cls, notice: CreditNotice) -> EventDraft:
+        """``credits.low``/``credits.exhausted``: live events (credits are live money, which no
+        sandbox key spends or sees)."""
+        return cls(account_id=notice.account_id, type=notice.type, data=notice.data())
+
+
+def events_emit(drafts: Sequence[EventDraft]) -> list[Event]:
+    """Store these events and a delivery per subscribed endpoint of each one's mode (and per
+    target URL), atomically, in a constant number of queries: one endpoint read per account,
+    two INSERTs.
+
+    Runs inside the caller's transaction when there is one, so an event exists if and only if
+    the change that caused it does; messages go to the broker only after the commit.
+    Endpoints that are disabled get a ``skipped`` delivery, which
+    ``endpoint_enable(replay=True)`` resends.
+    """
+    if not drafts:
+        return []
+    now = timezone.now()
+    endpoints = {
+        account_id: _account_endpoints(account_id)
+        for account_id in dict.fromkeys(d.account_id for d in drafts)
+    }
+    pending = [
+        _event_build(
+            account_id=d.account_id,
+            type=d.type,
+            data=d.data,
+            sandbox=d.sandbox,
+            now=now,
+            endpoints=endpoints[d.account_id],
+            target_urls=d.target_urls,
+        )
+        for d in drafts
+    ]
+    _events_store(pending)
+    return [p.event for p in pending]
+
+
 def event_emit(
     *,
     account_id: Any,
@@ -131,13 +186,8 @@ def event_emit(
     endpoints: list[Endpoint] | None = None,
     exclude_endpoint_id: Any = None,
 ) -> Event:
-    """Store an event and a delivery per subscribed endpoint of its mode and per extra URL,
-    atomically.
-
-    Runs inside the caller's transaction when there is one, so the event exists if and only if
-    the change that caused it does; messages go to the broker only after the commit. Endpoints
-    that are disabled get a ``skipped`` delivery, which ``endpoint_enable(replay=True)`` resends.
-    """
+    """One event (``events_emit``), optionally to given ``endpoints`` only or all but one
+    (``endpoint.disabled`` is not sent to the endpoint it is about)."""
     built = _event_build(
         account_id=account_id,
         type=type,
@@ -150,101 +200,3 @@ def event_emit(
     )
     _events_store([built])
     return built.event
-
-
-def contact_finished_emit(*, contact: Any) -> None:
-    """``contact.enriched`` (also to the contact's ``webhook_url``), ``contact.verified``, and
-    the credit events its charge caused. Called inside the transaction that finishes it.
-    """
-    contacts_finished_emit(contacts=[contact])
-
-
-def contacts_finished_emit(*, contacts: Sequence[Any]) -> None:
-    """The events of several contacts finished in one transaction, in a constant number of
-    queries: one endpoint read per account, one ledger read, two INSERTs.
-    """
-    from apps.enrichment.selectors import contact_data
-
-    if not contacts:
-        return
-    now = timezone.now()
-    endpoints = {
-        account_id: _account_endpoints(account_id)
-        for account_id in {c.account_id for c in contacts}
-    }
-    charged = [c.pk for c in contacts if c.credits_charged and not c.sandbox]
-    # The contact's own ledger row says what the balance was right after its charge. Charges
-    # are serialised by the account row lock, so each threshold crossing belongs to exactly
-    # one charge, even when a task charges a whole chunk before emitting; a read of the live
-    # balance would be wrong then.
-    balances = (
-        {
-            contact_id: (balance_after, balance_after - amount)  # amount < 0 for a charge
-            for contact_id, balance_after, amount in LedgerEntry.objects.filter(
-                contact_id__in=charged, entry_type=LedgerEntry.CHARGE
-            ).values_list("contact_id", "balance_after", "amount")
-        }
-        if charged
-        else {}
-    )
-    threshold = settings.CREDITS_LOW_THRESHOLD
-    pending: list[_Pending] = []
-    for contact in contacts:
-        account_id = contact.account_id
-        common = {"account_id": account_id, "now": now, "endpoints": endpoints[account_id]}
-        data = contact_data(contact)
-        mode = {"sandbox": contact.sandbox}
-        pending.append(
-            _event_build(
-                type=Event.CONTACT_ENRICHED,
-                data=data,
-                target_urls=[contact.webhook_url],
-                **mode,
-                **common,
-            )
-        )
-        if contact.result_status == "VERIFIED":
-            pending.append(_event_build(type=Event.CONTACT_VERIFIED, data=data, **mode, **common))
-        # Only live contacts are in ``balances`` (sandbox work charges nothing): credit events
-        # are live events.
-        if contact.pk in balances:
-            after, before = balances[contact.pk]
-            credit = {"account_id": str(account_id), "credits": after, "threshold": threshold}
-            for type in _credit_event_types(before=before, after=after, threshold=threshold):
-                pending.append(_event_build(type=type, data=credit, sandbox=False, **common))
-    _events_store(pending)
-
-
-def _credit_event_types(*, before: int, after: int, threshold: int) -> list[str]:
-    """The credit events a balance change from ``before`` to ``after`` crosses into."""
-    types = []
-    # One change can do both (from at or above the threshold straight to 0): a client
-    # subscribed to credits.low alone must still learn the balance fell below it.
-    if before >= threshold > after:
-        types.append(Event.CREDITS_LOW)
-    if after == 0 < before:
-        types.append(Event.CREDITS_EXHAUSTED)
-    return types
-
-
-def credits_change_emit(*, account_id: Any, before: int, after: int) -> None:
-    """``credits.low``/``credits.exhausted`` for a balance change outside charging (an ops
-    adjustment); runs in the caller's transaction, like every emit. Live events: credits are
-    live money, which no sandbox key spends or sees."""
-    threshold = settings.CREDITS_LOW_THRESHOLD
-    credit = {"account_id": str(account_id), "credits": after, "threshold": threshold}
-    for type in _credit_event_types(before=before, after=after, threshold=threshold):
-        event_emit(account_id=account_id, type=type, data=credit, sandbox=False)
-
-
-def bulk_completed_emit(*, bulk: Any) -> None:
-    """``bulk.completed``, also to the bulk's ``webhook_url``; called once per bulk."""
-    from apps.enrichment.selectors import bulk_data
-
-    event_emit(
-        account_id=bulk.account_id,
-        type=Event.BULK_COMPLETED,
-        data=bulk_data(bulk),
-        sandbox=bulk.sandbox,
-        target_urls=[bulk.webhook_url],
-    )

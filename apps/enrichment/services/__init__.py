@@ -1,0 +1,31 @@
+"""Writes for enrichment, split by sub-domain; every public service is importable from here.
+
+* ``intake``: store accepted contacts (one INSERT for a single contact, two for a bulk).
+* ``publishing``: their ``run_contacts`` messages after commit; the web process's coalescer.
+* ``running``: claim a chunk under a lease, run the waterfalls in the process-wide pool.
+* ``holds``: credits held for the running contacts before any paid call.
+* ``finishing``: store results, charge, record attempts, count bulks, emit events.
+* ``maintenance``: the reaper, and an operator's release.
+"""
+
+from .finishing import contacts_finish
+from .intake import bulk_enqueue, contact_enqueue
+from .leases import LeaseLost, contact_leases
+from .maintenance import contacts_reap, contacts_release
+from .publishing import PUBLISH_FAILED, coalescer, contacts_publish
+from .running import contacts_claim, contacts_run
+
+__all__ = [
+    "PUBLISH_FAILED",
+    "LeaseLost",
+    "bulk_enqueue",
+    "coalescer",
+    "contact_enqueue",
+    "contact_leases",
+    "contacts_claim",
+    "contacts_finish",
+    "contacts_publish",
+    "contacts_reap",
+    "contacts_release",
+    "contacts_run",
+]

@@ -1,0 +1,91 @@
+"""Intake: store accepted contacts and publish their waterfall once committed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from apps.accounts.keycache import CachedKeyRefused, key_accepts_work_params, key_accepts_work_sql
+from apps.accounts.models import Account, ApiKey
+from apps.core.db import insert_one
+from apps.core.errors import InsufficientCredits
+
+from ..models import BulkJob, Contact
+from ..validation import CleanBulk, CleanContact
+from .publishing import coalescer, contacts_publish
+
+
+def _ensure_credits(*, account: Account, api_key: ApiKey) -> None:
+    if not api_key.sandbox and account.credits <= 0:
+        raise InsufficientCredits()
+
+
+def _contact_row(
+    *, account: Account, api_key: ApiKey, clean: CleanContact, **extra: Any
+) -> Contact:
+    return Contact(
+        account=account,
+        api_key=api_key,
+        sandbox=api_key.sandbox,
+        first_name=clean.first_name,
+        last_name=clean.last_name,
+        company_name=clean.company_name,
+        domain=clean.domain,
+        linkedin_url=clean.linkedin_url,
+        enrichment_type=clean.enrichment_type,
+        phone_country_codes=clean.phone_country_codes or list(account.default_phone_country_codes),
+        webhook_url=clean.webhook_url,
+        custom=clean.custom,
+        max_credits=clean.max_credits,
+        person_key=clean.person_key,
+        **extra,
+    )
+
+
+def contact_enqueue(*, account: Account, api_key: ApiKey, clean: CleanContact) -> Contact:
+    """Store one contact and publish its waterfall once the row is committed.
+
+    ``api_key`` may come from a web process's key cache (``apps.accounts.keycache``), so the
+    INSERT itself re-checks that the key may submit work (not revoked, plan with API access,
+    credits for a live key): check and write are one statement, and a key that lost any of
+    them a moment ago gets ``CachedKeyRefused`` instead of a row. A single INSERT commits on
+    its own; on_commit still defers the publish when a caller has opened a transaction
+    around us.
+    """
+    _ensure_credits(account=account, api_key=api_key)
+    contact = _contact_row(account=account, api_key=api_key, clean=clean)
+    if not insert_one(
+        contact, where=key_accepts_work_sql(), params=key_accepts_work_params(api_key)
+    ):
+        raise CachedKeyRefused()
+    ids = [str(contact.id)]
+    # Coalesced with other requests' contacts into one message (publishing.py).
+    transaction.on_commit(lambda: coalescer.add(ids))
+    return contact
+
+
+def bulk_enqueue(
+    *, account: Account, api_key: ApiKey, clean: CleanBulk
+) -> tuple[BulkJob, list[Contact]]:
+    """Store a batch with two INSERTs and publish it in one message after commit."""
+    _ensure_credits(account=account, api_key=api_key)
+    with transaction.atomic():
+        bulk = BulkJob(
+            account=account,
+            api_key=api_key,
+            sandbox=api_key.sandbox,
+            total=len(clean.contacts),
+            enrichment_type=clean.enrichment_type,
+            webhook_url=clean.webhook_url,
+        )
+        bulk.save(force_insert=True)
+        contacts = Contact.objects.bulk_create(
+            [
+                _contact_row(account=account, api_key=api_key, clean=c, bulk=bulk, position=i)
+                for i, c in enumerate(clean.contacts)
+            ]
+        )
+        ids = [str(c.id) for c in contacts]
+        transaction.on_commit(lambda: contacts_publish(ids))
+    return bulk, contacts
