@@ -8,6 +8,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from celery import current_app
 from django.core.cache import cache
 from django.db import close_old_connections, connection
 from django.http import HttpRequest, JsonResponse
@@ -45,12 +46,10 @@ def _cache() -> None:
 
 
 def _broker() -> None:
-    from config.celery import app
-
     # One attempt, no retry; socket timeouts for a Redis broker (ignored by other transports)
     # so that an unreachable host cannot hold the check past the probe's deadline.
     timeout = READYZ_TIMEOUT_SECONDS / 2
-    with app.connection_for_write(
+    with current_app.connection_for_write(
         connect_timeout=timeout,
         transport_options={"socket_connect_timeout": timeout, "socket_timeout": timeout},
     ) as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -13,6 +14,10 @@ from ..models import Delivery
 
 logger = logging.getLogger(__name__)
 
+# The task that attempts a delivery (``tasks.deliver``), named rather than imported: the tasks
+# import the services, not the other way round. Routed to ``webhooks`` by name (config/celery.py).
+DELIVER = "apps.webhooks.tasks.deliver"
+
 
 def deliveries_publish(delivery_ids: list[str]) -> None:
     """Put one message per delivery on the ``webhooks`` queue (called after commit).
@@ -20,21 +25,17 @@ def deliveries_publish(delivery_ids: list[str]) -> None:
     Never raises: the rows are committed. When the broker is down, the first failed publish
     stops it and the rest are left to the sweep's next run (``published_at`` cleared).
     """
-    from .. import tasks
-
     for i, delivery_id in enumerate(delivery_ids):
         try:
-            tasks.deliver.apply_async(args=[delivery_id])
+            current_app.send_task(DELIVER, args=[delivery_id])
         except Exception as exc:
             _publish_failed(delivery_ids[i:], exc)
             return
 
 
 def deliveries_publish_later(*, delivery_id: str, countdown: float) -> None:
-    from .. import tasks
-
     try:
-        tasks.deliver.apply_async(args=[delivery_id], countdown=countdown)
+        current_app.send_task(DELIVER, args=[delivery_id], countdown=countdown)
     except Exception as exc:
         _publish_failed([delivery_id], exc)
 
