@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 
 import pytest
 import redis
 from django.conf import settings
-from rest_framework.test import APIClient
 
-from tests.factories import AccountFactory, ApiKeyFactory, plan
+from tests.support.api import KeyedClient, make_client
+
+# Re-exported for tests/enrichment/test_admin.py until it imports from tests.support.queues.
+from tests.support.queues import queued_contact_ids  # noqa: F401
 from tests.support.worker import WorkerProcess
 
 QUEUES = ("enrichment", "webhooks", "maintenance")
@@ -48,65 +48,11 @@ def _publish_in_the_request(settings):
 def _fresh_key_cache():
     """Each test starts with an empty process-wide key cache (views with api_key_cache = True):
     rows cached by an earlier test were rolled back with it."""
-    from apps.accounts.authentication import key_cache
+    from apps.accounts.keycache import key_cache
 
     key_cache.clear()
     yield
     key_cache.clear()
-
-
-# A minimal valid single contact (an email lookup), for tests about intake rather than
-# validation.
-EMAIL_CONTACT = {
-    "first_name": "Sarah",
-    "last_name": "Chen",
-    "domain": "stripe.com",
-    "enrichment_type": ["email"],
-}
-
-
-def queue_length(redis_client, queue: str = "enrichment") -> int:
-    return redis_client.llen(queue)
-
-
-def queued_contact_ids(redis_client) -> list[list[str]]:
-    """The contact ids of each message waiting on the enrichment queue, oldest first."""
-    messages = []
-    for raw in reversed(redis_client.lrange("enrichment", 0, -1)):
-        args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(raw)["body"]))
-        messages.append(args[0])
-    return messages
-
-
-class KeyedClient(APIClient):
-    """An APIClient that sends a real API key; ``account`` and ``key`` are the rows behind it."""
-
-    account = None
-    key = None
-
-
-def make_client(
-    *,
-    plan_code: str = "pro",
-    mode: str = "test",
-    credits: int = 1000,
-    consent: bool = False,
-    account=None,
-    **key_fields,
-) -> KeyedClient:
-    if account is None:
-        account = AccountFactory(plan=plan(plan_code), credits=0, personal_email_consent=consent)
-        if credits:
-            from apps.accounts.services import credits_add
-
-            credits_add(account=account, amount=credits, reason="test")
-            account.refresh_from_db()
-    key = ApiKeyFactory(account=account, mode=mode, **key_fields)
-    client = KeyedClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.raw_key}")
-    client.account = account
-    client.key = key
-    return client
 
 
 @pytest.fixture
