@@ -197,6 +197,12 @@ def insert_one(obj: Model, *, where: str | None = None, params: Sequence[Any] = 
     That is safe because the primary key is set in Python: if the first attempt did commit
     before the connection died, the second is a duplicate key (or, with ``where`` no longer
     true, finds the row), which means written.
+
+    Internals relied on, each guarded by tests/core/test_db_internals.py (which also fails on
+    a Django or psycopg release it was not checked against, saying what to re-check): the
+    database wrapper's cursor steps (``validate_thread_sharing``, ``ensure_connection``,
+    ``make_cursor``/``make_debug_cursor``, ``queries_logged``), Django's
+    ``ServerBindingCursor``, psycopg's ``Connection.prepare_threshold`` and ``Model._state``.
     """
     sql, getters = _insert_plan(type(obj), where)
     # The wrapper itself, not the ``connection`` proxy: each field reaches for it several
