@@ -1,4 +1,5 @@
-"""Request and response shapes for the OpenAPI schema (validation lives in validation.py)."""
+"""Request and response shapes for the OpenAPI schema (validation lives in validation.py,
+whose ``CONTACT_REQUEST`` the request shapes are built from)."""
 
 from __future__ import annotations
 
@@ -7,69 +8,43 @@ from rest_framework import serializers
 
 from apps.core.api import PaginationSerializer
 
-KIND_CHOICES = ["email", "phone", "personal_email"]
+from .validation import CONTACT_REQUEST, RequestField
 
 
-class ContactFieldsSerializer(serializers.Serializer):
-    first_name = serializers.CharField(max_length=100)
-    last_name = serializers.CharField(max_length=100)
-    company_name = serializers.CharField(required=False, max_length=200)
-    domain = serializers.CharField(
-        required=False, help_text="Normalised: scheme, www., path stripped"
+def _schema_field(spec: RequestField, *, batch: bool = False) -> serializers.Field:
+    """A serializer field that the schema shows as ``spec.schema`` (validation itself is
+    ``validation.clean_contact``, never this field)."""
+    field_class = extend_schema_field(spec.schema)(
+        type(f"{spec.name.title().replace('_', '')}Field", (serializers.JSONField,), {})
     )
-    linkedin_url = serializers.URLField(
-        required=False, max_length=500, help_text="https://www.linkedin.com/in/<slug>"
-    )
-    custom = serializers.JSONField(
-        required=False, help_text="JSON object, ≤ 4 KB, depth ≤ 3; echoed back"
-    )
-    max_credits = serializers.IntegerField(
-        required=False, min_value=0, help_text="Cap on what this contact may be charged"
-    )
+    required = spec.required and not (batch and spec.per_batch)
+    return field_class(required=required, help_text=spec.description or None)
 
 
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "array", "items": {"enum": KIND_CHOICES}, "minItems": 1, "uniqueItems": True},
-            {"enum": KIND_CHOICES},
-        ],
-        "description": "Distinct kinds; a single string is accepted and wrapped",
-    }
+def _request_serializer(
+    name: str, fields: tuple[RequestField, ...], *, batch: bool = False, doc: str = ""
+) -> type[serializers.Serializer]:
+    attrs: dict[str, object] = {spec.name: _schema_field(spec, batch=batch) for spec in fields}
+    attrs["__doc__"] = doc
+    return type(name, (serializers.Serializer,), attrs)
+
+
+# The request components, from the one description of a contact (validation.CONTACT_REQUEST).
+EnrichRequestSerializer = _request_serializer("EnrichRequestSerializer", CONTACT_REQUEST)
+BulkContactSerializer = _request_serializer(
+    "BulkContactSerializer",
+    CONTACT_REQUEST,
+    batch=True,
+    doc="One contact of a batch; the batch-level fields may be overridden per contact.",
 )
-class EnrichmentTypeField(serializers.JSONField):
-    pass
 
 
-class EnrichRequestSerializer(ContactFieldsSerializer):
-    enrichment_type = EnrichmentTypeField()
-    phone_country_codes = serializers.ListField(
-        child=serializers.CharField(min_length=2, max_length=2),
-        required=False,
-        help_text="ISO 3166-1 alpha-2; default: the account's",
+class BulkRequestSerializer(
+    _request_serializer(
+        "BulkFieldsSerializer", tuple(f for f in CONTACT_REQUEST if f.per_batch), batch=True
     )
-    webhook_url = serializers.URLField(required=False)
-
-
-class BulkContactSerializer(ContactFieldsSerializer):
-    """One contact of a batch; the batch-level fields may be overridden per contact."""
-
-    enrichment_type = EnrichmentTypeField(required=False)
-    phone_country_codes = serializers.ListField(
-        child=serializers.CharField(min_length=2, max_length=2), required=False
-    )
-    webhook_url = serializers.URLField(required=False)
-
-
-class BulkRequestSerializer(serializers.Serializer):
+):
     contacts = BulkContactSerializer(many=True, help_text="At most the plan's bulk max")
-    enrichment_type = EnrichmentTypeField(
-        required=False, help_text="For every contact that does not name its own"
-    )
-    phone_country_codes = serializers.ListField(
-        child=serializers.CharField(min_length=2, max_length=2), required=False
-    )
-    webhook_url = serializers.URLField(required=False)
 
 
 class AcceptedSerializer(serializers.Serializer):

@@ -1,8 +1,10 @@
 """Validation of enrich and bulk request bodies (SPEC §4), field path -> message.
 
-Plain functions rather than DRF serializers: a bulk of 100 contacts is validated in well
-under a millisecond each, and every message is exactly the one the contract names. The DRF
-serializers in ``serializers.py`` describe the same shapes for the OpenAPI schema.
+``CONTACT_REQUEST`` describes a contact's fields once: the OpenAPI schema's request
+components (``serializers.py``) and the admin's Request fieldset are built from it, and the
+cleaners below enforce its limits. Plain functions rather than DRF serializers: a bulk of
+100 contacts is validated in well under a millisecond each, and every message is exactly
+the one the contract names.
 """
 
 from __future__ import annotations
@@ -39,20 +41,81 @@ ISO_ALPHA2 = frozenset(
         "VN VU WF WS YE YT ZA ZM ZW"
     ).split()
 )
-CONTACT_FIELDS = frozenset(
-    {
-        "first_name",
-        "last_name",
-        "company_name",
+NAME_MAX_LENGTH = 100
+COMPANY_NAME_MAX_LENGTH = 200
+_KINDS_SCHEMA = {"enum": list(KINDS)}
+
+
+@dataclass(frozen=True)
+class RequestField:
+    """One field of a contact in ``POST /enrich`` and ``/enrich/bulk``: what the OpenAPI
+    schema (``serializers.py``) and the admin's Request fieldset are built from, with the
+    limits the cleaners below enforce."""
+
+    name: str
+    schema: dict[str, Any]  # its JSON Schema, for the OpenAPI document
+    required: bool = False
+    # May also be given once for a whole bulk (each contact may override it).
+    per_batch: bool = False
+    description: str = ""
+
+
+CONTACT_REQUEST: tuple[RequestField, ...] = (
+    RequestField(
+        "first_name", {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH}, True
+    ),
+    RequestField(
+        "last_name", {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LENGTH}, True
+    ),
+    RequestField("company_name", {"type": "string", "maxLength": COMPANY_NAME_MAX_LENGTH}),
+    RequestField(
         "domain",
+        {"type": "string"},
+        description="A host name or URL; normalised (scheme, www., port and path stripped, "
+        "IDNA 2008)",
+    ),
+    RequestField(
         "linkedin_url",
+        {"type": "string", "format": "uri", "maxLength": LINKEDIN_URL_MAX_LENGTH},
+        description="https://www.linkedin.com/in/<slug>",
+    ),
+    RequestField(
         "enrichment_type",
+        {
+            "oneOf": [
+                {"type": "array", "items": _KINDS_SCHEMA, "minItems": 1, "uniqueItems": True},
+                _KINDS_SCHEMA,
+            ]
+        },
+        required=True,
+        per_batch=True,
+        description="Distinct kinds; a single string is accepted and wrapped",
+    ),
+    RequestField(
         "phone_country_codes",
+        {"type": "array", "items": {"type": "string", "minLength": 2, "maxLength": 2}},
+        per_batch=True,
+        description="ISO 3166-1 alpha-2; default: the account's",
+    ),
+    RequestField(
         "webhook_url",
+        {"type": "string", "format": "uri"},
+        per_batch=True,
+        description="Also receives this contact's contact.enriched (https, public address)",
+    ),
+    RequestField(
         "custom",
+        {"type": "object", "nullable": True},
+        description=f"JSON object, ≤ {CUSTOM_MAX_BYTES} bytes, depth ≤ {CUSTOM_MAX_DEPTH}; "
+        "echoed back",
+    ),
+    RequestField(
         "max_credits",
-    }
+        {"type": "integer", "minimum": 0, "maximum": MAX_CREDITS_LIMIT},
+        description="Cap on what this contact may be charged",
+    ),
 )
+CONTACT_FIELDS = frozenset(f.name for f in CONTACT_REQUEST)
 
 
 @dataclass
@@ -112,8 +175,8 @@ def _name(data: dict, key: str, path: str, problems: Problems) -> str:
     value = value.strip()
     if not value:
         problems.add(path, "This field may not be blank.")
-    elif len(value) > 100:
-        problems.add(path, "Must be at most 100 characters.")
+    elif len(value) > NAME_MAX_LENGTH:
+        problems.add(path, f"Must be at most {NAME_MAX_LENGTH} characters.")
     return value
 
 
@@ -235,7 +298,9 @@ def clean_contact(
     batch = batch or {}
     first = _name(data, "first_name", p("first_name"), problems)
     last = _name(data, "last_name", p("last_name"), problems)
-    company = _optional_str(data, "company_name", p("company_name"), problems, 200)
+    company = _optional_str(
+        data, "company_name", p("company_name"), problems, COMPANY_NAME_MAX_LENGTH
+    )
 
     domain = ""
     raw_domain = data.get("domain")
@@ -316,7 +381,7 @@ def clean_contact(
     )
 
 
-BULK_FIELDS = frozenset({"contacts", "enrichment_type", "phone_country_codes", "webhook_url"})
+BULK_FIELDS = frozenset({"contacts"} | {f.name for f in CONTACT_REQUEST if f.per_batch})
 
 
 @dataclass
