@@ -95,8 +95,8 @@ def test_change_page_shows_an_open_breaker_and_the_action_closes_it(admin_client
 def test_the_list_shows_a_half_open_breaker():
     from django.core.cache import cache
 
+    from apps.ops.admin.providers import ProviderConfigAdmin
     from apps.providers import breaker
-    from apps.providers.admin import ProviderConfigAdmin
 
     config = ProviderConfig.objects.create(name="sandbox")
     circuit = ProviderConfigAdmin(ProviderConfig, admin.site).circuit

@@ -13,7 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from apps.ops.admin_base import (
+from apps.enrichment.models import BulkJob, Contact, ProviderAttempt
+from apps.enrichment.services import contacts_release
+from apps.ops.services import contacts_rerun
+
+from .base import (
     ActionsOnlyMixin,
     FixedValuesFilter,
     ReadOnlyAdmin,
@@ -24,10 +28,6 @@ from apps.ops.admin_base import (
     pretty_json,
     short_id,
 )
-from apps.ops.services import contacts_rerun
-
-from .models import BulkJob, Contact, ProviderAttempt
-from .services import contacts_release
 
 
 def _provider_names() -> list[str]:

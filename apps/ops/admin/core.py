@@ -8,7 +8,9 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.ops.admin_base import (
+from apps.core.models import IdempotencyRecord
+
+from .base import (
     FixedValuesFilter,
     ReadOnlyAdmin,
     StatusClassFilter,
@@ -16,8 +18,6 @@ from apps.ops.admin_base import (
     admin_link,
     pretty_json,
 )
-
-from .models import IdempotencyRecord
 
 # Stored answers can hold secrets shown once to the client (a new endpoint's signing
 # secret, a rotated one): staff see that one was returned, never its value.

@@ -11,7 +11,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.core.errors import SluiceError
-from apps.ops.admin_base import (
+from apps.webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
+from apps.webhooks.services import delivery_retry, endpoint_disable, endpoint_enable
+
+from .base import (
     ActionsOnlyMixin,
     FixedValuesFilter,
     ReadOnlyAdmin,
@@ -23,9 +26,6 @@ from apps.ops.admin_base import (
     pretty_json,
     short_id,
 )
-
-from .models import Delivery, DeliveryAttempt, Endpoint, Event
-from .services import delivery_retry, endpoint_disable, endpoint_enable
 
 
 def _short_url(url: str, limit: int = 60) -> str:

@@ -15,17 +15,10 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from apps.accounts.models import Account, ApiKey, LedgerEntry, Plan
+from apps.accounts.services import account_create, api_key_create, api_key_revoke
 from apps.core.errors import SluiceError
-from apps.ops.admin_base import (
-    NamedQueryFilter,
-    ReadOnlyAdmin,
-    ReadOnlyInline,
-    SaveChangedFieldsMixin,
-    SluiceModelAdmin,
-    UUIDSearchMixin,
-    admin_link,
-    secret_shown_once,
-)
+from apps.enrichment.models import Contact
 from apps.ops.forms import (
     AccountCreateForm,
     ApiKeyCreateForm,
@@ -37,8 +30,16 @@ from apps.ops.forms import (
 )
 from apps.ops.services import credits_adjust
 
-from .models import Account, ApiKey, LedgerEntry, Plan
-from .services import account_create, api_key_create, api_key_revoke
+from .base import (
+    NamedQueryFilter,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    SaveChangedFieldsMixin,
+    SluiceModelAdmin,
+    UUIDSearchMixin,
+    admin_link,
+    secret_shown_once,
+)
 
 
 def _error_text(exc: SluiceError) -> str:
@@ -518,7 +519,5 @@ class LedgerEntryAdmin(UUIDSearchMixin, ReadOnlyAdmin):
     def contact_link(self, obj: LedgerEntry) -> str:
         if obj.contact_id is None:
             return "-"
-        from apps.enrichment.models import Contact
-
         # Linked by id so the list needs no join to the contacts table.
         return admin_link(None, str(obj.contact_id)[:8] + "…", pk=obj.contact_id, model=Contact)

@@ -14,12 +14,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.enrichment.models import ProviderAttempt
-from apps.ops.admin_base import SluiceModelAdmin
 from apps.ops.percentile import Percentile
 from apps.ops.selectors import CALL_OUTCOMES
+from apps.providers import breaker
+from apps.providers.models import ProviderConfig
 
-from . import breaker
-from .models import ProviderConfig
+from .base import SluiceModelAdmin
 
 STATS_WINDOW = timedelta(hours=24)
 # A zero or negative timeout makes requests raise ValueError (not a provider error) in the
