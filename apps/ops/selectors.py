@@ -5,10 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncHour
+from django.db.models import (
+    Avg,
+    Count,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce, TruncHour
 
 from apps.enrichment import metrics as enrichment_metrics
 from apps.enrichment.models import Contact, ProviderAttempt
@@ -29,15 +39,21 @@ OUTCOMES = (Contact.VERIFIED, Contact.NOT_FOUND, Contact.NO_CREDITS, Contact.FAI
 
 # Outcomes that are real calls to a provider; "skipped" and "cache" never reached it.
 CALL_OUTCOMES = (ProviderAttempt.HIT, ProviderAttempt.MISS, ProviderAttempt.ERROR)
+# The figures that count attempts (0 when there are none); the others are latencies in ms.
+_COUNT_FIGURES = ("calls", "hits", "misses", "errors", "skipped", "cached")
 
 
 @dataclass(frozen=True)
 class ProviderStats:
     provider: str
-    calls: int
+    calls: int  # hits + misses + errors: real calls (cache reuse and skips excluded)
     hits: int
     misses: int
     errors: int
+    skipped: int
+    cached: int
+    avg_ms: float | None  # call latency
+    max_ms: int | None
     p95_ms: float | None
 
     @property
@@ -51,7 +67,9 @@ class ProviderStats:
 
 
 def provider_attempt_stats(*, since: datetime) -> QuerySet:
-    """Per provider since ``since``: calls, hits, misses, errors and p95 latency; one query."""
+    """Per provider since ``since``: outcome counts and call latency (average, maximum, p95);
+    one query. The one definition of these figures: the dashboard reads it row by row, the
+    provider admin one figure at a time through ``provider_stat``."""
     calls = Q(outcome__in=CALL_OUTCOMES)
     return (
         ProviderAttempt.objects.filter(created_at__gte=since)
@@ -61,6 +79,10 @@ def provider_attempt_stats(*, since: datetime) -> QuerySet:
             hits=Count("id", filter=Q(outcome=ProviderAttempt.HIT)),
             misses=Count("id", filter=Q(outcome=ProviderAttempt.MISS)),
             errors=Count("id", filter=Q(outcome=ProviderAttempt.ERROR)),
+            skipped=Count("id", filter=Q(outcome=ProviderAttempt.SKIPPED)),
+            cached=Count("id", filter=Q(outcome=ProviderAttempt.CACHE)),
+            avg_ms=Avg("duration_ms", filter=calls),
+            max_ms=Max("duration_ms", filter=calls),
             p95_ms=Percentile("duration_ms", 0.95, filter=calls),
         )
         .order_by("provider")
@@ -68,7 +90,24 @@ def provider_attempt_stats(*, since: datetime) -> QuerySet:
 
 
 def provider_stats(*, since: datetime) -> list[ProviderStats]:
+    """``provider_attempt_stats`` as objects, by provider name; one query."""
     return [ProviderStats(**row) for row in provider_attempt_stats(since=since)]
+
+
+def provider_stat(figure: str, *, since: datetime, provider: Any = None) -> Coalesce | Subquery:
+    """One figure of ``provider_attempt_stats`` (``"calls"``, ``"p95_ms"``, …) as a correlated
+    subquery for ``provider``, by default the outer row's ``name`` (a ``ProviderConfig``):
+    a list of providers gets its figures inside its own one query, whatever its length, and
+    can sort by them. A count is 0 for a provider without attempts; a latency is None."""
+    rows = (
+        provider_attempt_stats(since=since)
+        .filter(provider=OuterRef("name") if provider is None else provider)
+        .order_by()
+        .values(figure)
+    )
+    if figure in _COUNT_FIGURES:
+        return Coalesce(Subquery(rows), 0, output_field=IntegerField())
+    return Subquery(rows)
 
 
 # --- Enrichments ------------------------------------------------------------------------------

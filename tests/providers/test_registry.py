@@ -1,17 +1,14 @@
-"""Provider order resolution, the circuit breaker on its own, and the ops selector."""
+"""Provider order resolution and the circuit breaker on its own."""
 
 from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
 
-from apps.enrichment.models import ProviderAttempt
 from apps.providers import breaker, registry
 from apps.providers.base import Found
 from apps.providers.http import HttpProvider
 from apps.providers.models import ProviderConfig
-from apps.providers.selectors import provider_stats
-from tests.factories import ContactFactory
 from tests.support.vendors import use_vendors
 
 pytestmark = pytest.mark.django_db
@@ -174,25 +171,3 @@ def test_a_probe_that_never_reports_back_lets_another_probe_through_later(settin
     assert not breaker.allow_call("apollo")
     cache.delete("breaker:apollo:probe")  # its lock expired: the probing worker died
     assert breaker.allow_call("apollo")
-
-
-def test_provider_stats_hit_rate_and_latency():
-    contact = ContactFactory()
-    rows = [
-        ("hunter", "hit", 100),
-        ("hunter", "miss", 50),
-        ("hunter", "error", 300),
-        ("hunter", "skipped", 0),
-        ("pdl", "cache", 0),
-    ]
-    ProviderAttempt.objects.bulk_create(
-        ProviderAttempt(contact=contact, provider=p, kind="email", outcome=o, duration_ms=ms)
-        for p, o, ms in rows
-    )
-    stats = provider_stats(hours=1)
-    hunter = stats["hunter"]
-    assert (hunter.calls, hunter.hits, hunter.errors, hunter.skipped) == (3, 1, 1, 1)
-    assert hunter.hit_rate == pytest.approx(1 / 3)
-    assert hunter.avg_ms == pytest.approx(150)
-    assert hunter.max_ms == 300
-    assert stats["pdl"].calls == 0 and stats["pdl"].hit_rate is None and stats["pdl"].cached == 1

@@ -8,14 +8,11 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.enrichment.models import ProviderAttempt
-from apps.ops.percentile import Percentile
-from apps.ops.selectors import CALL_OUTCOMES
+from apps.ops.selectors import provider_stat
 from apps.providers import breaker
 from apps.providers.models import ProviderConfig
 
@@ -62,18 +59,6 @@ class ProviderConfigForm(forms.ModelForm):
         self.fields["name"].choices = [(n, n) for n in sorted(settings.PROVIDERS)]
 
 
-def _per_provider(aggregate: object) -> Subquery:
-    """One correlated aggregate over the last 24 h of attempts of the row's provider."""
-    since = timezone.now() - STATS_WINDOW
-    return Subquery(
-        ProviderAttempt.objects.filter(provider=OuterRef("name"), created_at__gte=since)
-        .order_by()
-        .values("provider")
-        .annotate(value=aggregate)
-        .values("value")
-    )
-
-
 _BREAKER_STATES = {
     breaker.OPEN: "OPEN: calls are skipped until it cools down",
     breaker.HALF_OPEN: "HALF-OPEN: the next call is a probe",
@@ -113,20 +98,14 @@ class ProviderConfigAdmin(SluiceModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ProviderConfig]:
         # Stats as subqueries of the one changelist query, whatever the number of providers.
-        calls = Q(outcome__in=CALL_OUTCOMES)
+        since = timezone.now() - STATS_WINDOW
         return (
             super()
             .get_queryset(request)
             .annotate(
-                _calls=Coalesce(
-                    _per_provider(Count("id", filter=calls)), 0, output_field=IntegerField()
-                ),
-                _hits=Coalesce(
-                    _per_provider(Count("id", filter=Q(outcome=ProviderAttempt.HIT))),
-                    0,
-                    output_field=IntegerField(),
-                ),
-                _p95=_per_provider(Percentile("duration_ms", 0.95, filter=calls)),
+                _calls=provider_stat("calls", since=since),
+                _hits=provider_stat("hits", since=since),
+                _p95=provider_stat("p95_ms", since=since),
             )
         )
 
