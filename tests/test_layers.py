@@ -16,10 +16,13 @@ def _contracts() -> list[dict]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
 
 
-def _app_layers() -> list[str]:
-    """The apps, top layer first."""
+def _app_layers() -> list[list[str]]:
+    """The apps of each layer, top layer first (``a | b``: side by side, independent)."""
     (contract,) = [c for c in _contracts() if c["name"] == "Apps are layered one way"]
-    return [layer.removeprefix("apps.") for layer in contract["layers"]]
+    return [
+        [app.strip().removeprefix("apps.") for app in layer.split("|")]
+        for layer in contract["layers"]
+    ]
 
 
 def test_the_import_contracts_hold():
@@ -37,9 +40,9 @@ def test_the_import_contracts_hold():
 
 def test_every_app_has_its_place_in_the_layers():
     apps = {p.parent.name for p in (ROOT / "apps").glob("*/__init__.py")}
-    layers = _app_layers()
-    assert len(layers) == len(set(layers))
-    assert set(layers) == apps, "a new app must be placed in pyproject.toml's layers contract"
+    placed = [app for layer in _app_layers() for app in layer]
+    assert len(placed) == len(set(placed))
+    assert set(placed) == apps, "a new app must be placed in pyproject.toml's layers contract"
 
 
 def _string_lookups(tree: ast.AST) -> list[tuple[int, str]]:
@@ -62,14 +65,15 @@ def _string_lookups(tree: ast.AST) -> list[tuple[int, str]]:
 
 
 def test_no_app_looks_up_a_higher_app_by_name():
-    rank = {app: i for i, app in enumerate(_app_layers())}  # 0 is the top layer
+    # 0 is the top layer; side by side counts as higher both ways (independent).
+    rank = {app: i for i, layer in enumerate(_app_layers()) for app in layer}
     wrong = []
     for path in (ROOT / "apps").rglob("*.py"):
         if "migrations" in path.parts:
             continue  # historical models, by design looked up by name
         app = path.relative_to(ROOT / "apps").parts[0]
         for line, label in _string_lookups(ast.parse(path.read_text())):
-            if label in rank and label != app and rank[label] < rank[app]:
+            if label in rank and label != app and rank[label] <= rank[app]:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} looks up {label}")
     assert not wrong, wrong
 
