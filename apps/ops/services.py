@@ -13,10 +13,11 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import F
 
 from apps.accounts.models import Account, LedgerEntry
+from apps.accounts.notices import thresholds_crossed
 from apps.accounts.services import credits_add
 from apps.enrichment.models import BulkJob, Contact, ProviderAttempt
 from apps.enrichment.services import contacts_publish
-from apps.webhooks.services import credits_change_emit
+from apps.webhooks.services import EventDraft, events_emit
 
 logger = logging.getLogger(__name__)
 
@@ -103,5 +104,6 @@ def credits_adjust(
         )
         if amount < 0:
             after = entry.balance_after
-            credits_change_emit(account_id=account.pk, before=after - amount, after=after)
+            notices = thresholds_crossed(account_id=account.pk, before=after - amount, after=after)
+            events_emit([EventDraft.credits(n) for n in notices])
     return entry
