@@ -11,7 +11,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -35,29 +34,13 @@ from .base import (
     ReadOnlyAdmin,
     ReadOnlyInline,
     SaveChangedFieldsMixin,
+    SecretShownOnceAddMixin,
     SluiceModelAdmin,
     UUIDSearchMixin,
     admin_link,
-    secret_shown_once,
+    error_text,
+    form_page,
 )
-
-
-def _error_text(exc: SluiceError) -> str:
-    return " ".join([exc.message, *(str(v) for v in exc.details.values())])
-
-
-def _form_page(
-    request: HttpRequest, model_admin: admin.ModelAdmin, **context: Any
-) -> TemplateResponse:
-    return TemplateResponse(
-        request,
-        "admin/ops/form_page.html",
-        {
-            **model_admin.admin_site.each_context(request),
-            "opts": model_admin.model._meta,
-            **context,
-        },
-    )
 
 
 @admin.register(Plan)
@@ -134,7 +117,9 @@ class ApiKeyInline(ReadOnlyInline):
 
 
 @admin.register(Account)
-class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
+class AccountAdmin(
+    SecretShownOnceAddMixin, SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin
+):
     form = AccountChangeForm
     list_display = (
         "name",
@@ -273,40 +258,27 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
 
     # --- Creating an account goes through account_create, which also mints its first key ----
 
-    def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
-    ) -> HttpResponse:
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        form = AccountCreateForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                created = account_create(
-                    name=data["name"],
-                    plan_code=data["plan"].code,
-                    credits=data["credits"],
-                    mode=data["mode"],
-                    personal_email_consent=data["personal_email_consent"],
-                    default_phone_country_codes=data["default_phone_country_codes"],
-                )
-            except SluiceError as exc:
-                form.add_error(None, _error_text(exc))
-            else:
-                account = created.account
-                self.log_addition(request, account, [{"added": {}}])
-                return secret_shown_once(
-                    request,
-                    model_admin=self,
-                    obj=account,
-                    title=f"Account “{account.name}” created",
-                    secrets=[
-                        ("API key", created.key.raw_key),
-                        ("Callback (webhook) secret", account.callback_secret),
-                    ],
-                    next_url=reverse("admin:accounts_account_change", args=[account.pk]),
-                )
-        return _form_page(request, self, title="Add account", form=form)
+    add_form = AccountCreateForm
+    add_title = "Add account"
+
+    def create_with_secrets(self, data: dict[str, Any]) -> tuple[Account, str, list]:
+        created = account_create(
+            name=data["name"],
+            plan_code=data["plan"].code,
+            credits=data["credits"],
+            mode=data["mode"],
+            personal_email_consent=data["personal_email_consent"],
+            default_phone_country_codes=data["default_phone_country_codes"],
+        )
+        account = created.account
+        return (
+            account,
+            f"Account “{account.name}” created",
+            [
+                ("API key", created.key.raw_key),
+                ("Callback (webhook) secret", account.callback_secret),
+            ],
+        )
 
     # --- Top-up: an intermediate form, then one ledger row per account ----------------------
 
@@ -327,7 +299,7 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
                     )
                 except SluiceError as exc:
                     self.message_user(
-                        request, f"{account.name}: {_error_text(exc)}", level=messages.ERROR
+                        request, f"{account.name}: {error_text(exc)}", level=messages.ERROR
                     )
                     continue
                 done += 1
@@ -344,7 +316,7 @@ class AccountAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
                     level=messages.SUCCESS,
                 )
             return None
-        return _form_page(
+        return form_page(
             request,
             self,
             title="Top up or adjust credits",
@@ -387,7 +359,9 @@ class KeyStateFilter(NamedQueryFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
+class ApiKeyAdmin(
+    SecretShownOnceAddMixin, SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin
+):
     form = ApiKeyChangeForm
     uuid_search_fields = ("pk", "account_id")
     list_display = (
@@ -444,38 +418,24 @@ class ApiKeyAdmin(SaveChangedFieldsMixin, UUIDSearchMixin, SluiceModelAdmin):
             revoked += 1
         self.message_user(request, f"Revoked {revoked} key(s).", level=messages.SUCCESS)
 
-    def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
-    ) -> HttpResponse:
-        """Keys are minted by api_key_create; the raw key is shown once and never stored."""
-        if not self.has_add_permission(request):
-            raise PermissionDenied
-        initial = {"account": request.GET.get("account")} if request.GET.get("account") else None
-        form = ApiKeyCreateForm(request.POST or None, initial=initial)
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                created = api_key_create(
-                    account=data["account"],
-                    mode=data["mode"],
-                    name=data["name"],
-                    ip_allowlist=data["ip_allowlist"],
-                    scopes=data["scopes"],
-                )
-            except SluiceError as exc:
-                form.add_error(None, _error_text(exc))
-            else:
-                key = created.api_key
-                self.log_addition(request, key, [{"added": {}}])
-                return secret_shown_once(
-                    request,
-                    model_admin=self,
-                    obj=key,
-                    title=f"API key {key.prefix}… created",
-                    secrets=[("API key", created.raw_key)],
-                    next_url=reverse("admin:accounts_apikey_change", args=[key.pk]),
-                )
-        return _form_page(request, self, title="Add API key", form=form)
+    # --- Keys are minted by api_key_create; the raw key is shown once and never stored ------
+
+    add_form = ApiKeyCreateForm
+    add_title = "Add API key"
+
+    def add_form_initial(self, request: HttpRequest) -> dict[str, Any] | None:
+        return {"account": request.GET.get("account")} if request.GET.get("account") else None
+
+    def create_with_secrets(self, data: dict[str, Any]) -> tuple[ApiKey, str, list]:
+        created = api_key_create(
+            account=data["account"],
+            mode=data["mode"],
+            name=data["name"],
+            ip_allowlist=data["ip_allowlist"],
+            scopes=data["scopes"],
+        )
+        key = created.api_key
+        return key, f"API key {key.prefix}… created", [("API key", created.raw_key)]
 
 
 @admin.register(LedgerEntry)

@@ -1,4 +1,5 @@
-"""Shared by every Sluice ModelAdmin: forged-input guards, id search, filters, shown-once pages."""
+"""Shared by every Sluice ModelAdmin: forged-input guards, id search, filters, form pages and
+the add page that creates through a service and shows the new secrets once."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import SEARCH_VAR
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Field, Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+
+from apps.core.errors import SluiceError
 
 
 class UUIDSearchMixin:
@@ -253,3 +257,69 @@ def secret_shown_once(
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+def error_text(exc: SluiceError) -> str:
+    """A domain error as one line for a form or a message: its text and each detail."""
+    return " ".join([exc.message, *(str(v) for v in exc.details.values())])
+
+
+def form_page(
+    request: HttpRequest, model_admin: admin.ModelAdmin, **context: Any
+) -> TemplateResponse:
+    """A plain form inside the admin (custom add pages, action forms such as the top-up)."""
+    return TemplateResponse(
+        request,
+        "admin/ops/form_page.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "opts": model_admin.model._meta,
+            **context,
+        },
+    )
+
+
+class SecretShownOnceAddMixin:
+    """An add page for rows that come with a secret (an account, an API key): a plain form,
+    one call to the service that creates the row and mints the secret, then the secret on
+    a page shown once. The admin's own ModelForm would save the row without its secret.
+
+    Subclasses set ``add_form`` and ``add_title`` and implement ``create_with_secrets``.
+    """
+
+    add_form: type[forms.Form]
+    add_title: str
+
+    def add_form_initial(self, request: HttpRequest) -> dict[str, Any] | None:
+        return None
+
+    def create_with_secrets(self, data: dict[str, Any]) -> tuple[Model, str, list[tuple[str, str]]]:
+        """Create through the service: the new row, the page's title and (label, secret)s.
+        A ``SluiceError`` it raises is shown as a form error."""
+        raise NotImplementedError
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):  # type: ignore[attr-defined]
+            raise PermissionDenied
+        form = self.add_form(request.POST or None, initial=self.add_form_initial(request))
+        if request.method == "POST" and form.is_valid():
+            try:
+                obj, title, secrets = self.create_with_secrets(form.cleaned_data)
+            except SluiceError as exc:
+                form.add_error(None, error_text(exc))
+            else:
+                self.log_addition(request, obj, [{"added": {}}])  # type: ignore[attr-defined]
+                meta = obj._meta
+                return secret_shown_once(
+                    request,
+                    model_admin=self,  # type: ignore[arg-type]
+                    obj=obj,
+                    title=title,
+                    secrets=secrets,
+                    next_url=reverse(
+                        f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk]
+                    ),
+                )
+        return form_page(request, self, title=self.add_title, form=form)  # type: ignore[arg-type]
