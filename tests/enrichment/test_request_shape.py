@@ -50,3 +50,12 @@ def test_validation_requires_and_accepts_what_the_description_says():
     assert not any(
         message == "Unknown field." for path, message in problems.errors.items() if path != "x"
     )
+
+
+def test_the_admin_shows_every_described_field():
+    from apps.ops.admin.enrichment import ContactAdmin
+
+    fieldsets = dict(ContactAdmin.fieldsets)
+    request_fields = [*fieldsets["Request"]["fields"], "custom"]
+    assert sorted(request_fields) == sorted(NAMES)
+    assert "custom_json" in fieldsets["Custom (client correlation data)"]["fields"]

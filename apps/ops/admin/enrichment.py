@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from apps.enrichment.models import BulkJob, Contact, ProviderAttempt
 from apps.enrichment.services import contacts_release
+from apps.enrichment.validation import CONTACT_REQUEST
 from apps.ops.services import contacts_rerun
 
 from .base import (
@@ -206,22 +207,8 @@ class ContactAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
         ),
         ("Result", {"fields": ("result_status", "credits_charged", "result_json")}),
         ("Custom (client correlation data)", {"fields": ("custom_json",)}),
-        (
-            "Request",
-            {
-                "fields": (
-                    "first_name",
-                    "last_name",
-                    "company_name",
-                    "domain",
-                    "linkedin_url",
-                    "enrichment_type",
-                    "phone_country_codes",
-                    "max_credits",
-                    "webhook_url",
-                )
-            },
-        ),
+        # What the client sent (validation.CONTACT_REQUEST); ``custom`` has its own fieldset.
+        ("Request", {"fields": tuple(f.name for f in CONTACT_REQUEST if f.name != "custom")}),
         (
             "Internals",
             {
