@@ -309,6 +309,16 @@ WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", def
 WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=15.0)
 # A due delivery whose message went out this long ago without an attempt is re-published.
 WEBHOOK_REPUBLISH_AFTER_SECONDS = env.float("WEBHOOK_REPUBLISH_AFTER_SECONDS", default=300.0)
+# The delivery engine (docs/webhooks.md). Requests in flight per webhooks process (its sender
+# threads); at most this many of them to one endpoint or one request-level target host.
+WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=32)
+WEBHOOK_MAX_IN_FLIGHT_PER_TARGET = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_TARGET", default=16)
+# Delivery ids per message, and claimed deliveries one process holds waiting to be sent.
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=100)
+WEBHOOK_SENDER_BACKLOG = env.int("WEBHOOK_SENDER_BACKLOG", default=5000)
+# Endpoints per account (and mode); an event's serialised body at most this many bytes.
+WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT = env.int("WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT", default=50)
+WEBHOOK_MAX_EVENT_BYTES = env.int("WEBHOOK_MAX_EVENT_BYTES", default=256 * 1024)
 # credits.low fires when a charge takes the balance from at or above this to below it.
 CREDITS_LOW_THRESHOLD = env.int("CREDITS_LOW_THRESHOLD", default=100)
 
