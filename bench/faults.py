@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -65,7 +64,8 @@ from apps.webhooks.models import Delivery, Event  # noqa: E402
 from bench.stack import procfile_command, start, wait_until  # noqa: E402
 from config.celery import app  # noqa: E402
 from tests.support import outages  # noqa: E402
-from tests.webhooks.receiver import Answer, Receiver  # noqa: E402
+from tests.support.receiver import Answer, Receiver  # noqa: E402
+from tests.support.simulator import free_port  # noqa: E402
 
 BULKS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 1
@@ -91,12 +91,6 @@ EVENTS = [Event.CONTACT_ENRICHED, Event.BULK_COMPLETED]
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def db_safe(fn: Callable[[], Any], default: Any = None) -> Any:

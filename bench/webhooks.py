@@ -18,10 +18,8 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,53 +40,12 @@ from apps.enrichment.validation import Problems, clean_contact  # noqa: E402
 from apps.webhooks import services  # noqa: E402
 from apps.webhooks.models import Delivery, DeliveryAttempt  # noqa: E402
 from bench.stack import procfile_command, start, wait_until  # noqa: E402
+from tests.support.receiver import Answer, Receiver  # noqa: E402
 
 DELIVERIES = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 LATENCY_SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 20
 LATENCY_RATE = 20  # contacts per second in phase 2, well under the measured capacity
 DEADLINE = 180.0
-
-
-class Arrivals:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.items: list[tuple[float, bytes]] = []
-
-    def add(self, body: bytes) -> None:
-        with self.lock:
-            self.items.append((time.time(), body))
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.items)
-
-    def take(self) -> list[tuple[float, bytes]]:
-        with self.lock:
-            items, self.items = self.items, []
-        return items
-
-
-def start_receiver(arrivals: Arrivals) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # One segment per answer: unbuffered writes plus Nagle cost 40 ms per request.
-        disable_nagle_algorithm = True
-        wbufsize = 65536
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            arrivals.add(body)
-            self.send_response(204)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -109,27 +66,25 @@ def main() -> None:
     )
     created = account_create(name="bench", plan_code="bench", credits=0)
     account, api_key = created.account, created.key.api_key
-    arrivals = Arrivals()
-    receiver = start_receiver(arrivals)
-    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
-    services.endpoint_create(account=account, url=url, events=["contact.enriched"])
+    receiver = Receiver(Answer(status=204, body=b"")).start()
+    services.endpoint_create(account=account, url=receiver.url(), events=["contact.enriched"])
 
     processes = [start("webhooks")]
     try:
         # Warm-up: the worker is up once a first delivery arrives.
         with transaction.atomic():
             services.event_emit(account_id=account.pk, type="contact.enriched", data={})
-        assert wait_until(lambda: arrivals.count() == 1, 60), "webhooks worker did not start"
-        arrivals.take()
+        assert wait_until(lambda: len(receiver.received()) == 1, 60), "webhooks did not start"
+        receiver.take()
 
         # Phase 1: throughput.
         with transaction.atomic():
             for i in range(DELIVERIES):
                 services.event_emit(account_id=account.pk, type="contact.enriched", data={"n": i})
         committed = time.time()
-        done = wait_until(lambda: arrivals.count() >= DELIVERIES, DEADLINE)
-        items = arrivals.take()
-        elapsed = (max(t for t, _ in items) if items else time.time()) - committed
+        done = wait_until(lambda: len(receiver.received()) >= DELIVERIES, DEADLINE)
+        items = receiver.take()
+        elapsed = (max(r.at for r in items) if items else time.time()) - committed
         # The row is marked succeeded just after the receiver answers.
         wait_until(lambda: Delivery.objects.filter(status="succeeded").count() > DELIVERIES, 30)
         throughput = {
@@ -156,12 +111,12 @@ def main() -> None:
             contact_enqueue(account=account, api_key=api_key, clean=clean)
             sent += 1
             time.sleep(max(0.0, started + sent / LATENCY_RATE - time.monotonic()))
-        wait_until(lambda: arrivals.count() >= sent, 60)
+        wait_until(lambda: len(receiver.received()) >= sent, 60)
         delays = []
-        for arrived, raw in arrivals.take():
-            data = json.loads(raw)["data"]
+        for arrival in receiver.take():
+            data = json.loads(arrival.body)["data"]
             finished = datetime.fromisoformat(data["finished_at"].replace("Z", "+00:00"))
-            delays.append((arrived - finished.timestamp()) * 1000)
+            delays.append((arrival.at - finished.timestamp()) * 1000)
         # Where the delay goes: from the delivery row's commit to the worker's claim.
         phase2 = DeliveryAttempt.objects.filter(
             delivery__event__created_at__gte=phase2_started
@@ -195,7 +150,7 @@ def main() -> None:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        receiver.shutdown()
+        receiver.stop()
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ from django.utils import timezone
 from apps.accounts.models import LedgerEntry
 from apps.enrichment.models import Contact
 from apps.webhooks.models import Delivery, Event
-from tests.conftest import make_client
 from tests.factories import ContactFactory
 from tests.support import outages
+from tests.support.api import make_client
+from tests.support.receiver import Answer, Receiver
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import BeatProcess, WebProcess
 from tests.support.worker import WorkerProcess, wait_for
-from tests.webhooks.receiver import Answer, Receiver
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.chaos]
 

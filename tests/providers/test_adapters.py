@@ -9,26 +9,19 @@ import requests
 import responses
 
 from apps.providers import registry
-from apps.providers.base import ContactQuery, ProviderError
+from apps.providers.base import ProviderError
 from apps.providers.http import parse_reset_time, parse_retry_after
 from tests.support.vendors import (
     APOLLO_URL,
     HUNTER_URL,
     PDL_URL,
+    QUERY,
     apollo_body,
     hunter_body,
     hunter_error,
     pdl_body,
     pdl_error,
     use_vendors,
-)
-
-QUERY = ContactQuery(
-    first_name="Sarah",
-    last_name="Chen",
-    company_name="Stripe",
-    domain="stripe.com",
-    linkedin_url="https://www.linkedin.com/in/sarahchen",
 )
 
 # vendor -> (HTTP method, URL, a kind it serves)

@@ -9,11 +9,21 @@ from contextlib import contextmanager
 from typing import Any
 
 from apps.providers import breaker, registry
+from apps.providers.base import ContactQuery
 from apps.providers.simulator.server import SimulatorConfig, SimulatorServer, VendorConfig
 
 HUNTER_URL = "https://api.hunter.io/v2/email-finder"
 PDL_URL = "https://api.peopledatalabs.com/v5/person/enrich"
 APOLLO_URL = "https://api.apollo.io/api/v1/people/match"
+
+# The person every adapter test looks up.
+QUERY = ContactQuery(
+    first_name="Sarah",
+    last_name="Chen",
+    company_name="Stripe",
+    domain="stripe.com",
+    linkedin_url="https://www.linkedin.com/in/sarahchen",
+)
 
 
 def use_vendors(settings, *, simulator_url: str = "", **overrides: Any) -> None:

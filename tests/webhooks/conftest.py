@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.webhooks.receiver import Receiver
+from tests.support.receiver import Receiver
 
 
 @pytest.fixture

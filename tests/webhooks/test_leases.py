@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from datetime import timedelta
@@ -15,9 +14,10 @@ from apps.webhooks import services
 from apps.webhooks.models import Delivery, DeliveryAttempt
 from apps.webhooks.services.deliveries import delivery_leases
 from apps.webhooks.services.transport import AttemptResult
+from tests.support.queues import queued_delivery_ids
+from tests.support.receiver import Answer
 from tests.support.worker import wait_for
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory
-from tests.webhooks.receiver import Answer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,8 +57,7 @@ def test_the_sweep_republishes_a_lapsed_claim_at_once(redis_client, settings):
     DeliveryFactory(published_at=now, claimed_until=now + timedelta(seconds=10))  # in flight
     redis_client.flushdb()
     assert services.deliveries_sweep() == 1
-    queued = [json.loads(m)["headers"]["argsrepr"] for m in redis_client.lrange("webhooks", 0, -1)]
-    assert queued == [repr([str(orphaned.pk)])]
+    assert queued_delivery_ids(redis_client) == [str(orphaned.pk)]
     assert Delivery.objects.get(pk=orphaned.pk).claimed_until is None
     assert services.deliveries_sweep() == 0
 
@@ -97,8 +96,7 @@ def test_an_unclaimed_delivery_is_lost_after_one_lease_while_the_queue_is_empty(
     assert services.deliveries_sweep() == 0
     redis_client.delete("webhooks")
     assert services.deliveries_sweep() == 1
-    queued = [json.loads(m)["headers"]["argsrepr"] for m in redis_client.lrange("webhooks", 0, -1)]
-    assert queued == [repr([str(taken.pk)])]
+    assert queued_delivery_ids(redis_client) == [str(taken.pk)]
 
 
 def test_an_attempt_is_recorded_once_even_when_its_record_is_retried():

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from apps.webhooks.services import transport
-from tests.webhooks.receiver import Answer, Receiver
+from tests.support.receiver import Answer, Receiver, clean_http_environment
 
 HEADERS = {"webhook-id": "msg_1", "webhook-signature": "v1,secret-derived", "x-sluice-event": "t"}
 
@@ -24,11 +24,7 @@ def other() -> Iterator[Receiver]:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch, tmp_path):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    clean_http_environment(monkeypatch, tmp_path)
 
 
 def post(url: str) -> transport.AttemptResult:

@@ -1,4 +1,5 @@
-"""A real local HTTP receiver for webhook tests: programmable answers, every request recorded."""
+"""A real local HTTP receiver (webhook tests, vendor HTTP tests, the benchmarks): programmable
+answers, every request recorded."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# How long a held answer or a trickle lasts at most: a bound, so that no test hangs forever.
+LONGEST_ANSWER = 30.0
 
 
 @dataclass
@@ -17,6 +21,8 @@ class Answer:
     delay: float = 0.0
     # Seconds between header lines sent one by one, never finishing (a trickling receiver).
     trickle: float = 0.0
+    # Answer only once the test calls ``Receiver.release()`` (a receiver that hangs).
+    hold: bool = False
 
 
 @dataclass
@@ -25,6 +31,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    method: str = "POST"
 
     @property
     def event_type(self) -> str:
@@ -33,15 +40,18 @@ class Received:
 
 class Receiver:
     """``ThreadingHTTPServer`` on 127.0.0.1 in a thread. Queue answers with ``then``; once the
-    queue is empty every request gets ``default``."""
+    queue is empty every request gets ``default``. GET and POST are answered alike."""
 
-    def __init__(self) -> None:
-        self.default = Answer()
+    def __init__(self, default: Answer | None = None) -> None:
+        self.default = default or Answer()
         # Fixed answers per path, before the queue: e.g. one dead path beside a healthy one.
         self.routes: dict[str, Answer] = {}
         self._answers: deque[Answer] = deque()
         self._lock = threading.Lock()
+        self._released = threading.Event()
         self.requests: list[Received] = []
+        # The paths of answers the client hung up on before they were complete.
+        self.hung_up: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,6 +70,7 @@ class Receiver:
                             headers={k.lower(): v for k, v in self.headers.items()},
                             body=body,
                             at=time.time(),
+                            method=self.command,
                         )
                     )
                     if self.path in receiver.routes:
@@ -68,6 +79,8 @@ class Receiver:
                         answer = receiver._answers.popleft()
                     else:
                         answer = receiver.default
+                if answer.hold:
+                    receiver._released.wait(LONGEST_ANSWER)
                 if answer.delay:
                     time.sleep(answer.delay)
                 if answer.trickle:
@@ -81,10 +94,12 @@ class Receiver:
                     self.end_headers()
                     self.wfile.write(answer.body)
                 except OSError:
-                    pass  # the client gave up (timeout); nothing to answer
+                    self._hung_up()  # the client gave up (timeout); nothing to answer
+
+            do_GET = do_POST
 
             def _trickle(self, every: float) -> None:
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + LONGEST_ANSWER
                 try:
                     self.wfile.write(b"HTTP/1.1 200 OK\r\n")
                     self.wfile.flush()
@@ -93,8 +108,12 @@ class Receiver:
                         self.wfile.write(b"X-Slow: 1\r\n")
                         self.wfile.flush()
                 except OSError:
-                    pass  # the client cut us off
+                    self._hung_up()  # the client cut us off
                 self.close_connection = True
+
+            def _hung_up(self) -> None:
+                with receiver._lock:
+                    receiver.hung_up.append(self.path)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -109,6 +128,7 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -120,6 +140,10 @@ class Receiver:
             self._answers.extend(answers)
         return self
 
+    def release(self) -> None:
+        """Let every held answer (``Answer(hold=True)``) go, now and from now on."""
+        self._released.set()
+
     def received(self, event_type: str | None = None, path: str | None = None) -> list[Received]:
         with self._lock:
             return [
@@ -128,3 +152,19 @@ class Receiver:
                 if (event_type is None or r.event_type == event_type)
                 and (path is None or r.path == path)
             ]
+
+    def take(self) -> list[Received]:
+        """Every request recorded so far, forgotten here (for long runs that count arrivals)."""
+        with self._lock:
+            taken, self.requests = self.requests, []
+        return taken
+
+
+def clean_http_environment(monkeypatch, home) -> None:
+    """No proxy variable or ``~/.netrc`` of the machine running the tests applies: ``home``
+    (a fresh directory) is ``$HOME`` and holds the only ``.netrc`` there is."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NETRC", str(home / ".netrc"))
