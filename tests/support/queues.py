@@ -10,10 +10,20 @@ def queue_length(redis_client, queue: str = "enrichment") -> int:
     return redis_client.llen(queue)
 
 
-def queued_contact_ids(redis_client) -> list[list[str]]:
-    """The contact ids of each message waiting on the enrichment queue, oldest first."""
+def queued_ids(redis_client, queue: str) -> list[list[str]]:
+    """The ids (first argument) of each message waiting on ``queue``, oldest first."""
     messages = []
-    for raw in reversed(redis_client.lrange("enrichment", 0, -1)):
+    for raw in reversed(redis_client.lrange(queue, 0, -1)):
         args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(raw)["body"]))
         messages.append(args[0])
     return messages
+
+
+def queued_contact_ids(redis_client) -> list[list[str]]:
+    """The contact ids of each message waiting on the enrichment queue, oldest first."""
+    return queued_ids(redis_client, "enrichment")
+
+
+def queued_delivery_ids(redis_client) -> list[str]:
+    """Every delivery id waiting on the webhooks queue, in whichever message."""
+    return sorted(i for ids in queued_ids(redis_client, "webhooks") for i in ids)
