@@ -92,6 +92,16 @@ class ContactFactory(factory.django.DjangoModelFactory):
     sandbox = True
 
 
+def live_contact(account: Account, **fields) -> Contact:
+    """A live contact of ``account`` for Sarah Chen at Stripe (an email lookup by default)."""
+    fields.setdefault("enrichment_type", ["email"])
+    fields.setdefault("first_name", "Sarah")
+    fields.setdefault("last_name", "Chen")
+    fields.setdefault("company_name", "Stripe")
+    fields.setdefault("domain", "stripe.com")
+    return ContactFactory(account=account, sandbox=False, **fields)
+
+
 def leased_contact(
     *, lease: float | None = None, age: float = 0, runs: int | None = None, **fields
 ) -> Contact:

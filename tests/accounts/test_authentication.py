@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from apps.accounts.models import Account, ApiKey, Plan
 from apps.accounts.services import api_key_create, api_key_hash
 from apps.core.errors import Conflict
-from tests.conftest import make_client
 from tests.factories import AccountFactory, plan
+from tests.support.api import make_client
 
 pytestmark = pytest.mark.django_db
 

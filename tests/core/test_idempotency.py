@@ -19,8 +19,9 @@ from apps.core.tasks import purge_idempotency_keys
 from apps.enrichment import services as enrichment_services
 from apps.enrichment.models import BulkJob, Contact
 from config.celery import app as celery_app
-from tests.conftest import make_client, queue_length
 from tests.factories import AccountFactory
+from tests.support.api import make_client
+from tests.support.queues import queue_length
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -293,7 +294,7 @@ def test_concurrent_requests_with_one_key_create_one_contact(api, redis_client):
 
 def test_an_over_limit_request_is_429_not_a_replay(db, monkeypatch):
     from apps.accounts import ratelimit
-    from tests.accounts.test_ratelimit import BEFORE_MIDNIGHT, small_plan
+    from tests.support.ratelimit import BEFORE_MIDNIGHT, small_plan
 
     monkeypatch.setattr(ratelimit, "clock", lambda: BEFORE_MIDNIGHT)  # no minute boundary
     client = make_client(account=AccountFactory(plan=small_plan(per_minute=1)))

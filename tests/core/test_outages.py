@@ -31,13 +31,14 @@ from django.db import (
 from apps.core.errors import outage_dependency
 from apps.enrichment import services
 from apps.enrichment.models import Contact
-from tests.conftest import EMAIL_CONTACT, queued_contact_ids
+from tests.support.api import EMAIL_CONTACT
 from tests.support.outages import (
     WebProcessClient,
     postgres_down,
     postgres_restart_fast,
     redis_down,
 )
+from tests.support.queues import queued_contact_ids
 
 REDIS_BOUND = 2.0  # seconds: the bound for an answer during a Redis outage
 POSTGRES_BOUND = 3.0  # DATABASE_CONNECT_TIMEOUT's default; a stopped server refuses at once

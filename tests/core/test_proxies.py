@@ -14,7 +14,7 @@ from django.test import RequestFactory
 
 from apps.accounts.authentication import client_ip
 from apps.core.middleware import TrustedProxyMiddleware, is_trusted_proxy
-from tests.conftest import make_client
+from tests.support.api import make_client
 
 pytestmark = pytest.mark.django_db
 

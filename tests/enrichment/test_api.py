@@ -10,8 +10,9 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.enrichment.models import BulkJob, Contact
 from apps.enrichment.validation import CONSENT_MESSAGE
-from tests.conftest import make_client, queue_length
 from tests.factories import ContactFactory
+from tests.support.api import make_client
+from tests.support.queues import queue_length
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

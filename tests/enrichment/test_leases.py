@@ -13,8 +13,8 @@ from apps.enrichment import services
 from apps.enrichment.models import Contact, ProviderAttempt
 from apps.enrichment.waterfall import Outcome
 from apps.providers.adapters.sandbox import SandboxProvider
-from tests.conftest import queued_contact_ids
 from tests.factories import ContactFactory
+from tests.support.queues import queued_contact_ids
 from tests.support.worker import wait_for
 
 

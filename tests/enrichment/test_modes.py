@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import make_client
 from tests.factories import BulkJobFactory, ContactFactory
+from tests.support.api import make_client
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import pytest
 
 from apps.core.text import InvalidDomain, domain_normalized, normalize_domain
 from apps.enrichment.models import Contact
-from tests.conftest import EMAIL_CONTACT
+from tests.support.api import EMAIL_CONTACT
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from apps.ops.percentile import SQLITE_FUNCTION, _SqlitePercentile, percentile_c
 from apps.webhooks.models import Delivery, DeliveryAttempt
 from apps.webhooks.services import endpoint_deactivate
 from tests.factories import AccountFactory, ContactFactory, leased_contact
-from tests.ops.querycount import page_queries
+from tests.support.querycount import page_queries
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,46 +6,25 @@ import base64
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.accounts.models import Plan
-from tests.conftest import make_client
+from tests.support.fuzz import assert_client_error, fuzz_settings, json_values, unlimited_client
 from tests.webhooks.factories import EndpointFactory
 
 pytestmark = pytest.mark.django_db
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=12,
-)
-FUZZ = settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = fuzz_settings(max_examples=60)
 VALID = {"url": "https://hooks.example.com/x", "events": ["contact.enriched"], "description": ""}
 
 
 @pytest.fixture
 def unlimited(db):
-    plan, _ = Plan.objects.update_or_create(
-        code="fuzz", defaults={"name": "Fuzz", "api_access": True, "bulk_max": 100}
-    )
-    # No per-minute limit: a fuzz run sends hundreds of requests.
-    client = make_client()
-    client.account.plan = plan
-    client.account.save(update_fields=["plan"])
-    return client
+    return unlimited_client()
 
 
 def check(response, accepted=(200, 201, 202)) -> None:
-    assert response.status_code < 500, response.content
-    if response.status_code not in accepted:
-        assert set(response.json()) == {"error", "code", "details", "request_id"}
+    assert_client_error(response, accepted)
 
 
 def send(client, method: str, path: str, body) -> None:
