@@ -310,9 +310,11 @@ WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=15.0)
 # A due delivery whose message went out this long ago without an attempt is re-published.
 WEBHOOK_REPUBLISH_AFTER_SECONDS = env.float("WEBHOOK_REPUBLISH_AFTER_SECONDS", default=300.0)
 # The delivery engine (docs/webhooks.md). Requests in flight per webhooks process (its sender
-# threads); at most this many of them to one endpoint or one request-level target host.
+# threads); at most this many of them to one endpoint or one request-level target host ...
 WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=32)
-WEBHOOK_MAX_IN_FLIGHT_PER_TARGET = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_TARGET", default=16)
+WEBHOOK_MAX_IN_FLIGHT_PER_TARGET = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_TARGET", default=8)
+# ... and at most this many to one account's targets together.
+WEBHOOK_MAX_IN_FLIGHT_PER_ACCOUNT = env.int("WEBHOOK_MAX_IN_FLIGHT_PER_ACCOUNT", default=16)
 # Delivery ids per message, and claimed deliveries one process holds waiting to be sent.
 WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=100)
 WEBHOOK_SENDER_BACKLOG = env.int("WEBHOOK_SENDER_BACKLOG", default=5000)

@@ -1,6 +1,8 @@
 """Writes for webhooks, split by sub-domain; every public service is importable from here."""
 
 from .deliveries import (
+    Sent,
+    deliveries_record,
     delivery_attempt,
     delivery_request,
     delivery_result_record,
@@ -14,7 +16,6 @@ from .endpoints import (
     endpoint_delete,
     endpoint_disable,
     endpoint_enable,
-    endpoint_failure_record,
     endpoint_recover,
     endpoint_secret_rotate,
     endpoint_test,
@@ -23,13 +24,17 @@ from .endpoints import (
 from .events import EventDraft, event_emit, events_emit
 from .maintenance import deliveries_sweep, events_purge
 from .publishing import deliveries_publish, deliveries_requeue
+from .sender import deliveries_dispatch, sender
 from .transport import AttemptResult, http_post
 
 __all__ = [
     "AttemptResult",
     "EventDraft",
+    "Sent",
     "callback_secret_rotate",
+    "deliveries_dispatch",
     "deliveries_publish",
+    "deliveries_record",
     "deliveries_requeue",
     "deliveries_sweep",
     "delivery_attempt",
@@ -41,7 +46,6 @@ __all__ = [
     "endpoint_delete",
     "endpoint_disable",
     "endpoint_enable",
-    "endpoint_failure_record",
     "endpoint_recover",
     "endpoint_secret_rotate",
     "endpoint_test",
@@ -51,4 +55,5 @@ __all__ = [
     "events_purge",
     "http_post",
     "retry_delay",
+    "sender",
 ]

@@ -1,4 +1,11 @@
-"""Delivery attempts: claim, sign, send, record, and schedule the retry."""
+"""Delivery attempts: claim a batch, sign, send, record a batch, schedule the retries.
+
+A ``deliver`` message carries up to ``WEBHOOK_BATCH_SIZE`` delivery ids. ``deliveries_dispatch``
+claims the due ones in one UPDATE (a lease under one token), loads them in one SELECT and
+hands them to the process's sender (``sender.py``), which sends them concurrently and fairly
+and records finished attempts in batches (``deliveries_record``: five statements whatever
+the batch's size). ``delivery_attempt`` does the same for one delivery, in the caller's thread.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +13,24 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.errors import Conflict, NotFound
 from apps.core.leases import LeaseKeeper
 from apps.core.outages import db_retry
+from apps.core.timefmt import iso
 
 from .. import signing
 from ..models import Delivery, DeliveryAttempt, Endpoint
-from .endpoints import endpoint_failure_record, endpoint_require_active
+from .endpoints import endpoint_deactivate, endpoint_require_active
 from .publishing import deliveries_publish_later, deliveries_requeue
 from .transport import AttemptResult, http_post
 
@@ -113,171 +122,286 @@ delivery_leases = LeaseKeeper(
 )
 
 
-def _claim(delivery_id: str, now: datetime, token: uuid.UUID) -> uuid.UUID | None:
-    # A message may fire a hair before the row is due (clock skew between machines). A row
-    # this token already holds counts as free: a retry after a lost COMMIT reply gets it back.
-    claimed = (
+def claim(delivery_ids: Sequence[str], now: datetime, token: uuid.UUID) -> int:
+    """Lease the due, unclaimed deliveries among ``delivery_ids`` under ``token``: one UPDATE.
+
+    A message may fire a hair before its row is due (clock skew between machines). Rows this
+    token already holds count as free: a retry after a lost COMMIT reply gets them back.
+    """
+    return (
         Delivery.objects.filter(
-            pk=delivery_id,
+            pk__in=list(delivery_ids),
             status=Delivery.PENDING,
             next_attempt_at__lte=now + timedelta(seconds=1),
         )
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(claim_token=token))
         .update(claimed_until=delivery_leases.expiry(), claim_token=token)
     )
-    return token if claimed else None
+
+
+def claimed(token: uuid.UUID, now: datetime) -> list[Delivery]:
+    """What ``token`` claimed, ready to send (event, endpoint, account); inactive endpoints'
+    deliveries are marked skipped instead (one UPDATE)."""
+    rows = list(
+        Delivery.objects.select_related("event", "endpoint", "account").filter(
+            claim_token=token, status=Delivery.PENDING
+        )
+    )
+    inactive = [d.pk for d in rows if d.endpoint is not None and not d.endpoint.active]
+    if inactive:
+        Delivery.objects.filter(pk__in=inactive, claim_token=token).update(
+            status=Delivery.SKIPPED,
+            next_attempt_at=None,
+            claimed_until=None,
+            claim_token=None,
+            updated_at=now,
+        )
+    return [d for d in rows if d.pk not in set(inactive)]
+
+
+def valid_ids(delivery_ids: Sequence[Any]) -> list[str]:
+    valid = []
+    for raw in delivery_ids:
+        try:
+            valid.append(str(uuid.UUID(str(raw))))
+        except ValueError:  # a malformed id from a hand-made message
+            logger.warning("unclaimable delivery id", extra={"delivery_id": str(raw)[:64]})
+    return valid
 
 
 def delivery_attempt(*, delivery_id: str) -> str | None:
-    """Make the next attempt of a due delivery; returns its new status, or None if not claimed.
-
-    Safe to call twice for one delivery: the conditional claim lets exactly one caller send,
-    and only that claim (its token) may record the outcome. The claim is renewed while the
-    request is in flight; claim and record ride out a database outage (``db_retry``).
-    """
+    """Make the next attempt of one due delivery, in this thread; returns its new status, or
+    None if it was not claimed (not due, claimed by another, or unknown)."""
+    ids = valid_ids([delivery_id])
+    if not ids:
+        return None
     now = timezone.now()
     since = time.monotonic()
-    try:
-        token = delivery_leases.new_token()
-        token = db_retry(lambda: _claim(delivery_id, now, token), what="claim delivery")
-    except (ValueError, ValidationError) as exc:  # a malformed id from a hand-made message
-        logger.warning("unclaimable delivery id", extra={"error": str(exc)})
+    token = delivery_leases.new_token()
+    if not db_retry(lambda: claim(ids, now, token), what="claim delivery"):
         return None
-    if token is None:
-        return None
-    delivery_leases.hold(token, [delivery_id], since=since)
+    delivery_leases.hold(token, ids, since=since)
     try:
-        return _attempt_claimed(delivery_id, token, now)
+        rows = db_retry(lambda: claimed(token, now), what="load delivery")
+        if not rows:
+            return (
+                Delivery.SKIPPED
+                if Delivery.objects.filter(pk=ids[0], status=Delivery.SKIPPED).exists()
+                else None
+            )
+        (delivery,) = rows
+        at = timezone.now()
+        url, body, headers = delivery_request(delivery, now=at)
+        result = http_post(url=url, body=body, headers=headers)
+        recorded = db_retry(
+            lambda: deliveries_record([Sent(delivery, token, result, at)]),
+            what="record delivery attempt",
+        )
+        return recorded.get(delivery.pk)
     finally:
         delivery_leases.release(token)
 
 
-def _attempt_claimed(delivery_id: str, token: uuid.UUID, now: datetime) -> str | None:
-    delivery = db_retry(
-        lambda: Delivery.objects.select_related("event", "endpoint", "account").get(pk=delivery_id),
-        what="load delivery",
+@dataclass(frozen=True)
+class Sent:
+    """One finished attempt, waiting to be recorded."""
+
+    delivery: Delivery
+    token: uuid.UUID
+    result: AttemptResult
+    at: datetime
+
+
+@dataclass
+class _Plan:
+    """What recording one attempt changes on its delivery."""
+
+    sent: Sent
+    status: str
+    delay: float | None = None  # seconds until the retry, when one is scheduled
+
+
+def _plan(sent: Sent, *, current_status: str, round_attempts: int) -> _Plan:
+    """The delivery's next state after this attempt (SPEC §6's schedule and rules)."""
+    result = sent.result
+    schedule = settings.WEBHOOK_RETRY_SCHEDULE
+    if result.succeeded:
+        status, delay = Delivery.SUCCEEDED, None
+    elif result.status_code == 410 and sent.delivery.endpoint_id is None:
+        # A request's webhook_url has no endpoint to deactivate; 410 still means stop.
+        status, delay = Delivery.FAILED, None
+    elif round_attempts + 1 < len(schedule):
+        status = Delivery.PENDING
+        delay = retry_delay(scheduled=schedule[round_attempts + 1], retry_after=result.retry_after)
+    else:
+        status, delay = Delivery.FAILED, None
+    # Only a pending delivery moves on: one skipped meanwhile (its endpoint was disabled by
+    # another delivery's failure) stays skipped, but still counts this attempt; unless this
+    # attempt got through, so that a replay after enable does not send it twice.
+    if current_status == Delivery.SKIPPED and not result.succeeded:
+        return _Plan(sent, Delivery.SKIPPED)
+    if current_status not in (Delivery.PENDING, Delivery.SKIPPED):
+        return _Plan(sent, current_status)
+    return _Plan(sent, status, delay if status == Delivery.PENDING else None)
+
+
+def deliveries_record(batch: Sequence[Sent]) -> dict[Any, str]:
+    """Store a batch of attempts and move each delivery on (done, retry or failed), and each
+    endpoint's failure streak, in one transaction of five statements whatever the batch's
+    size (plus one per endpoint this batch deactivates, a rare event).
+
+    Fenced by each claim's token: an attempt whose claim was taken over after it lapsed (or
+    whose delivery was deleted with its endpoint) is not recorded. Returns the new status of
+    each recorded delivery (``skipped`` for one whose endpoint this batch deactivated).
+    """
+    if not batch:
+        return {}
+    done = timezone.now()
+    by_id = {sent.delivery.pk: sent for sent in batch}
+    statuses: dict[Any, str] = {}
+    retries: list[tuple[str, float]] = []
+    with transaction.atomic():
+        current = {
+            pk: (status, rounds, attempts, token)
+            for pk, status, rounds, attempts, token in Delivery.objects.select_for_update()
+            .filter(pk__in=list(by_id))
+            .order_by("pk")
+            .values_list("pk", "status", "round_attempts", "attempt_count", "claim_token")
+        }
+        plans = [
+            _plan(by_id[pk], current_status=row[0], round_attempts=row[1])
+            for pk, row in current.items()
+            if row[3] == by_id[pk].token  # the fence
+        ]
+        lost = len(batch) - len(plans)
+        if lost:
+            logger.warning("delivery claims lost; attempts not recorded", extra={"count": lost})
+        if not plans:
+            return {}
+        rows = []
+        for plan in plans:
+            delivery, at = plan.sent.delivery, plan.sent.at
+            _, rounds, attempts, _ = current[delivery.pk]
+            delivery.status = plan.status
+            delivery.attempt_count = attempts + 1
+            delivery.round_attempts = rounds + 1
+            delivery.last_attempt_at = at
+            delivery.claimed_until = None
+            # The fence matches once: a retry of this record after a lost COMMIT reply, or a
+            # late record by a claim that lapsed, changes nothing.
+            delivery.claim_token = None
+            delivery.updated_at = done
+            if plan.delay is not None:
+                due = done + timedelta(seconds=plan.delay)
+                delivery.next_attempt_at = due
+                # Short waits ride a countdown published after commit; long ones wait for the
+                # sweep (no message waits on the broker longer than its visibility timeout).
+                delivery.published_at = due if plan.delay <= COUNTDOWN_MAX_SECONDS else None
+            elif plan.status != Delivery.PENDING:
+                delivery.next_attempt_at = None
+            rows.append(delivery)
+        Delivery.objects.bulk_update(
+            rows,
+            [
+                "status",
+                "attempt_count",
+                "round_attempts",
+                "last_attempt_at",
+                "claimed_until",
+                "claim_token",
+                "updated_at",
+                "next_attempt_at",
+                "published_at",
+            ],
+        )
+        DeliveryAttempt.objects.bulk_create(
+            [
+                DeliveryAttempt(
+                    delivery_id=plan.sent.delivery.pk,
+                    at=plan.sent.at,
+                    status_code=plan.sent.result.status_code,
+                    duration_ms=plan.sent.result.duration_ms,
+                    error=plan.sent.result.error,
+                    response_body=plan.sent.result.response_body,
+                    succeeded=plan.sent.result.succeeded,
+                )
+                for plan in plans
+            ]
+        )
+        deactivate = _endpoints_record(plans, now=done)
+        disabled = {
+            endpoint.pk
+            for endpoint, reason in deactivate
+            if endpoint_deactivate(endpoint=endpoint, reason=reason)
+        }
+        for plan in plans:
+            delivery = plan.sent.delivery
+            if plan.status == Delivery.PENDING and delivery.endpoint_id in disabled:
+                statuses[delivery.pk] = Delivery.SKIPPED
+                continue
+            statuses[delivery.pk] = plan.status
+            if plan.delay is not None and plan.delay <= COUNTDOWN_MAX_SECONDS:
+                retries.append((str(delivery.pk), plan.delay))
+        if retries:
+            transaction.on_commit(lambda: _retries_publish(retries))
+    return statuses
+
+
+def _retries_publish(retries: list[tuple[str, float]]) -> None:
+    for delivery_id, countdown in retries:
+        deliveries_publish_later(delivery_id=delivery_id, countdown=countdown)
+
+
+def _endpoints_record(plans: list[_Plan], *, now: datetime) -> list[tuple[Endpoint, str]]:
+    """Each endpoint's failure streak after the batch's attempts, in attempt order (two
+    statements); returns the endpoints to deactivate, with why: a 410, or a streak long
+    enough in count and time (SPEC §6)."""
+    per_endpoint: dict[Any, list[Sent]] = {}
+    for plan in sorted(plans, key=lambda p: p.sent.at):
+        if plan.sent.delivery.endpoint_id is not None:
+            per_endpoint.setdefault(plan.sent.delivery.endpoint_id, []).append(plan.sent)
+    if not per_endpoint:
+        return []
+    endpoints = list(
+        Endpoint.objects.select_for_update().filter(pk__in=list(per_endpoint)).order_by("pk")
     )
-    endpoint = delivery.endpoint
-    if endpoint is not None and not endpoint.active:
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.PENDING).update(
-            status=Delivery.SKIPPED, next_attempt_at=None, claimed_until=None, updated_at=now
-        )
-        return Delivery.SKIPPED
-    url, body, headers = delivery_request(delivery, now=now)
-    result = http_post(url=url, body=body, headers=headers)
-    try:
-        return db_retry(
-            lambda: delivery_result_record(delivery=delivery, result=result, at=now, token=token),
-            what="record delivery attempt",
-        )
-    except IntegrityError:
-        # The endpoint (and so this delivery) was deleted while the request was in flight.
-        if Delivery.objects.filter(pk=delivery.pk).exists():
-            raise
-        return None
+    deactivate = []
+    for endpoint in endpoints:
+        gone = False
+        for sent in per_endpoint[endpoint.pk]:
+            if sent.result.succeeded:
+                endpoint.consecutive_failures = 0
+                endpoint.failing_since = None
+                endpoint.last_success_at = now
+            else:
+                endpoint.consecutive_failures += 1
+                endpoint.failing_since = endpoint.failing_since or now
+                endpoint.last_failure_at = now
+                gone = gone or sent.result.status_code == 410
+        if not endpoint.active or endpoint.consecutive_failures == 0:
+            continue
+        if gone:
+            deactivate.append((endpoint, "The endpoint answered 410 Gone."))
+        elif endpoint.consecutive_failures >= settings.WEBHOOK_DISABLE_AFTER_FAILURES and (
+            now - endpoint.failing_since
+        ) >= timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS):
+            deactivate.append(
+                (
+                    endpoint,
+                    f"{endpoint.consecutive_failures} consecutive failed attempts since "
+                    f"{iso(endpoint.failing_since)}.",
+                )
+            )
+    Endpoint.objects.bulk_update(
+        endpoints,
+        ["consecutive_failures", "failing_since", "last_success_at", "last_failure_at"],
+    )
+    return deactivate
 
 
 def delivery_result_record(
-    *,
-    delivery: Delivery,
-    result: AttemptResult,
-    at: datetime,
-    token: uuid.UUID | None = None,
+    *, delivery: Delivery, result: AttemptResult, at: datetime, token: uuid.UUID
 ) -> str | None:
-    """Store the attempt, move the delivery on (done, retry or failed) and update the endpoint.
-
-    With a claim's ``token``, nothing is recorded unless that claim still holds the delivery
-    (the fence): returns None when another claim took it over after ours lapsed.
-    """
-    done = timezone.now()
-    delay: float | None = None
-    deactivated = False
-    with transaction.atomic():
-        update: dict[str, Any] = {
-            "attempt_count": F("attempt_count") + 1,
-            "round_attempts": F("round_attempts") + 1,
-            "last_attempt_at": at,
-            "claimed_until": None,
-            # The fence matches once: a retry of this record after a lost COMMIT reply, or a
-            # late record by a claim that lapsed, changes nothing.
-            "claim_token": None,
-            "updated_at": done,
-        }
-        schedule = settings.WEBHOOK_RETRY_SCHEDULE
-        gone = result.status_code == 410
-        if result.succeeded:
-            status = Delivery.SUCCEEDED
-            update |= {"next_attempt_at": None}
-        elif gone and delivery.endpoint_id is None:
-            # A request's webhook_url has no endpoint to deactivate; 410 still means stop.
-            status = Delivery.FAILED
-            update |= {"next_attempt_at": None}
-        elif delivery.round_attempts + 1 < len(schedule):
-            status = Delivery.PENDING
-            delay = retry_delay(
-                scheduled=schedule[delivery.round_attempts + 1], retry_after=result.retry_after
-            )
-            due = done + timedelta(seconds=delay)
-            # Short waits ride a countdown published below; long ones are left to the sweep.
-            # Only while still pending: a row skipped meanwhile has no next attempt.
-            still_pending = Q(status=Delivery.PENDING)
-            update |= {
-                "next_attempt_at": Case(
-                    When(still_pending, then=Value(due)),
-                    default=Value(None, output_field=DateTimeField()),
-                ),
-                "published_at": Case(
-                    When(
-                        still_pending,
-                        then=Value(
-                            due if delay <= COUNTDOWN_MAX_SECONDS else None,
-                            output_field=DateTimeField(),
-                        ),
-                    ),
-                    default=F("published_at"),
-                ),
-            }
-        else:
-            status = Delivery.FAILED
-            update |= {"next_attempt_at": None}
-        # Only a pending delivery moves on: one skipped meanwhile (its endpoint was disabled by
-        # another delivery's failure) stays skipped, but still counts this attempt; unless
-        # this attempt got through, so that a replay after enable does not send it twice.
-        movable = [Delivery.PENDING, Delivery.SKIPPED] if result.succeeded else [Delivery.PENDING]
-        row = Delivery.objects.filter(pk=delivery.pk)
-        if token is not None:
-            row = row.filter(claim_token=token)  # the fence
-        if not row.update(
-            status=Case(When(status__in=movable, then=Value(status)), default=F("status")),
-            **update,
-        ):
-            # Another claim took it over after ours lapsed, or it was deleted with its endpoint.
-            logger.warning(
-                "delivery claim lost; attempt not recorded", extra={"delivery_id": str(delivery.pk)}
-            )
-            return None
-        DeliveryAttempt.objects.create(
-            delivery=delivery,
-            at=at,
-            status_code=result.status_code,
-            duration_ms=result.duration_ms,
-            error=result.error,
-            response_body=result.response_body,
-            succeeded=result.succeeded,
-        )
-        if delivery.endpoint_id is not None:
-            if result.succeeded:
-                Endpoint.objects.filter(pk=delivery.endpoint_id).update(
-                    consecutive_failures=0, failing_since=None, last_success_at=done
-                )
-            else:
-                deactivated = endpoint_failure_record(
-                    endpoint_id=delivery.endpoint_id, now=done, gone=gone
-                )
-        if status == Delivery.PENDING and not deactivated and delay <= COUNTDOWN_MAX_SECONDS:
-            delivery_id = str(delivery.pk)
-            countdown = delay
-            transaction.on_commit(
-                lambda: deliveries_publish_later(delivery_id=delivery_id, countdown=countdown)
-            )
-    return Delivery.SKIPPED if deactivated and status == Delivery.PENDING else status
+    """Record one attempt made under claim ``token`` (``deliveries_record`` for a batch of
+    one); None when the claim no longer holds the delivery."""
+    return deliveries_record([Sent(delivery, token, result, at)]).get(delivery.pk)

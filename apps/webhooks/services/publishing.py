@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -20,22 +21,27 @@ DELIVER = "apps.webhooks.tasks.deliver"
 
 
 def deliveries_publish(delivery_ids: list[str]) -> None:
-    """Put one message per delivery on the ``webhooks`` queue (called after commit).
+    """Put these deliveries on the ``webhooks`` queue (called after commit): one message per
+    ``WEBHOOK_BATCH_SIZE`` ids, never one per delivery.
 
     Never raises: the rows are committed. When the broker is down, the first failed publish
     stops it and the rest are left to the sweep's next run (``published_at`` cleared).
     """
-    for i, delivery_id in enumerate(delivery_ids):
+    size = max(1, settings.WEBHOOK_BATCH_SIZE)
+    for start in range(0, len(delivery_ids), size):
+        chunk = delivery_ids[start : start + size]
         try:
-            current_app.send_task(DELIVER, args=[delivery_id])
+            current_app.send_task(
+                DELIVER, args=[chunk], argsrepr=f"[<{len(chunk)} delivery ids>]", kwargsrepr="{}"
+            )
         except Exception as exc:
-            _publish_failed(delivery_ids[i:], exc)
+            _publish_failed(delivery_ids[start:], exc)
             return
 
 
 def deliveries_publish_later(*, delivery_id: str, countdown: float) -> None:
     try:
-        current_app.send_task(DELIVER, args=[delivery_id], countdown=countdown)
+        current_app.send_task(DELIVER, args=[[delivery_id]], countdown=countdown)
     except Exception as exc:
         _publish_failed([delivery_id], exc)
 
