@@ -318,8 +318,8 @@ class BulkJobAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
         "bulk_id",
         "account",
         "sandbox",
+        # The progress bar shows the total; the completion time is on the page and a filter.
         "progress",
-        "total",
         "verified",
         "not_found",
         "no_credits",
@@ -327,7 +327,6 @@ class BulkJobAdmin(ActionsOnlyMixin, UUIDSearchMixin, SluiceModelAdmin):
         "credits_used",
         "state",
         "created_at",
-        "completed_at",
     )
     list_display_links = ("bulk_id",)
     list_select_related = ("account",)
