@@ -23,8 +23,8 @@ from apps.accounts.selectors import ledger_mismatches, ledger_sum
 from apps.enrichment import services
 from apps.enrichment.models import Contact
 from apps.providers import breaker, registry
-from tests.conftest import make_client
-from tests.factories import BulkJobFactory, ContactFactory
+from tests.factories import BulkJobFactory, live_contact
+from tests.support.api import make_client
 from tests.support.vendors import HUNTER_URL, hunter_body, use_vendors
 
 
@@ -36,15 +36,6 @@ def _vendors(settings):
     yield
     registry.provider.cache_clear()
     breaker.reset()
-
-
-def live_contact(account, **fields):
-    fields.setdefault("enrichment_type", ["email"])
-    fields.setdefault("first_name", "Sarah")
-    fields.setdefault("last_name", "Chen")
-    fields.setdefault("company_name", "Stripe")
-    fields.setdefault("domain", "stripe.com")
-    return ContactFactory(account=account, sandbox=False, **fields)
 
 
 def run_as_workers(chunks: list[list[Contact]]) -> None:

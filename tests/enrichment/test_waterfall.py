@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -12,14 +13,14 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from apps.accounts.models import LedgerEntry
-from apps.enrichment import services
+from apps.enrichment import services, waterfall
 from apps.enrichment.models import Contact, ProviderAttempt
 from apps.enrichment.waterfall import _backoff, normalize_email
 from apps.providers import breaker, registry
 from apps.providers.base import Provider
 from apps.providers.models import ProviderConfig
-from tests.conftest import make_client
-from tests.factories import BulkJobFactory, ContactFactory
+from tests.factories import BulkJobFactory, live_contact
+from tests.support.api import make_client
 from tests.support.vendors import (
     APOLLO_URL,
     HUNTER_URL,
@@ -50,13 +51,26 @@ def account():
     return make_client(mode="live", credits=1000).account
 
 
-def live_contact(account, **fields):
-    fields.setdefault("enrichment_type", ["email"])
-    fields.setdefault("first_name", "Sarah")
-    fields.setdefault("last_name", "Chen")
-    fields.setdefault("company_name", "Stripe")
-    fields.setdefault("domain", "stripe.com")
-    return ContactFactory(account=account, sandbox=False, **fields)
+class _SleepSpy:
+    """The waterfall module's ``time``, recording how long each ``sleep`` was asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        time.sleep(seconds)
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """The seconds each wait between retries lasted (each is still really waited)."""
+    spy = _SleepSpy()
+    monkeypatch.setattr(waterfall, "time", spy)
+    return spy.asked
 
 
 def run(*contacts) -> None:
@@ -368,16 +382,15 @@ def test_a_long_retry_after_opens_the_breaker_even_without_retries_left(
 
 
 @responses.activate
-def test_exponential_backoff_never_waits_longer_than_the_retry_after_cap(account, settings):
+def test_exponential_backoff_never_waits_longer_than_the_retry_after_cap(account, settings, waits):
     settings.PROVIDER_MAX_RETRIES = 1
     settings.PROVIDER_RETRY_BACKOFF_SECONDS = 60  # misconfigured: must not hold the thread
     settings.PROVIDER_RETRY_AFTER_MAX_SECONDS = 0.05
     responses.get(HUNTER_URL, status=503, body="")
     responses.get(HUNTER_URL, json=hunter_body())
     contact = live_contact(account)
-    started = time.monotonic()
     run(contact)
-    assert time.monotonic() - started < 5
+    assert waits == [0.05]  # the cap, not 30 to 90 s of backoff
     assert attempts(contact) == [("hunter", "email", "error"), ("hunter", "email", "hit")]
     assert not breaker.is_open("hunter")
 
@@ -654,27 +667,30 @@ def test_a_chunk_keeps_many_provider_calls_in_flight(account, settings):
     in_flight = 0
     peak = 0
     lock = threading.Lock()
+    # The vendor answers a call only once 8 are in flight at the same time: the 16 calls pass
+    # as two full rounds of 8, or the barrier breaks (30 s: a bound, not a measurement).
+    eight_at_once = threading.Barrier(8, timeout=30)
+    broken = []
 
-    def slow_vendor(request):
+    def vendor(request):
         nonlocal in_flight, peak
         with lock:
             in_flight += 1
             peak = max(peak, in_flight)
-        time.sleep(0.05)
+        try:
+            eight_at_once.wait()
+        except threading.BrokenBarrierError:
+            broken.append(request.url)
         with lock:
             in_flight -= 1
-        import json
-
         return 200, {}, json.dumps(hunter_body())
 
-    responses.add_callback(responses.GET, HUNTER_URL, callback=slow_vendor)
+    responses.add_callback(responses.GET, HUNTER_URL, callback=vendor)
     contacts = [live_contact(account) for _ in range(16)]
-    started = time.monotonic()
     assert services.contacts_run(contact_ids=[str(c.pk) for c in contacts]) == 16
-    elapsed = time.monotonic() - started
-    assert peak > 1, "waterfalls of one chunk must overlap"
-    assert peak <= 8
-    assert elapsed < 16 * 0.05  # faster than one call after another
+    assert not broken, f"{len(broken)} calls never had 7 others in flight beside them"
+    assert len(responses.calls) == 16
+    assert peak == 8  # every thread of the pool busy, and never more
     assert Contact.objects.filter(pk__in=[c.pk for c in contacts], status="finished").count() == 16
     assert LedgerEntry.objects.filter(account=account, entry_type="charge").count() == 16
 

@@ -19,8 +19,9 @@ from apps.enrichment.models import Contact
 from apps.enrichment.waterfall import Outcome
 from apps.webhooks import services
 from apps.webhooks.models import Delivery, Endpoint, Event
-from tests.conftest import make_client
 from tests.factories import BulkJobFactory, ContactFactory
+from tests.support.api import make_client
+from tests.support.endpoints import assert_each_not_found, endpoint_calls
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory, EventFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,35 +73,13 @@ def test_another_modes_ids_are_404_everywhere(attacker_mode):
     their_secret = theirs.secret
     delivery = DeliveryFactory(endpoint=theirs, status=Delivery.FAILED)
     mine = EndpointFactory(account=attacker.account, sandbox=attacker.key.sandbox)
-    base = f"/api/v1/webhooks/{theirs.pk}"
-    calls = [
-        ("get", base, None),
-        ("patch", base, {"description": "mine now"}),
-        ("delete", base, None),
-        ("post", f"{base}/test", None),
-        ("post", f"{base}/enable", None),
-        ("post", f"{base}/rotate-secret", None),
-        ("post", f"{base}/recover", {"since": "2020-01-01T00:00:00Z"}),
-        ("get", f"{base}/deliveries", None),
-        ("get", f"{base}/deliveries/{delivery.pk}", None),
-        ("post", f"{base}/deliveries/{delivery.pk}/retry", None),
-        # The other mode's delivery under my endpoint is not mine either.
-        ("get", f"/api/v1/webhooks/{mine.pk}/deliveries/{delivery.pk}", None),
-        ("post", f"/api/v1/webhooks/{mine.pk}/deliveries/{delivery.pk}/retry", None),
-    ]
-    for method, path, body in calls:
-        kwargs = {"content_type": "application/json"}
-        if body is not None:
-            kwargs["data"] = json.dumps(body)
-        response = getattr(attacker, method)(path, **kwargs)
-        assert response.status_code == 404, (method, path, response.status_code)
-        assert response.json()["code"] == "not_found"
+    assert_each_not_found(attacker, endpoint_calls(theirs, delivery, mine))
     theirs.refresh_from_db()
     assert (theirs.description, theirs.secret, theirs.active) == ("", their_secret, True)
     delivery.refresh_from_db()
     assert delivery.status == Delivery.FAILED and delivery.attempt_count == 0
     # The owner's own mode still reaches it.
-    assert victim.get(f"{base}/deliveries/{delivery.pk}").status_code == 200
+    assert victim.get(f"/api/v1/webhooks/{theirs.pk}/deliveries/{delivery.pk}").status_code == 200
 
 
 def test_events_are_listed_only_to_their_own_mode():
