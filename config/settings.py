@@ -309,6 +309,13 @@ WEBHOOK_SWEEP_INTERVAL_SECONDS = env.float("WEBHOOK_SWEEP_INTERVAL_SECONDS", def
 WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=15.0)
 # A due delivery whose message went out this long ago without an attempt is re-published.
 WEBHOOK_REPUBLISH_AFTER_SECONDS = env.float("WEBHOOK_REPUBLISH_AFTER_SECONDS", default=300.0)
+# POST /api/v1/enrich/sync: the default and largest ``timeout`` (seconds), and how many such
+# requests one web process holds waiting at once (past that: 202 at once). Each wait holds a
+# web thread (WEB_THREADS), so keep it below the threads per process.
+ENRICH_SYNC_TIMEOUT_SECONDS = env.float("ENRICH_SYNC_TIMEOUT_SECONDS", default=30.0)
+ENRICH_SYNC_MAX_TIMEOUT_SECONDS = env.float("ENRICH_SYNC_MAX_TIMEOUT_SECONDS", default=60.0)
+ENRICH_SYNC_MAX_WAITS = env.int("ENRICH_SYNC_MAX_WAITS", default=2)
+
 # The delivery engine (docs/webhooks.md). Requests in flight per webhooks process (its sender
 # threads); at most this many of them to one endpoint or one request-level target host ...
 WEBHOOK_CONCURRENCY = env.int("WEBHOOK_CONCURRENCY", default=32)

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from apps.core.api import PaginationSerializer
 
-from .validation import CONTACT_REQUEST, RequestField
+from .validation import CONTACT_REQUEST, SYNC_TIMEOUT, RequestField
 
 
 def _schema_field(spec: RequestField, *, batch: bool = False) -> serializers.Field:
@@ -31,6 +31,9 @@ def _request_serializer(
 
 # The request components, from the one description of a contact (validation.CONTACT_REQUEST).
 EnrichRequestSerializer = _request_serializer("EnrichRequestSerializer", CONTACT_REQUEST)
+EnrichSyncRequestSerializer = _request_serializer(
+    "EnrichSyncRequestSerializer", (*CONTACT_REQUEST, SYNC_TIMEOUT)
+)
 BulkContactSerializer = _request_serializer(
     "BulkContactSerializer",
     CONTACT_REQUEST,

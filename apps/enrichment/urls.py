@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("enrich", views.EnrichView.as_view(), name="enrich"),
+    path("enrich/sync", views.EnrichSyncView.as_view(), name="enrich-sync"),
     path("enrich/bulk", views.BulkEnrichView.as_view(), name="enrich-bulk"),
     path("contacts", views.ContactListView.as_view(), name="contact-list"),
     path("contacts/<str:enrichment_id>", views.ContactDetailView.as_view(), name="contact-detail"),

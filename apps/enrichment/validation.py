@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from apps.core.errors import InvalidRequest
 from apps.core.text import InvalidDomain, domain_normalized, normalize_linkedin
 from apps.webhooks.targets import webhook_url_syntax_problem, webhook_urls_problems
@@ -469,3 +471,31 @@ def bulk_validated(data: dict[str, Any], *, consent: bool, bulk_max: int) -> Cle
     if clean is None:
         raise invalid(errors)
     return clean
+
+
+SYNC_TIMEOUT = RequestField(
+    "timeout",
+    {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+    description="Seconds to wait for the result (default ENRICH_SYNC_TIMEOUT_SECONDS, 30; "
+    "at most ENRICH_SYNC_MAX_TIMEOUT_SECONDS, 60); past it the answer is the 202 of "
+    "POST /enrich",
+)
+
+
+def sync_validated(data: Any, *, consent: bool) -> tuple[CleanContact, float]:
+    """``POST /enrich/sync``'s body: a ``POST /enrich`` contact plus ``timeout``; the 422
+    names every problem of both at once."""
+    problems = Problems()
+    timeout = settings.ENRICH_SYNC_TIMEOUT_SECONDS
+    if isinstance(data, dict) and "timeout" in data:
+        data = dict(data)
+        raw = data.pop("timeout")
+        most = settings.ENRICH_SYNC_MAX_TIMEOUT_SECONDS
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= most:
+            problems.add("timeout", f"Must be a number of seconds above 0 and at most {most:g}.")
+        else:
+            timeout = float(raw)
+    clean = clean_contact(data, problems=problems, consent=consent)
+    if clean is None or problems.errors:
+        raise invalid(problems.errors)
+    return clean, timeout

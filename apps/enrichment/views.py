@@ -19,7 +19,7 @@ from apps.core.api import (
 from apps.core.pagination import paginate
 
 from . import selectors, serializers, services
-from .validation import bulk_validated, contact_validated
+from .validation import bulk_validated, contact_validated, sync_validated
 
 
 class EnrichView(CachedKeyView, APIView):
@@ -47,6 +47,43 @@ class EnrichView(CachedKeyView, APIView):
             status=202,
             headers={"Location": f"/api/v1/contacts/{contact.pk}"},
         )
+
+
+class EnrichSyncView(CachedKeyView, APIView):
+    """``POST /enrich``, then wait for the result: 200 with the finished contact, or the 202
+    of the asynchronous path when it does not finish within ``timeout``."""
+
+    required_scope = "enrich"
+
+    @extend_schema(
+        operation_id="enrich_sync",
+        request=serializers.EnrichSyncRequestSerializer,
+        responses={
+            200: serializers.ContactSerializer,
+            202: serializers.AcceptedSerializer,
+            **error_responses(400, 401, 402, 403, 409, 413, 422, 429),
+        },
+        summary="Enrich one contact and wait for the result (synchronous)",
+    )
+    def post(self, request: Request) -> HttpResponse:
+        account, api_key = request.user, request.auth
+        clean, timeout = sync_validated(
+            json_object(request), consent=account.personal_email_consent
+        )
+        contact, finished = services.contact_enrich_sync(
+            account=account, api_key=api_key, clean=clean, timeout=timeout
+        )
+        if not finished:
+            return json_response(
+                request,
+                selectors.contact_accepted_data(contact),
+                status=202,
+                headers={"Location": f"/api/v1/contacts/{contact.pk}"},
+            )
+        finished_contact = selectors.contact_get(
+            account=account, sandbox=api_key.sandbox, enrichment_id=str(contact.pk)
+        )
+        return Response(selectors.contact_data(finished_contact))
 
 
 class BulkEnrichView(APIView):

@@ -6,10 +6,11 @@
 * ``holds``: credits held for the running contacts before any paid call.
 * ``finishing``: store results, charge, record attempts, count bulks, emit events.
 * ``maintenance``: the reaper, and an operator's release.
+* ``waiting``: a web thread waiting for its contact to finish (``POST /enrich/sync``).
 """
 
 from .finishing import contacts_finish
-from .intake import bulk_enqueue, contact_enqueue
+from .intake import bulk_enqueue, contact_enqueue, contact_enrich_sync
 from .leases import LeaseLost, contact_leases
 from .maintenance import contacts_reap, contacts_release
 from .publishing import PUBLISH_FAILED, coalescer, contacts_publish
@@ -21,6 +22,7 @@ __all__ = [
     "bulk_enqueue",
     "coalescer",
     "contact_enqueue",
+    "contact_enrich_sync",
     "contact_leases",
     "contacts_claim",
     "contacts_finish",

@@ -22,6 +22,7 @@ from .. import selectors
 from ..models import BulkJob, Contact, ProviderAttempt
 from ..waterfall import Outcome
 from .holds import holds_release
+from .waiting import notify_finished
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ def contacts_finish(*, items: list[tuple[Contact, Outcome]], token: uuid.UUID | 
         # The batch's events in a constant number of queries (after every charge above), and
         # before the bulk counters: a bulk.completed emitted there is the bulk's last event.
         events_emit(finished_events([contact for contact, _ in mine]))
+        # Web processes waiting on these (POST /enrich/sync) hear of it on commit.
+        notify_finished(contact.pk for contact, _ in mine)
         per_bulk: dict[Any, list[Contact]] = {}
         for contact, _ in mine:
             if contact.bulk_id:

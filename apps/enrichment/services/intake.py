@@ -14,6 +14,7 @@ from apps.core.errors import InsufficientCredits
 from ..models import BulkJob, Contact
 from ..validation import CleanBulk, CleanContact
 from .publishing import coalescer, contacts_publish
+from .waiting import contact_wait, wait_slots
 
 
 def _ensure_credits(*, account: Account, api_key: ApiKey) -> None:
@@ -89,3 +90,26 @@ def bulk_enqueue(
         ids = [str(c.id) for c in contacts]
         transaction.on_commit(lambda: contacts_publish(ids))
     return bulk, contacts
+
+
+def contact_enrich_sync(
+    *, account: Account, api_key: ApiKey, clean: CleanContact, timeout: float
+) -> tuple[Contact, bool]:
+    """Store one contact as ``contact_enqueue`` does, then wait up to ``timeout`` seconds for
+    an enrichment worker to finish it (the waterfall never runs in the web process).
+
+    Returns the contact and whether it finished in time. When this process already holds
+    ``ENRICH_SYNC_MAX_WAITS`` waiting requests, it does not wait at all: the caller answers
+    as the asynchronous path does, and the contact finishes as usual.
+    """
+    with wait_slots.slot() as free:
+        contact = contact_enqueue(account=account, api_key=api_key, clean=clean)
+        if not free:
+            return contact, False
+        pk = contact.pk
+        finished = contact_wait(
+            pk,
+            timeout=timeout,
+            finished=lambda: Contact.objects.filter(pk=pk, status=Contact.FINISHED).exists(),
+        )
+        return contact, finished
