@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "apps.enrichment",
     "apps.webhooks",
     "apps.ops",
+    "apps.compat",
 ]
 
 MIDDLEWARE = [
@@ -315,6 +316,11 @@ WEBHOOK_REPUBLISH_AFTER_SECONDS = env.float("WEBHOOK_REPUBLISH_AFTER_SECONDS", d
 ENRICH_SYNC_TIMEOUT_SECONDS = env.float("ENRICH_SYNC_TIMEOUT_SECONDS", default=30.0)
 ENRICH_SYNC_MAX_TIMEOUT_SECONDS = env.float("ENRICH_SYNC_MAX_TIMEOUT_SECONDS", default=60.0)
 ENRICH_SYNC_MAX_WAITS = env.int("ENRICH_SYNC_MAX_WAITS", default=2)
+
+# Vendor dialects (docs/compat.md): Pronto's API under /compat/pronto/api/v2/, prospiq's
+# under /compat/prospiq/api/v1/, over the same services; each can be switched off.
+COMPAT_PRONTO_ENABLED = env.bool("COMPAT_PRONTO_ENABLED", default=True)
+COMPAT_PROSPIQ_ENABLED = env.bool("COMPAT_PROSPIQ_ENABLED", default=True)
 
 # The delivery engine (docs/webhooks.md). Requests in flight per webhooks process (its sender
 # threads); at most this many of them to one endpoint or one request-level target host ...

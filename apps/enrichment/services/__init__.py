@@ -10,7 +10,7 @@
 """
 
 from .finishing import contacts_finish
-from .intake import bulk_enqueue, contact_enqueue, contact_enrich_sync
+from .intake import bulk_enqueue, bulk_enrich_sync, contact_enqueue, contact_enrich_sync
 from .leases import LeaseLost, contact_leases
 from .maintenance import contacts_reap, contacts_release
 from .publishing import PUBLISH_FAILED, coalescer, contacts_publish
@@ -20,6 +20,7 @@ __all__ = [
     "PUBLISH_FAILED",
     "LeaseLost",
     "bulk_enqueue",
+    "bulk_enrich_sync",
     "coalescer",
     "contact_enqueue",
     "contact_enrich_sync",

@@ -14,7 +14,7 @@ from apps.core.errors import InsufficientCredits
 from ..models import BulkJob, Contact
 from ..validation import CleanBulk, CleanContact
 from .publishing import coalescer, contacts_publish
-from .waiting import contact_wait, wait_slots
+from .waiting import contact_wait, contacts_wait, wait_slots
 
 
 def _ensure_credits(*, account: Account, api_key: ApiKey) -> None:
@@ -113,3 +113,22 @@ def contact_enrich_sync(
             finished=lambda: Contact.objects.filter(pk=pk, status=Contact.FINISHED).exists(),
         )
         return contact, finished
+
+
+def bulk_enrich_sync(
+    *, account: Account, api_key: ApiKey, clean: CleanBulk, timeout: float
+) -> tuple[BulkJob, list[Contact], bool]:
+    """Store a batch as ``bulk_enqueue`` does, then wait up to ``timeout`` seconds for every
+    contact of it to finish (one wait slot, as for one contact). Returns the bulk, its
+    contacts (as stored, not refreshed) and whether all finished in time."""
+    with wait_slots.slot() as free:
+        bulk, contacts = bulk_enqueue(account=account, api_key=api_key, clean=clean)
+        if not free:
+            return bulk, contacts, False
+        pk = bulk.pk
+        finished = contacts_wait(
+            [c.pk for c in contacts],
+            timeout=timeout,
+            done=lambda: not Contact.objects.filter(bulk_id=pk, status=Contact.PENDING).exists(),
+        )
+        return bulk, contacts, finished

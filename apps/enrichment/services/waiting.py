@@ -62,10 +62,12 @@ class _Listener:
         self._stop = threading.Event()
         self._conn: Any = None
 
-    def register(self, contact_id: str) -> threading.Event:
+    def register(self, contact_ids: Iterable[str]) -> threading.Event:
+        """One event, set when any of these contacts finishes."""
         event = threading.Event()
         with self._lock:
-            self._waiting.setdefault(contact_id, []).append(event)
+            for contact_id in contact_ids:
+                self._waiting.setdefault(contact_id, []).append(event)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="sluice-finished-listener", daemon=True
@@ -73,13 +75,14 @@ class _Listener:
                 self._thread.start()
         return event
 
-    def unregister(self, contact_id: str, event: threading.Event) -> None:
+    def unregister(self, contact_ids: Iterable[str], event: threading.Event) -> None:
         with self._lock:
-            events = self._waiting.get(contact_id, [])
-            if event in events:
-                events.remove(event)
-            if not events:
-                self._waiting.pop(contact_id, None)
+            for contact_id in contact_ids:
+                events = self._waiting.get(contact_id, [])
+                if event in events:
+                    events.remove(event)
+                if not events:
+                    self._waiting.pop(contact_id, None)
 
     def stop(self) -> None:
         """Close the listening connection and end the thread (tests, before dropping their
@@ -186,28 +189,34 @@ class WaitSlots:
 wait_slots = WaitSlots()
 
 
-def contact_wait(contact_id: Any, *, timeout: float, finished: Callable[[], bool]) -> bool:
-    """Wait up to ``timeout`` seconds for the contact to finish; ``finished()`` reads whether
-    it has (one query). Returns whether it finished in time."""
+def contacts_wait(contact_ids: Iterable[Any], *, timeout: float, done: Callable[[], bool]) -> bool:
+    """Wait up to ``timeout`` seconds until ``done()`` (one query: have these contacts
+    finished?), reading it before waiting and after each notification about one of them.
+    Returns whether it was done in time."""
     deadline = time.monotonic() + timeout
     if connection.vendor != "postgresql":
         while True:
-            if finished():
+            if done():
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-    key = str(contact_id)
-    event = listener.register(key)
+    keys = [str(pk) for pk in contact_ids]
+    event = listener.register(keys)
     try:
         # Listening before the first read, so a finish between the two is not missed.
         listener.ready(min(2.0, timeout))
         while True:
-            if finished():
+            if done():
                 return True
             left = deadline - time.monotonic()
             if left <= 0 or not event.wait(left):
-                return finished()
+                return done()
             event.clear()
     finally:
-        listener.unregister(key, event)
+        listener.unregister(keys, event)
+
+
+def contact_wait(contact_id: Any, *, timeout: float, finished: Callable[[], bool]) -> bool:
+    """``contacts_wait`` for one contact."""
+    return contacts_wait([contact_id], timeout=timeout, done=finished)

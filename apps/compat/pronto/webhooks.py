@@ -1,0 +1,7 @@
+"""The body of webhook deliveries this dialect's clients receive (apps.webhooks.formats)."""
+
+from __future__ import annotations
+
+
+def register_format() -> None:
+    """Registers the 'pronto' body format (to be written)."""
