@@ -22,6 +22,8 @@ from apps.accounts.models import Account, LedgerEntry
 from apps.accounts.selectors import ledger_mismatches, ledger_sum
 from apps.enrichment import services
 from apps.enrichment.models import Contact
+from apps.enrichment.services import holds, running
+from apps.enrichment.waterfall import Outcome
 from apps.providers import breaker, registry
 from tests.factories import BulkJobFactory, live_contact
 from tests.support.api import make_client
@@ -183,7 +185,7 @@ def test_a_hold_is_the_contacts_maximum_price_capped_by_max_credits(settings):
     )
     capped = live_contact(account, max_credits=0)
     token, claimed = services.contacts_claim(contact_ids=[str(contact.pk), str(capped.pk)])
-    held = services._contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
+    held = holds.contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
     assert held == {contact.pk: 11}  # email 1 + phone 10; max_credits 0 holds nothing
     account.refresh_from_db()
     assert (account.credits, account.held) == (89, 11)
@@ -200,7 +202,7 @@ def test_a_dead_runs_hold_is_released_by_the_reaper_then_charged_once():
     contact = live_contact(account)
     # A worker claims and holds, then dies before its waterfall ends.
     token, claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
-    services._contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
+    holds.contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
     account.refresh_from_db()
     assert (account.credits, account.held) == (9, 1)
     Contact.objects.filter(pk=contact.pk).update(
@@ -230,7 +232,7 @@ def test_a_hold_left_by_a_dead_run_is_released_at_the_next_claim():
     responses.get(HUNTER_URL, json=hunter_body(email=None, score=None, status=None))
     contact = live_contact(account)
     token, claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
-    services._contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
+    holds.contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
     Contact.objects.filter(pk=contact.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -249,7 +251,7 @@ def test_a_crashed_waterfall_releases_its_hold_at_once(monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("adapter bug")
 
-    monkeypatch.setattr(services, "waterfall_run", crash)
+    monkeypatch.setattr(running, "waterfall_run", crash)
     assert services.contacts_run(contact_ids=[str(contact.pk)]) == 0
     contact.refresh_from_db()
     assert contact.status == Contact.PENDING  # left for the reaper
@@ -263,7 +265,7 @@ def test_a_contact_given_up_on_releases_its_hold(settings):
     account = make_client(mode="live", credits=10).account
     contact = live_contact(account)
     token, claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
-    services._contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
+    holds.contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
     Contact.objects.filter(pk=contact.pk).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -278,7 +280,7 @@ def test_credits_shows_the_available_balance_held_credits_as_spent():
     client = make_client(mode="live", credits=10)
     contact = live_contact(client.account, enrichment_type=["email", "phone"])
     token, claimed = services.contacts_claim(contact_ids=[str(contact.pk)])
-    services._contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
+    holds.contacts_hold(token, list(Contact.objects.filter(pk__in=claimed)))
     assert client.get("/api/v1/credits").json()["credits"] == 0  # 10 of 11 held
-    services.contact_finish(contact=contact, outcome=services.Outcome())
+    services.contacts_finish(items=[(contact, Outcome())])
     assert client.get("/api/v1/credits").json()["credits"] == 10

@@ -15,7 +15,8 @@ from django.utils import timezone
 from apps.accounts.models import LedgerEntry
 from apps.enrichment import services, waterfall
 from apps.enrichment.models import Contact, ProviderAttempt
-from apps.enrichment.waterfall import _backoff, normalize_email
+from apps.enrichment.normalize import normalize_email
+from apps.enrichment.waterfall import _backoff
 from apps.providers import breaker, registry
 from apps.providers.base import Provider
 from apps.providers.models import ProviderConfig
@@ -561,7 +562,7 @@ def test_charge_failing_at_finish_yields_no_credits_without_data(account):
 
     outcome = waterfall_run(contact, budget=CreditBudget(1000))
     type(account).objects.filter(pk=account.pk).update(credits=0)
-    assert services.contact_finish(contact=contact, outcome=outcome) == 1
+    assert services.contacts_finish(items=[(contact, outcome)]) == 1
     contact.refresh_from_db()
     assert contact.result_status == Contact.NO_CREDITS
     assert contact.result["email"] is None and contact.result["providers"] == {}

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.enrichment import services as enrichment_services
 from apps.enrichment.models import Contact
+from apps.enrichment.services.finishing import bulk_completed_event, finished_events
 from apps.enrichment.waterfall import Outcome
 from apps.webhooks import services
 from apps.webhooks.models import Delivery, Endpoint, Event
@@ -98,9 +99,9 @@ def test_a_contact_event_reaches_only_endpoints_of_the_contacts_mode():
     sandbox_endpoint = EndpointFactory(account=account, sandbox=True)
     live_endpoint = EndpointFactory(account=account, sandbox=False)
     test_contact = ContactFactory(account=account, sandbox=True)
-    enrichment_services.contact_finish(contact=test_contact, outcome=found_email())
+    enrichment_services.contacts_finish(items=[(test_contact, found_email())])
     live_contact = ContactFactory(account=account, sandbox=False)
-    enrichment_services.contact_finish(contact=live_contact, outcome=found_email())
+    enrichment_services.contacts_finish(items=[(live_contact, found_email())])
 
     def routed(contact):
         events = Event.objects.filter(body__contains=str(contact.pk))
@@ -124,7 +125,7 @@ def test_credit_events_are_live_and_reach_only_live_endpoints(settings):
     sandbox_endpoint = EndpointFactory(account=live.account, sandbox=True)
     live_endpoint = EndpointFactory(account=live.account, sandbox=False)
     contact = ContactFactory(account=live.account, sandbox=False)
-    enrichment_services.contact_finish(contact=contact, outcome=found_email())
+    enrichment_services.contacts_finish(items=[(contact, found_email())])
     low = Event.objects.get(type="credits.low")
     assert low.sandbox is False
     assert [d.endpoint_id for d in low.deliveries.all()] == [live_endpoint.pk]
@@ -135,7 +136,7 @@ def test_bulk_completed_and_endpoint_disabled_keep_their_objects_mode():
     account = make_client().account
     sandbox_endpoint = EndpointFactory(account=account, sandbox=True)
     live_endpoint = EndpointFactory(account=account, sandbox=False)
-    services.bulk_completed_emit(bulk=BulkJobFactory(account=account, sandbox=True))
+    services.events_emit([bulk_completed_event(BulkJobFactory(account=account, sandbox=True))])
     bulk_event = Event.objects.get(type="bulk.completed")
     assert bulk_event.sandbox is True
     assert [d.endpoint_id for d in bulk_event.deliveries.all()] == [sandbox_endpoint.pk]
@@ -164,7 +165,7 @@ def test_a_mixed_chunk_emits_in_the_same_constant_number_of_queries():
         ids = [ContactFactory(account=account, sandbox=mode).pk for mode in modes]
         contacts = list(Contact.objects.filter(pk__in=ids).prefetch_related("attempts"))
         with CaptureQueriesContext(connection) as queries, transaction.atomic():
-            services.contacts_finished_emit(contacts=contacts)
+            services.events_emit(finished_events(contacts))
         return len(queries)
 
     assert emit_queries([True]) == emit_queries([True, False, True, False, False])
