@@ -19,6 +19,8 @@ class BulkJob(models.Model):
     sandbox = models.BooleanField(default=False)
     enrichment_type = models.JSONField(default=list)
     webhook_url = models.URLField(max_length=2048, blank=True, default="")
+    # The body format its webhook_url receives ("" Sluice's; a dialect's, apps.webhooks.formats).
+    webhook_format = models.CharField(max_length=20, blank=True, default="")
     total = models.PositiveIntegerField()
     finished = models.PositiveIntegerField(default=0)
     verified = models.PositiveIntegerField(default=0)
@@ -73,6 +75,8 @@ class Contact(models.Model):
     enrichment_type = models.JSONField(default=list)
     phone_country_codes = models.JSONField(default=list, blank=True)
     webhook_url = models.URLField(max_length=2048, blank=True, default="")
+    # The body format its webhook_url receives ("" Sluice's; a dialect's, apps.webhooks.formats).
+    webhook_format = models.CharField(max_length=20, blank=True, default="")
     custom = models.JSONField(null=True, blank=True)
     max_credits = models.PositiveIntegerField(null=True, blank=True)
     # Normalised identity of the person (LinkedIn URL, else name + domain) for result reuse.

@@ -133,6 +133,8 @@ class CleanContact:
     custom: dict[str, Any] | None
     max_credits: int | None
     person_key: str = ""
+    # Set by a vendor dialect: the body format its client's webhook_url receives.
+    webhook_format: str = ""
 
 
 @dataclass
@@ -391,6 +393,7 @@ class CleanBulk:
     contacts: list[CleanContact]
     enrichment_type: list[str]
     webhook_url: str
+    webhook_format: str = ""  # as CleanContact's, for the bulk's own bulk.completed
 
 
 def clean_bulk(

@@ -37,6 +37,7 @@ def _contact_row(
         enrichment_type=clean.enrichment_type,
         phone_country_codes=clean.phone_country_codes or list(account.default_phone_country_codes),
         webhook_url=clean.webhook_url,
+        webhook_format=clean.webhook_format,
         custom=clean.custom,
         max_credits=clean.max_credits,
         person_key=clean.person_key,
@@ -71,6 +72,8 @@ def bulk_enqueue(
 ) -> tuple[BulkJob, list[Contact]]:
     """Store a batch with two INSERTs and publish it in one message after commit."""
     _ensure_credits(account=account, api_key=api_key)
+    for contact in clean.contacts:  # a dialect's format applies to the batch's contacts too
+        contact.webhook_format = contact.webhook_format or clean.webhook_format
     with transaction.atomic():
         bulk = BulkJob(
             account=account,
@@ -79,6 +82,7 @@ def bulk_enqueue(
             total=len(clean.contacts),
             enrichment_type=clean.enrichment_type,
             webhook_url=clean.webhook_url,
+            webhook_format=clean.webhook_format,
         )
         bulk.save(force_insert=True)
         contacts = Contact.objects.bulk_create(
