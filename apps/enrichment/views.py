@@ -19,7 +19,18 @@ from apps.core.api import (
 from apps.core.pagination import paginate
 
 from . import selectors, serializers, services
+from .models import Contact
 from .validation import bulk_validated, contact_validated, sync_validated
+
+
+def _accepted(request: Request, contact: Contact) -> HttpResponse:
+    """The 202 of an accepted contact, with its ``Location``."""
+    return json_response(
+        request,
+        selectors.contact_accepted_data(contact),
+        status=202,
+        headers={"Location": f"/api/v1/contacts/{contact.pk}"},
+    )
 
 
 class EnrichView(CachedKeyView, APIView):
@@ -41,12 +52,7 @@ class EnrichView(CachedKeyView, APIView):
         account, api_key = request.user, request.auth
         clean = contact_validated(json_object(request), consent=account.personal_email_consent)
         contact = services.contact_enqueue(account=account, api_key=api_key, clean=clean)
-        return json_response(
-            request,
-            selectors.contact_accepted_data(contact),
-            status=202,
-            headers={"Location": f"/api/v1/contacts/{contact.pk}"},
-        )
+        return _accepted(request, contact)
 
 
 class EnrichSyncView(CachedKeyView, APIView):
@@ -74,12 +80,7 @@ class EnrichSyncView(CachedKeyView, APIView):
             account=account, api_key=api_key, clean=clean, timeout=timeout
         )
         if not finished:
-            return json_response(
-                request,
-                selectors.contact_accepted_data(contact),
-                status=202,
-                headers={"Location": f"/api/v1/contacts/{contact.pk}"},
-            )
+            return _accepted(request, contact)
         finished_contact = selectors.contact_get(
             account=account, sandbox=api_key.sandbox, enrichment_id=str(contact.pk)
         )
