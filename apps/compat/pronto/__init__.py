@@ -1,0 +1,1 @@
+"""Pronto's API (``/compat/pronto/api/v2/``) over Sluice's services (docs/compat.md)."""
