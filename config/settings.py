@@ -60,7 +60,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # API docs, /metrics) is redirected to https:// by SecurityMiddleware. /healthz and /readyz
 # stay on plain HTTP for the load balancer's and the orchestrator's probes.
 SECURE_SSL_REDIRECT = REQUIRE_HTTPS
-SECURE_REDIRECT_EXEMPT = [r"^api/v1/", r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/", r"^compat/", r"^healthz$", r"^readyz$"]
 # HSTS, sent on HTTPS responses only; 0 turns it off. Subdomains of Sluice's own host are
 # covered; preloading is a decision about the whole registered domain, left to the operator.
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if PRODUCTION else 0)

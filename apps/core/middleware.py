@@ -110,6 +110,10 @@ class RequestIdMiddleware:
         return response
 
 
+# Where API clients call: Sluice's own API and the vendor dialects (apps.compat).
+API_PREFIXES = ("/api/v1/", "/compat/")
+
+
 class RequireHttpsMiddleware:
     """Refuse plain-HTTP API calls when ``REQUIRE_HTTPS`` is on (honours X-Forwarded-Proto
     from a trusted proxy). Other pages are redirected by ``SECURE_SSL_REDIRECT``; an API
@@ -122,7 +126,7 @@ class RequireHttpsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if (
             settings.REQUIRE_HTTPS
-            and request.path.startswith("/api/v1/")
+            and request.path.startswith(API_PREFIXES)
             and not request.is_secure()
         ):
             return JsonResponse(

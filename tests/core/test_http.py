@@ -135,6 +135,10 @@ def test_require_https_redirects_the_admin_and_refuses_the_api(settings):
     api_call = client.post("/api/v1/enrich", {}, format="json", REMOTE_ADDR="198.51.100.1")
     assert api_call.status_code == 403
     assert api_call.json()["code"] == "https_required"
+    # The vendor dialects are API calls too: refused, never redirected with the key in clear.
+    for path in ("/compat/pronto/api/v2/contacts/single_enrich", "/compat/prospiq/api/v1/enrich"):
+        dialect = client.post(path, {}, format="json", REMOTE_ADDR="198.51.100.1")
+        assert dialect.status_code == 403, path
 
 
 def test_probes_stay_on_plain_http_under_require_https(settings):
