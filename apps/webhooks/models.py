@@ -8,12 +8,17 @@ import string
 import uuid
 from typing import Any
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from apps.accounts import notices
 
 _BASE62 = string.ascii_letters + string.digits
+
+# Deliveries per second an endpoint may ask to be limited to (null: no limit of its own).
+RATE_LIMIT_MIN = 1
+RATE_LIMIT_MAX = 10000
 
 
 def event_id_generate() -> str:
@@ -79,6 +84,16 @@ class Endpoint(models.Model):
     # Sorted, comma-joined ``events``: lets a unique index refuse duplicate active endpoints.
     events_key = models.CharField(max_length=400, editable=False)
     description = models.CharField(max_length=500, blank=True, default="")
+    # The most deliveries per second the sender makes to it; null: no limit of its own.
+    rate_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(RATE_LIMIT_MIN), MaxValueValidator(RATE_LIMIT_MAX)],
+        help_text=f"Deliveries per second, {RATE_LIMIT_MIN} to {RATE_LIMIT_MAX}; empty: no limit",
+    )
+    # Which events it gets by the values in their data (apps/webhooks/filters.py), checked
+    # before a delivery row is written; null: every event of its types.
+    filter = models.JSONField(null=True, blank=True)
     # Kept in clear because HMAC needs the key itself; shown once (create and rotate).
     secret = models.CharField(max_length=100)
     previous_secret = models.CharField(max_length=100, blank=True, default="")

@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.api import PaginationSerializer
 
-from .models import Delivery, Event
+from . import filters
+from .models import RATE_LIMIT_MAX, RATE_LIMIT_MIN, Delivery, Event
+
+_RATE_LIMIT_SCHEMA = {
+    "type": "integer",
+    "minimum": RATE_LIMIT_MIN,
+    "maximum": RATE_LIMIT_MAX,
+    "nullable": True,
+}
+_RATE_LIMIT_HELP = (
+    f"Deliveries per second at most, {RATE_LIMIT_MIN} to {RATE_LIMIT_MAX}; null: no limit"
+)
+_FILTER_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "maxProperties": filters.MAX_KEYS,
+    "additionalProperties": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": filters.MAX_VALUES,
+        "items": {"description": "A string, number, boolean or null"},
+    },
+    "example": {"result.status": ["VERIFIED"], "custom.crm": ["hubspot"]},
+}
+_FILTER_HELP = (
+    "Only events whose data matches: keys are dotted paths into data (at most "
+    f"{filters.MAX_SEGMENTS} fields deep, at most {filters.MAX_KEYS} keys), values the accepted "
+    "scalars (any of them; a lone scalar is a list of one); every key must match. A path the "
+    "data lacks matches nothing. null or {}: every event"
+)
+
+
+# Passed through as sent: the services check the values (a JSON true is no rate, "5" neither)
+# and name the problem; the schema still shows the real shape.
+@extend_schema_field(_RATE_LIMIT_SCHEMA)
+class RateLimitField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(_FILTER_SCHEMA)
+class FilterField(serializers.JSONField):
+    pass
 
 
 class EndpointCreateSerializer(serializers.Serializer):
@@ -20,12 +62,16 @@ class EndpointCreateSerializer(serializers.Serializer):
     description = serializers.CharField(
         max_length=500, required=False, allow_blank=True, default=""
     )
+    rate_limit = RateLimitField(required=False, allow_null=True, help_text=_RATE_LIMIT_HELP)
+    filter = FilterField(required=False, allow_null=True, help_text=_FILTER_HELP)
 
 
 class EndpointUpdateSerializer(serializers.Serializer):
     url = serializers.CharField(max_length=2048, required=False)
     events = serializers.ListField(child=serializers.CharField(), required=False)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    rate_limit = RateLimitField(required=False, allow_null=True, help_text=_RATE_LIMIT_HELP)
+    filter = FilterField(required=False, allow_null=True, help_text=_FILTER_HELP)
 
 
 class EndpointSerializer(serializers.Serializer):
@@ -33,6 +79,13 @@ class EndpointSerializer(serializers.Serializer):
     url = serializers.CharField()
     events = serializers.ListField(child=serializers.ChoiceField(Event.TYPES))
     description = serializers.CharField()
+    rate_limit = serializers.IntegerField(
+        allow_null=True,
+        min_value=RATE_LIMIT_MIN,
+        max_value=RATE_LIMIT_MAX,
+        help_text=_RATE_LIMIT_HELP,
+    )
+    filter = FilterField(allow_null=True, help_text=_FILTER_HELP)
     sandbox = serializers.BooleanField(
         help_text="The mode of the key that created it; it receives only that mode's events"
     )
@@ -82,7 +135,9 @@ class RecoverRequestSerializer(serializers.Serializer):
 
 
 class RecoverSerializer(serializers.Serializer):
-    recovered = serializers.IntegerField(help_text="Failed deliveries queued again")
+    recovered = serializers.IntegerField(
+        help_text="Deliveries queued again: the failed and the skipped ones"
+    )
 
 
 class DeliveryAttemptSerializer(serializers.Serializer):

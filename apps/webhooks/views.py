@@ -63,7 +63,8 @@ class WebhookListView(APIView):
             201: serializers.EndpointWithSecretSerializer,
             **error_responses(400, 401, 403, 409, 422, 429),
         },
-        summary="Subscribe an endpoint (the secret is shown only here)",
+        summary="Subscribe an endpoint (the secret is shown only here; 422 "
+        "too_many_endpoints past WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT in the key's mode)",
     )
     def post(self, request: Request) -> Response:
         data = _valid(serializers.EndpointCreateSerializer, json_object(request))
@@ -96,7 +97,7 @@ class WebhookDetailView(APIView):
             200: serializers.EndpointSerializer,
             **error_responses(400, 401, 403, 404, 409, 422, 429),
         },
-        summary="Change an endpoint's URL, events or description",
+        summary="Change an endpoint's URL, events, description, rate limit or filter",
     )
     def patch(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint(request, endpoint_id)
@@ -218,7 +219,8 @@ class WebhookRecoverView(APIView):
             202: serializers.RecoverSerializer,
             **error_responses(400, 401, 403, 404, 409, 422, 429),
         },
-        summary="Send again every failed delivery since a moment",
+        summary="Send again every delivery since a moment that did not get a 2xx (failed, "
+        "or skipped while the endpoint was disabled)",
     )
     def post(self, request: Request, endpoint_id: str) -> Response:
         endpoint = _endpoint(request, endpoint_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,8 +17,15 @@ from apps.accounts.models import Account
 from apps.core.errors import Conflict, InvalidRequest
 from apps.core.timefmt import iso
 
-from .. import samples, signing, targets
-from ..models import Delivery, Endpoint, Event, event_id_generate
+from .. import filters, samples, signing, targets
+from ..models import (
+    RATE_LIMIT_MAX,
+    RATE_LIMIT_MIN,
+    Delivery,
+    Endpoint,
+    Event,
+    event_id_generate,
+)
 from .events import event_body, event_emit
 from .publishing import deliveries_publish, deliveries_requeue
 
@@ -50,6 +58,49 @@ def _clean_events(events: list[str] | None) -> list[str]:
     return list(events)
 
 
+def _clean_rate_limit(value: Any) -> int | None:
+    if value is None:
+        return None
+    # A JSON true is no number of deliveries, though Python would count it as 1.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not RATE_LIMIT_MIN <= value <= RATE_LIMIT_MAX
+    ):
+        raise InvalidRequest(
+            details={
+                "rate_limit": f"Must be a whole number of deliveries per second from "
+                f"{RATE_LIMIT_MIN} to {RATE_LIMIT_MAX}, or null for no limit."
+            }
+        )
+    return value
+
+
+class _Keep(enum.Enum):
+    """``endpoint_update``'s default for fields where ``None`` is a value (no limit, no
+    filter): the field was not given, keep it."""
+
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
+
+
+def _endpoint_cap_check(*, account: Account, sandbox: bool) -> None:
+    """422 ``too_many_endpoints`` once the account has the cap's number of endpoints in this
+    mode (disabled ones count: they still collect skipped deliveries). Counted per mode, so a
+    sandbox key learns nothing about live endpoints. Call with the account row locked."""
+    cap = settings.WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT
+    if Endpoint.objects.filter(account=account, sandbox=sandbox).count() >= cap:
+        mode = "sandbox" if sandbox else "live"
+        raise InvalidRequest(
+            f"An account may have at most {cap} {mode} webhook endpoints; delete one to "
+            "add another",
+            code="too_many_endpoints",
+            details={"limit": cap},
+        )
+
+
 def _duplicate() -> Conflict:
     return Conflict(
         "An active endpoint with this URL and event set already exists",
@@ -64,9 +115,16 @@ def endpoint_create(
     events: list[str] | None = None,
     description: str = "",
     sandbox: bool = False,
+    rate_limit: int | None = None,
+    filter: Any = None,
 ) -> Endpoint:
     """Create a subscription with a fresh ``whsec_`` secret (the caller shows it once), in the
-    mode of the key that asked: it will receive only that mode's events."""
+    mode of the key that asked: it will receive only that mode's events (those its
+    ``filter`` accepts), at most ``rate_limit`` per second.
+
+    Past ``WEBHOOK_MAX_ENDPOINTS_PER_ACCOUNT`` endpoints in that mode: 422
+    ``too_many_endpoints``.
+    """
     clean_events = _clean_events(events)
     endpoint = Endpoint(
         account=account,
@@ -75,10 +133,16 @@ def endpoint_create(
         events=clean_events,
         events_key=",".join(sorted(clean_events)),
         description=description,
+        rate_limit=_clean_rate_limit(rate_limit),
+        filter=filters.filter_clean(filter),
         secret=signing.secret_generate(),
     )
     try:
         with transaction.atomic():
+            # The account row lock makes count-then-insert one step: two concurrent creations
+            # at the cap's last free place cannot both pass (as api_key_create's key cap).
+            Account.objects.select_for_update().only("pk").get(pk=account.pk)
+            _endpoint_cap_check(account=account, sandbox=sandbox)
             endpoint.save(force_insert=True)
     except IntegrityError:
         raise _duplicate()
@@ -91,9 +155,19 @@ def endpoint_update(
     url: str | None = None,
     events: list[str] | None = None,
     description: str | None = None,
+    rate_limit: int | _Keep | None = KEEP,
+    filter: Any = KEEP,
 ) -> Endpoint:
+    """Change the fields given; ``rate_limit=None`` removes the limit, ``filter=None`` (or
+    ``{}``) the filter. Everything is validated before anything is written."""
     # Only the fields given are written: a concurrent PATCH of another field must survive.
     changed = ["updated_at"]
+    if rate_limit is not KEEP:
+        endpoint.rate_limit = _clean_rate_limit(rate_limit)
+        changed.append("rate_limit")
+    if filter is not KEEP:
+        endpoint.filter = filters.filter_clean(filter)
+        changed.append("filter")
     if url is not None:
         endpoint.url = _clean_url(url)
         changed.append("url")
@@ -252,13 +326,16 @@ def endpoint_require_active(endpoint: Endpoint) -> None:
 
 
 def endpoint_recover(*, endpoint: Endpoint, since: datetime) -> int:
-    """Send again every failed delivery of this endpoint created since ``since``."""
+    """Send again every delivery of this endpoint created since ``since`` that it did not
+    receive with a 2xx and that is not still under way: ``failed`` ones (schedule exhausted)
+    and ``skipped`` ones (cut short, or never tried, while the endpoint was disabled)."""
     endpoint_require_active(endpoint)
     with transaction.atomic():
         ids = list(
-            Delivery.objects.filter(
-                endpoint_id=endpoint.pk, status=Delivery.FAILED, created_at__gte=since
-            ).values_list("pk", flat=True)
+            Delivery.objects.filter(endpoint_id=endpoint.pk, created_at__gte=since)
+            # Pending ones are still on their schedule; a requeue would only restart it.
+            .exclude(status__in=[Delivery.SUCCEEDED, Delivery.PENDING])
+            .values_list("pk", flat=True)
         )
         return deliveries_requeue(delivery_ids=ids)
 

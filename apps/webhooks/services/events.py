@@ -8,11 +8,13 @@ accounts which credit thresholds a charge crossed) and hands it here as an ``Eve
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
@@ -20,8 +22,43 @@ from django.utils import timezone
 from apps.accounts.notices import CreditNotice
 from apps.core.timefmt import iso
 
+from .. import filters
 from ..models import Delivery, Endpoint, Event, event_id_generate
 from .publishing import deliveries_publish
+
+logger = logging.getLogger(__name__)
+
+
+def _dumps(payload: dict[str, Any]) -> str:
+    # ensure_ascii (the default): every character is one byte, and the body is plain ASCII.
+    return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def _object_path(type: str, data: dict[str, Any]) -> str | None:
+    """The API path that answers this event's full ``data`` (what a truncated event's
+    receiver fetches)."""
+    if type in (Event.CONTACT_ENRICHED, Event.CONTACT_VERIFIED) and data.get("enrichment_id"):
+        return f"/api/v1/contacts/{data['enrichment_id']}"
+    if type == Event.BULK_COMPLETED and data.get("bulk_id"):
+        return f"/api/v1/bulk/{data['bulk_id']}"
+    if type == Event.ENDPOINT_DISABLED and data.get("id"):
+        return f"/api/v1/webhooks/{data['id']}"
+    if type in (Event.CREDITS_LOW, Event.CREDITS_EXHAUSTED):
+        return "/api/v1/credits"
+    return None
+
+
+def _data_truncated(type: str, data: Any, *, size: int) -> dict[str, Any]:
+    """``data`` cut down to its ids, marked, with where to read the whole object."""
+    fields = data if isinstance(data, dict) else {}
+    kept = {
+        key: value
+        for key, value in fields.items()
+        if (key == "id" or key.endswith("_id"))
+        and (value is None or (isinstance(value, int | str) and not isinstance(value, bool)))
+        and len(str(value)) <= 100
+    }
+    return {**kept, "truncated": True, "size": size, "url": _object_path(type, fields)}
 
 
 def event_body(
@@ -33,6 +70,14 @@ def event_body(
     sandbox: bool = False,
     test: bool = False,
 ) -> str:
+    """The bytes every delivery of the event signs and sends.
+
+    A body over ``WEBHOOK_MAX_EVENT_BYTES`` keeps its envelope but its ``data`` becomes
+    ``{<the id fields>, "truncated": true, "size": <bytes of the whole body>, "url": <the
+    GET path of the full object>}`` (logged): our events are made by Sluice, not sent to it,
+    so refusing one would lose the news that something happened; the receiver fetches the
+    object instead.
+    """
     payload: dict[str, Any] = {
         "id": event_id,
         "type": type,
@@ -42,7 +87,16 @@ def event_body(
     }
     if test:
         payload["_test"] = True
-    return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
+    body = _dumps(payload)
+    limit = settings.WEBHOOK_MAX_EVENT_BYTES
+    if len(body) <= limit:
+        return body
+    payload["data"] = _data_truncated(type, data, size=len(body))
+    logger.warning(
+        "webhook event data truncated",
+        extra={"event_id": event_id, "event_type": type, "bytes": len(body), "limit": limit},
+    )
+    return _dumps(payload)
 
 
 def _account_endpoints(account_id: Any) -> list[Endpoint]:
@@ -52,7 +106,7 @@ def _account_endpoints(account_id: Any) -> list[Endpoint]:
     # handful of endpoints.
     return list(
         Endpoint.objects.filter(account_id=account_id).only(
-            "id", "account_id", "sandbox", "events", "active"
+            "id", "account_id", "sandbox", "events", "active", "filter"
         )
     )
 
@@ -96,6 +150,9 @@ def _event_build(
         if endpoint.sandbox == sandbox
         and type in endpoint.events
         and endpoint.pk != exclude_endpoint_id
+        # On the whole data (a truncated body's too), before any row exists: a filtered-out
+        # endpoint gets no delivery at all, not even a skipped one for a later replay.
+        and filters.filter_matches(endpoint.filter, data)
     ]
     rows += [
         Delivery(
