@@ -94,6 +94,8 @@ class Endpoint(models.Model):
     # Which events it gets by the values in their data (apps/webhooks/filters.py), checked
     # before a delivery row is written; null: every event of its types.
     filter = models.JSONField(null=True, blank=True)
+    # The body its deliveries are sent in: "" Sluice's, else a vendor dialect's (formats.py).
+    body_format = models.CharField(max_length=20, blank=True, default="")
     # Kept in clear because HMAC needs the key itself; shown once (create and rotate).
     secret = models.CharField(max_length=100)
     previous_secret = models.CharField(max_length=100, blank=True, default="")
@@ -148,6 +150,8 @@ class Delivery(models.Model):
     )
     # Set for per-request webhook_url deliveries (no endpoint; signed with the callback secret).
     target_url = models.URLField(max_length=2048, blank=True, default="")
+    # Its endpoint's, or its request's (a dialect's client's webhook_url): see formats.py.
+    body_format = models.CharField(max_length=20, blank=True, default="")
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
     attempt_count = models.PositiveIntegerField(default=0)
     # Attempts made in the current round of the retry schedule (a manual retry starts a round).

@@ -669,11 +669,6 @@ def test_other_events_go_out_unchanged():
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="apps.webhooks does not send a delivery in its contact's webhook_format yet; "
-    "remove this marker when it does (this test then passes, and strict makes it say so)",
-)
 def test_a_pronto_clients_webhook_url_receives_the_pronto_body(worker_factory):
     receiver = Receiver().start()
     try:

@@ -21,6 +21,8 @@ ENDPOINT_FIELDS = {
     "url",
     "events",
     "description",
+    "rate_limit",
+    "filter",
     "sandbox",
     "active",
     "disabled_at",

@@ -22,6 +22,12 @@ from tests.webhooks.factories import DeliveryFactory, EndpointFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def record(delivery, result, *, token, at=None):
+    """Record one attempt made under claim ``token``, as the sender's recorder does."""
+    sent = services.Sent(delivery, token, result, at or timezone.now())
+    return services.deliveries_record([sent]).get(delivery.pk)
+
+
 def test_a_slow_receiver_keeps_its_claim_alive(receiver, settings):
     settings.WEBHOOK_LEASE_SECONDS = 0.5  # renewed every 0.1 s
     receiver.then(Answer(delay=1.5))  # three leases long
@@ -69,22 +75,12 @@ def test_an_attempt_whose_claim_was_taken_over_is_not_recorded():
     )
     Delivery.objects.filter(pk=delivery.pk).update(claim_token=delivery_leases.new_token())
     stale = delivery_leases.new_token()
-    assert (
-        services.delivery_result_record(
-            delivery=delivery, result=ok, at=timezone.now(), token=stale
-        )
-        is None
-    )
+    assert record(delivery, ok, token=stale) is None
     row = Delivery.objects.get(pk=delivery.pk)
     assert (row.status, row.attempt_count) == (Delivery.PENDING, 0)
     assert not DeliveryAttempt.objects.filter(delivery=delivery).exists()
     current = row.claim_token
-    assert (
-        services.delivery_result_record(
-            delivery=delivery, result=ok, at=timezone.now(), token=current
-        )
-        == Delivery.SUCCEEDED
-    )
+    assert record(delivery, ok, token=current) == Delivery.SUCCEEDED
 
 
 def test_an_unclaimed_delivery_is_lost_after_one_lease_while_the_queue_is_empty(redis_client):
@@ -107,13 +103,10 @@ def test_an_attempt_is_recorded_once_even_when_its_record_is_retried():
         status_code=500, duration_ms=5, error=None, response_body="", retry_after=None
     )
     now = timezone.now()
-    first = services.delivery_result_record(delivery=delivery, result=failed, at=now, token=token)
+    first = record(delivery, failed, token=token, at=now)
     assert first == Delivery.PENDING
     # The same call again, as db_retry makes it after a COMMIT whose reply was lost.
-    assert (
-        services.delivery_result_record(delivery=delivery, result=failed, at=now, token=token)
-        is None
-    )
+    assert record(delivery, failed, token=token, at=now) is None
     row = Delivery.objects.get(pk=delivery.pk)
     assert row.attempt_count == 1
     assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 1

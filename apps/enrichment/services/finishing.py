@@ -189,7 +189,12 @@ def finished_events(contacts: Sequence[Contact]) -> list[EventDraft]:
         data = selectors.contact_data(contact)
         common = {"account_id": contact.account_id, "data": data, "sandbox": contact.sandbox}
         drafts.append(
-            EventDraft(type=Event.CONTACT_ENRICHED, target_urls=(contact.webhook_url,), **common)
+            EventDraft(
+                type=Event.CONTACT_ENRICHED,
+                target_urls=(contact.webhook_url,),
+                target_format=contact.webhook_format,
+                **common,
+            )
         )
         if contact.result_status == Contact.VERIFIED:
             drafts.append(EventDraft(type=Event.CONTACT_VERIFIED, **common))
@@ -205,6 +210,7 @@ def bulk_completed_event(bulk: BulkJob) -> EventDraft:
         data=selectors.bulk_data(bulk),
         sandbox=bulk.sandbox,
         target_urls=(bulk.webhook_url,),
+        target_format=bulk.webhook_format,
     )
 
 

@@ -5,7 +5,6 @@ from .deliveries import (
     deliveries_record,
     delivery_attempt,
     delivery_request,
-    delivery_result_record,
     delivery_retry,
     retry_delay,
 )
@@ -39,7 +38,6 @@ __all__ = [
     "deliveries_sweep",
     "delivery_attempt",
     "delivery_request",
-    "delivery_result_record",
     "delivery_retry",
     "endpoint_create",
     "endpoint_deactivate",

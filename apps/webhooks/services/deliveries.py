@@ -28,7 +28,7 @@ from apps.core.leases import LeaseKeeper
 from apps.core.outages import db_retry
 from apps.core.timefmt import iso
 
-from .. import signing
+from .. import formats, signing
 from ..models import Delivery, DeliveryAttempt, Endpoint
 from .endpoints import endpoint_deactivate, endpoint_require_active
 from .publishing import deliveries_publish_later, deliveries_requeue
@@ -83,19 +83,23 @@ def _secrets_in_use(delivery: Delivery, now: datetime) -> list[str]:
 def delivery_request(delivery: Delivery, *, now: datetime) -> tuple[str, bytes, dict[str, str]]:
     """URL, body and headers of the next attempt (same ``webhook-id`` every time)."""
     event = delivery.event
-    body = event.body.encode()
+    # Sluice's stored body, or a vendor dialect's rendering of it (same bytes every retry).
+    body, body_format = formats.rendered(delivery.body_format, event.body)
+    secrets_in_use = _secrets_in_use(delivery, now)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-Sluice-Event": event.type,
         "X-Sluice-Delivery": str(delivery.pk),
         **signing.signed_headers(
-            secrets_in_use=_secrets_in_use(delivery, now),
+            secrets_in_use=secrets_in_use,
             msg_id=event.id,
             timestamp=int(now.timestamp()),
             body=body,
         ),
     }
+    if body_format is not None:
+        headers |= body_format.headers(secrets_in_use[0], body)
     if event.test:
         headers["X-Sluice-Test"] = "true"
     url = delivery.endpoint.url if delivery.endpoint is not None else delivery.target_url
@@ -397,11 +401,3 @@ def _endpoints_record(plans: list[_Plan], *, now: datetime) -> list[tuple[Endpoi
         ["consecutive_failures", "failing_since", "last_success_at", "last_failure_at"],
     )
     return deactivate
-
-
-def delivery_result_record(
-    *, delivery: Delivery, result: AttemptResult, at: datetime, token: uuid.UUID
-) -> str | None:
-    """Record one attempt made under claim ``token`` (``deliveries_record`` for a batch of
-    one); None when the claim no longer holds the delivery."""
-    return deliveries_record([Sent(delivery, token, result, at)]).get(delivery.pk)

@@ -9,8 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.models import Account
@@ -117,6 +115,7 @@ def endpoint_create(
     sandbox: bool = False,
     rate_limit: int | None = None,
     filter: Any = None,
+    body_format: str = "",
 ) -> Endpoint:
     """Create a subscription with a fresh ``whsec_`` secret (the caller shows it once), in the
     mode of the key that asked: it will receive only that mode's events (those its
@@ -135,6 +134,7 @@ def endpoint_create(
         description=description,
         rate_limit=_clean_rate_limit(rate_limit),
         filter=filters.filter_clean(filter),
+        body_format=body_format,
         secret=signing.secret_generate(),
     )
     try:
@@ -381,27 +381,3 @@ def endpoint_test(*, endpoint: Endpoint, event_type: str | None = None) -> Deliv
         ids = [str(delivery.pk)]
         transaction.on_commit(lambda: deliveries_publish(ids))
     return delivery
-
-
-def endpoint_failure_record(*, endpoint_id: Any, now: datetime, gone: bool) -> bool:
-    """Extend the failure streak; deactivate on 410 or a streak long enough in count and time."""
-    Endpoint.objects.filter(pk=endpoint_id).update(
-        consecutive_failures=F("consecutive_failures") + 1,
-        failing_since=Coalesce("failing_since", Value(now)),
-        last_failure_at=now,
-    )
-    endpoint = Endpoint.objects.filter(pk=endpoint_id).first()
-    if endpoint is None or not endpoint.active:
-        return False
-    if gone:
-        reason = "The endpoint answered 410 Gone."
-    elif endpoint.consecutive_failures >= settings.WEBHOOK_DISABLE_AFTER_FAILURES and (
-        now - endpoint.failing_since
-    ) >= timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS):
-        reason = (
-            f"{endpoint.consecutive_failures} consecutive failed attempts since "
-            f"{iso(endpoint.failing_since)}."
-        )
-    else:
-        return False
-    return endpoint_deactivate(endpoint=endpoint, reason=reason)

@@ -106,7 +106,7 @@ def _account_endpoints(account_id: Any) -> list[Endpoint]:
     # handful of endpoints.
     return list(
         Endpoint.objects.filter(account_id=account_id).only(
-            "id", "account_id", "sandbox", "events", "active", "filter"
+            "id", "account_id", "sandbox", "events", "active", "filter", "body_format"
         )
     )
 
@@ -128,6 +128,7 @@ def _event_build(
     now: datetime,
     endpoints: list[Endpoint],
     target_urls: Iterable[str] = (),
+    target_format: str = "",
     exclude_endpoint_id: Any = None,
 ) -> _Pending:
     event = Event(account_id=account_id, type=type, sandbox=sandbox, created_at=now)
@@ -140,6 +141,7 @@ def _event_build(
             account_id=account_id,
             event=event,
             endpoint=endpoint,
+            body_format=endpoint.body_format,
             status=Delivery.PENDING if endpoint.active else Delivery.SKIPPED,
             next_attempt_at=now if endpoint.active else None,
             published_at=now if endpoint.active else None,
@@ -159,6 +161,7 @@ def _event_build(
             account_id=account_id,
             event=event,
             target_url=url,
+            body_format=target_format,
             next_attempt_at=now,
             published_at=now,
         )
@@ -190,8 +193,10 @@ class EventDraft:
     type: str
     data: Any
     sandbox: bool = False
-    # Request-level webhook URLs (a contact's or a bulk's ``webhook_url``) that get it too.
+    # Request-level webhook URLs (a contact's or a bulk's ``webhook_url``) that get it too,
+    # in this body format (a vendor dialect's client's: apps/webhooks/formats.py).
     target_urls: tuple[str, ...] = ()
+    target_format: str = ""
 
     @classmethod
     def credits(cls, notice: CreditNotice) -> EventDraft:
@@ -226,6 +231,7 @@ def events_emit(drafts: Sequence[EventDraft]) -> list[Event]:
             now=now,
             endpoints=endpoints[d.account_id],
             target_urls=d.target_urls,
+            target_format=d.target_format,
         )
         for d in drafts
     ]
