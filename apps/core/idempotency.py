@@ -1,4 +1,4 @@
-"""Idempotency keys for every ``POST /api/v1/…`` (SPEC §4): a middleware around the views."""
+"""Idempotency keys for every API ``POST`` (SPEC §4): a middleware around the views."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.settings import api_settings
 
 from .errors import envelope
+from .middleware import API_PREFIXES
 from .models import IdempotencyRecord
 
 logger = logging.getLogger(__name__)
@@ -205,7 +206,8 @@ def _principal(request: HttpRequest) -> tuple[Any, Any] | None:
 
 
 class IdempotencyMiddleware:
-    """Apply ``Idempotency-Key`` to every POST under ``/api/v1/``.
+    """Apply ``Idempotency-Key`` to every POST under ``/api/v1/`` and the vendor dialects'
+    ``/compat/``.
 
     A middleware rather than a view mixin so that every POST view, present and future, gets
     the same behaviour without opting in. With the header present:
@@ -230,7 +232,7 @@ class IdempotencyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if (
             request.method != "POST"
-            or not request.path.startswith("/api/v1/")
+            or not request.path.startswith(API_PREFIXES)
             or "HTTP_IDEMPOTENCY_KEY" not in request.META
         ):
             return self.get_response(request)

@@ -22,7 +22,7 @@ from apps.webhooks import selectors as webhook_selectors
 from apps.webhooks import services as webhook_services
 from apps.webhooks.models import Delivery
 
-from . import errors, selectors, serializers, services, shapes, validation
+from . import errors, selectors, serializers, shapes, validation
 from .webhooks import FORMAT
 
 TAGS = ["compat: prospiq"]
@@ -293,7 +293,7 @@ class WebhookTestView(ProspiqView):
             sandbox=request.auth.sandbox,
             subscription_id=validation.subscription_id(json_object(request)),
         )
-        queued = services.subscription_test(endpoint=endpoint)
+        queued = webhook_services.endpoint_test(endpoint=endpoint)
         outcome = webhook_services.delivery_attempt(delivery_id=str(queued.pk))
         if outcome is None:
             return Response(

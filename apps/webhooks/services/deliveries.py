@@ -99,7 +99,12 @@ def delivery_request(delivery: Delivery, *, now: datetime) -> tuple[str, bytes, 
         ),
     }
     if body_format is not None:
-        headers |= body_format.headers(secrets_in_use[0], body)
+        # The format's own signature under every secret in use (a rotation's overlap), its
+        # values space-separated as in webhook-signature; a constant header stays one value.
+        for secret in secrets_in_use:
+            for name, value in body_format.headers(secret, body).items():
+                known = headers.get(name)
+                headers[name] = value if known in (None, value) else f"{known} {value}"
     if event.test:
         headers["X-Sluice-Test"] = "true"
     url = delivery.endpoint.url if delivery.endpoint is not None else delivery.target_url

@@ -375,6 +375,7 @@ def endpoint_test(*, endpoint: Endpoint, event_type: str | None = None) -> Deliv
             account_id=endpoint.account_id,
             event=event,
             endpoint=endpoint,
+            body_format=endpoint.body_format,
             next_attempt_at=now,
             published_at=now,
         )
