@@ -84,6 +84,9 @@ ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 CLIENTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "8,32").split(",")]
 SYNC_TIMEOUT = float(os.environ.get("BENCH_SYNC_TIMEOUT", "10"))
 KINDS = os.environ.get("BENCH_KINDS", "email").split(",")
+# Live accounts the clients share out (one: every contact's hold and finish queue on one
+# account row, as one tenant's traffic does).
+ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "1"))
 LATENCY_MS = os.environ.setdefault("SIMULATOR_LATENCY_MS", "50")
 WEB_PROCESSES = int(os.environ.get("WEB_CONCURRENCY", "2"))
 POLL_CAP = 15.0  # seconds a client polls a 202'd contact after the phase's end
@@ -310,30 +313,80 @@ def async_client(base: str, key: str, deadline: float, out: list[dict]) -> None:
         out.append(record)
 
 
-def run_clients(target, base: str, key: str, clients: int, seconds: float) -> tuple[list, dict]:
-    """``clients`` threads running ``target`` for ``seconds``; their records and the phase's
-    elapsed time, load and this process's CPU per request."""
+# The stack's processes by group, each with all its descendants (gunicorn's workers,
+# PostgreSQL's backends); ``main`` fills it in, the web entry on each gunicorn start.
+STACK: dict[str, int] = {}
+
+
+def _read_pid(path: str | None) -> int | None:
+    try:
+        return int(Path(path).read_text().split()[0]) if path else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stack_cpu() -> dict[str, float]:
+    """CPU seconds used so far by each group in STACK, and by this process (``bench``)."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parent[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])  # utime + stime
+    group_of: dict[int, str] = {pid: name for name, pid in STACK.items()}
+    used = dict.fromkeys(STACK, 0)
+    for pid in ticks:
+        walk, seen = pid, 0
+        while walk and walk not in group_of and seen < 64:
+            walk, seen = parent.get(walk, 0), seen + 1
+        if walk in group_of:
+            used[group_of[walk]] += ticks[pid]
+    seconds = {name: t / os.sysconf("SC_CLK_TCK") for name, t in used.items()}
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    seconds["bench"] = own.ru_utime + own.ru_stime  # the clients and the probes
+    return seconds
+
+
+def run_clients(
+    target, base: str, keys: list[str], clients: int, seconds: float
+) -> tuple[list, dict]:
+    """``clients`` threads running ``target`` for ``seconds`` (client i with key i modulo
+    their number); their records, and the phase's elapsed time, load average and CPU per
+    request of each of the stack's processes (and of this one), with how many of the
+    machine's cores they kept busy together."""
     outs: list[list[dict]] = [[] for _ in range(clients)]
     load = os.getloadavg()[0]
-    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = stack_cpu()
     started = time.monotonic()
     deadline = started + seconds
     threads = [
-        threading.Thread(target=target, args=(base, key, deadline, out), daemon=True)
-        for out in outs
+        threading.Thread(
+            target=target, args=(base, keys[i % len(keys)], deadline, out), daemon=True
+        )
+        for i, out in enumerate(outs)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(seconds + SYNC_TIMEOUT + POLL_CAP + 60)
+    after = stack_cpu()
+    wall = time.monotonic() - started
     records = [r for out in outs for r in out]
-    after = resource.getrusage(resource.RUSAGE_SELF)
     elapsed = max((r["done"] for r in records), default=time.monotonic()) - started
-    used = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
+    used = {name: after[name] - cpu.get(name, 0.0) for name in after}
     return records, {
         "elapsed_s": round(elapsed, 2),
         "load_avg_1m": round(load, 2),
-        "client_cpu_ms_per_request": round(used * 1000 / max(1, len(records)), 2),
+        "cpu_ms_per_request": {
+            name: round(t * 1000 / max(1, len(records)), 2) for name, t in used.items()
+        },
+        "stack_cores_busy": round(sum(used.values()) / wall, 2),
     }
 
 
@@ -727,6 +780,7 @@ def start_web(clients: int, port: int) -> tuple[Process, dict]:
         },
     )
     wait_http(f"http://127.0.0.1:{port}/healthz", 60)
+    STACK["web"] = web.proc.pid
     shape = {
         "clients": clients,
         "web_processes": WEB_PROCESSES,
@@ -747,9 +801,12 @@ def main() -> None:
     )
     Plan.objects.update_or_create(code="bench", defaults=BENCH_PLAN)
     # Far more credits than any run spends (email 1 credit per VERIFIED contact).
-    key = account_create(
-        name="bench-sync", plan_code="bench", credits=10_000_000, mode="live"
-    ).key.raw_key
+    keys = [
+        account_create(
+            name=f"bench-sync-{n}", plan_code="bench", credits=10_000_000, mode="live"
+        ).key.raw_key
+        for n in range(ACCOUNTS)
+    ]
     queue = redis.Redis.from_url(os.environ["REDIS_URL"])
 
     sim_port = free_port()
@@ -771,6 +828,13 @@ def main() -> None:
         wait_http(f"{sim_url}/healthz", 30)
         worker = Process("worker", {"PROVIDER_SIMULATOR_URL": sim_url})
         processes.append(worker)
+        STACK.update(simulator=simulator.proc.pid, worker=worker.proc.pid)
+        for name, pid_file in (
+            ("postgres", f"{os.environ.get('SLUICE_PG_DATA', '')}/postmaster.pid"),
+            ("redis", f"{os.environ.get('SLUICE_REDIS_DIR', '')}/redis.pid"),
+        ):
+            if pid := _read_pid(pid_file):
+                STACK[name] = pid
         probes = Probes(
             trace=SimulatorTrace(VAR / "simulator.log"),
             queue=QueueProbe(os.environ["REDIS_URL"]),
@@ -787,7 +851,7 @@ def main() -> None:
                 shapes[clients] = shape
                 # Warm-up (not counted): every web thread's database connection, each web
                 # process's listener, the worker's pool and its sessions to the simulator.
-                warm, _ = run_clients(sync_client, base, key, clients, 3)
+                warm, _ = run_clients(sync_client, base, keys, clients, 3)
                 if not any(r["status"] == 200 for r in warm):
                     raise SystemExit(f"no 200 in the warm-up: {warm[:3]}")
                 assert settle(queue), "the stack did not go idle after the warm-up"
@@ -795,7 +859,7 @@ def main() -> None:
 
                 before = len(probes.queue.per_message)
                 probes.activity.start()
-                records, meta = run_clients(sync_client, base, key, clients, SECONDS)
+                records, meta = run_clients(sync_client, base, keys, clients, SECONDS)
                 meta["postgres"] = probes.activity.stop()
                 time.sleep(0.2)  # the probes' last lines
                 probes.trace.read()
@@ -810,7 +874,7 @@ def main() -> None:
 
                 worker.pause()
                 try:
-                    records, meta = run_clients(async_client, base, key, clients, SECONDS)
+                    records, meta = run_clients(async_client, base, keys, clients, SECONDS)
                     time.sleep(0.5)  # the web processes' last publish linger
                     queue.delete(QUEUE)  # accepted, never run: they would delay the next phase
                 finally:
@@ -851,6 +915,7 @@ def main() -> None:
         "clients": CLIENTS,
         "sync_timeout_s": SYNC_TIMEOUT,
         "kinds": KINDS,
+        "accounts": ACCOUNTS,
         "simulator_latency_ms": float(LATENCY_MS),
         "settings": {
             "web": [shapes[c] for c in CLIENTS],

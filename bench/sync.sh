@@ -3,11 +3,12 @@
 # clients beside POST /api/v1/enrich, on the production-shaped stack (`web`, `worker` and
 # `simulator` as in the Procfile, throwaway PostgreSQL + Redis, the simulator at 50 ms per
 # call, a live key so the real adapters run). Prints one JSON document.
-# Usage: bench/sync.sh [seconds-per-phase] [rounds]   (default 15 3; about 3 minutes)
-# Knobs (environment): BENCH_CLIENTS (8,32), BENCH_WEB_<clients> ("threads,waits" per
-# gunicorn process; default clients/2+4 threads, clients/2 waits), BENCH_SYNC_TIMEOUT (10 s),
-# BENCH_KINDS (email), SIMULATOR_LATENCY_MS (50), WORKER_CONCURRENCY and ENRICHMENT_CONCURRENCY
-# (the Procfile's defaults, 4 and 16), WEB_CONCURRENCY (2), ENRICHMENT_PUBLISH_LINGER_MS (10).
+# Usage: bench/sync.sh [seconds-per-phase] [rounds]   (default 15 3; about 5 minutes)
+# Knobs (environment): BENCH_CLIENTS (8,32), BENCH_ACCOUNTS (1: every client on one live
+# account), BENCH_WEB_<clients> ("threads,waits" per gunicorn process; default clients/2+4
+# threads, clients/2 waits), BENCH_SYNC_TIMEOUT (10 s), BENCH_KINDS (email),
+# SIMULATOR_LATENCY_MS (50), WORKER_CONCURRENCY and ENRICHMENT_CONCURRENCY (the Procfile's
+# defaults, 4 and 16), WEB_CONCURRENCY (2), ENRICHMENT_PUBLISH_LINGER_MS (10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap >&2
