@@ -9,9 +9,6 @@ import redis
 from django.conf import settings
 
 from tests.support.api import KeyedClient, make_client
-
-# Re-exported for tests/enrichment/test_admin.py until it imports from tests.support.queues.
-from tests.support.queues import queued_contact_ids  # noqa: F401
 from tests.support.worker import WorkerProcess
 
 QUEUES = ("enrichment", "webhooks", "maintenance")

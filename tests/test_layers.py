@@ -99,3 +99,22 @@ def test_a_lazy_upward_import_breaks_the_contract(tmp_path):
         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode != 0 and "BROKEN" in result.stdout
+
+
+def test_tests_share_helpers_through_tests_support_only():
+    """A test module imports shared helpers from tests/support (or the factories), never from
+    a conftest.py or another test module."""
+    wrong = []
+    for path in (ROOT / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                last = name.split(".")[-1]
+                if name.startswith("tests.") and (last == "conftest" or last.startswith("test_")):
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert not wrong, wrong

@@ -11,7 +11,7 @@ from django.urls import reverse
 from apps.accounts.models import Account, ApiKey, LedgerEntry, Plan
 from apps.accounts.services import api_key_hash, credits_add, credits_charge
 from tests.factories import AccountFactory, ApiKeyFactory, plan
-from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
+from tests.support.querycount import MAX_CHANGELIST_QUERIES, page_queries
 
 pytestmark = pytest.mark.django_db
 

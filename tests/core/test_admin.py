@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from apps.core.models import IdempotencyRecord
 from tests.factories import AccountFactory, IdempotencyRecordFactory
-from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
+from tests.support.querycount import MAX_CHANGELIST_QUERIES, page_queries
 
 pytestmark = pytest.mark.django_db
 

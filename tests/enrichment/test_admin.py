@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.enrichment.models import Contact, ProviderAttempt
 from tests.factories import AccountFactory, BulkJobFactory, ContactFactory, leased_contact
-from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
+from tests.support.querycount import MAX_CHANGELIST_QUERIES, page_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -303,7 +303,7 @@ def test_release_publishes_orphaned_and_unclaimed_contacts_and_skips_live_ones(
 ):
     from django.contrib.admin.models import LogEntry
 
-    from tests.conftest import queued_contact_ids
+    from tests.support.queues import queued_contact_ids
 
     orphaned = leased_contact(lease=-1)
     unclaimed = leased_contact(lease=None, age=600)

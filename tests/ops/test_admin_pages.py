@@ -300,7 +300,7 @@ def _change_page_cases():
 
 @pytest.mark.parametrize("case", ["account", "delivery", "event"])
 def test_change_page_query_count_does_not_grow_with_inline_rows(admin_client, rows, case):
-    from tests.ops.querycount import page_queries
+    from tests.support.querycount import page_queries
 
     make = _change_page_cases()[case]
     obj = make(2)

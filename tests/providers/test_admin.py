@@ -13,7 +13,7 @@ from apps.enrichment.models import ProviderAttempt
 from apps.ops.percentile import percentile_cont
 from apps.providers.models import ProviderConfig
 from tests.factories import ContactFactory
-from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
+from tests.support.querycount import MAX_CHANGELIST_QUERIES, page_queries
 
 pytestmark = pytest.mark.django_db
 

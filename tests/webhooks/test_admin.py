@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.webhooks.models import Delivery, DeliveryAttempt, Endpoint, Event
 from apps.webhooks.services import endpoint_deactivate
-from tests.ops.querycount import MAX_CHANGELIST_QUERIES, page_queries
+from tests.support.querycount import MAX_CHANGELIST_QUERIES, page_queries
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory, EventFactory
 
 pytestmark = pytest.mark.django_db
