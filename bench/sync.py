@@ -747,6 +747,13 @@ def medians(rounds: list[dict], clients: int) -> dict:
         else:
             part["status_202_total"] = sum(p["status_202"] for p in phases)
             part["status_other_total"] = sum(p["status_other"] for p in phases)
+        groups = {name for p in phases for name in p["cpu_ms_per_request"]}
+        part["cpu_ms_per_request"] = {
+            name: round(statistics.median(p["cpu_ms_per_request"].get(name, 0) for p in phases), 2)
+            for name in sorted(groups)
+        }
+        part["stack_cores_busy"] = r1(statistics.median(p["stack_cores_busy"] for p in phases))
+        part["load_avg_1m"] = r1(statistics.median(p["load_avg_1m"] for p in phases))
         out[kind] = part
     return out
 
