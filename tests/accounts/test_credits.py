@@ -22,8 +22,8 @@ from apps.accounts.services import (
 from apps.core.errors import InvalidRequest
 from apps.enrichment import services as enrichment_services
 from apps.enrichment.models import Contact
-from tests.support.api import make_client
 from tests.factories import AccountFactory, ContactFactory
+from tests.support.api import make_client
 
 
 def funded_account(credits: int) -> Account:

@@ -7,8 +7,8 @@ import pytest
 from apps.accounts.models import LedgerEntry
 from apps.enrichment import services
 from apps.enrichment.models import BulkJob, Contact, ProviderAttempt
-from tests.support.api import make_client
 from tests.factories import BulkJobFactory, ContactFactory
+from tests.support.api import make_client
 
 pytestmark = pytest.mark.django_db
 

@@ -120,4 +120,3 @@ def test_a_notification_wakes_the_waiter_without_reading_in_a_loop(db, monkeypat
 
     assert waiting.contact_wait(contact_id, timeout=10, finished=finished) is True
     assert len(reads) == 2
-
