@@ -11,6 +11,7 @@ from django.db.models import F, Model, Sum
 from django.db.models.expressions import Col
 from django.db.models.functions import Coalesce
 
+from . import ratelimit
 from .models import Account, ApiKey, LedgerEntry, Plan
 from .services import api_key_hash
 
@@ -89,3 +90,18 @@ def ledger_mismatches() -> list[tuple[Any, int, int]]:
         credits=F("total")
     )
     return [(a.pk, a.credits, a.total) for a in rows]
+
+
+def balance(*, account: Account) -> int:
+    """The available balance now (held credits count as spent), read afresh."""
+    return Account.objects.values_list("credits", flat=True).get(pk=account.pk)
+
+
+def credits_data(*, account: Account) -> dict[str, Any]:
+    """``GET /credits``: balance, plan, requests used today and the daily limit."""
+    return {
+        "credits": balance(account=account),
+        "plan": account.plan.code,
+        "daily_requests_used": ratelimit.daily_requests_used(account=account),
+        "daily_limit": account.plan.daily_requests,
+    }

@@ -10,8 +10,7 @@ from rest_framework.views import APIView
 
 from apps.core.api import error_responses
 
-from . import ratelimit
-from .models import Account
+from . import selectors
 
 
 class CreditsSerializer(serializers.Serializer):
@@ -30,13 +29,4 @@ class CreditsView(APIView):
         summary="Credit balance and today's usage",
     )
     def get(self, request: Request) -> Response:
-        account: Account = request.user
-        balance = Account.objects.values_list("credits", flat=True).get(pk=account.pk)
-        return Response(
-            {
-                "credits": balance,
-                "plan": account.plan.code,
-                "daily_requests_used": ratelimit.daily_requests_used(account=account),
-                "daily_limit": account.plan.daily_requests,
-            }
-        )
+        return Response(selectors.credits_data(account=request.user))

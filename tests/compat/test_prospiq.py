@@ -661,7 +661,7 @@ def test_an_unexpected_error_is_a_500_in_prospiqs_body(api, monkeypatch):
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(views.selectors, "credits_data", broken)
+    monkeypatch.setattr(views.account_selectors, "credits_data", broken)
     response = api.get(f"{BASE}/credits")
     assert response.status_code == 500
     assert error_of(response) == "Internal server error"

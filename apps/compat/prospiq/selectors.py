@@ -8,7 +8,6 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.accounts import ratelimit
 from apps.accounts.models import Account
 from apps.core.errors import NotFound
 from apps.enrichment import selectors as enrichment_selectors
@@ -20,20 +19,6 @@ from .webhooks import FORMAT
 
 POLL_LIMIT = 25
 POLL_WINDOW = timedelta(hours=24)
-
-
-def balance(*, account: Account) -> int:
-    """The available balance now (held credits count as spent), as ``GET /credits`` shows."""
-    return Account.objects.values_list("credits", flat=True).get(pk=account.pk)
-
-
-def credits_data(*, account: Account) -> dict[str, Any]:
-    return {
-        "credits": balance(account=account),
-        "plan": account.plan.code,
-        "daily_requests_used": ratelimit.daily_requests_used(account=account),
-        "daily_limit": account.plan.daily_requests,
-    }
 
 
 def bulk_contacts(*, account: Account, sandbox: bool, bulk_id: Any) -> list[Contact]:

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts import selectors as account_selectors
 from apps.accounts.keycache import CachedKeyView
 from apps.core.api import json_object
 from apps.core.errors import InsufficientCredits, InvalidRequest
@@ -105,7 +106,7 @@ class EnrichView(CachedKeyView, ProspiqView):
                 result.pop(name, None)
         body = {
             **result,
-            "credits_remaining": selectors.balance(account=account),
+            "credits_remaining": account_selectors.balance(account=account),
             **_sandbox(request),
         }
         return Response(body, headers=location)
@@ -163,7 +164,7 @@ class BulkEnrichView(ProspiqView):
             "status": "completed",
             "bulk_id": done["bulk_id"],
             **shapes.bulk_counts(done),
-            "credits_remaining": selectors.balance(account=account),
+            "credits_remaining": account_selectors.balance(account=account),
             "results": [
                 shapes.bulk_result(c) for c in enrichment_selectors.contacts_data(finished_contacts)
             ],
@@ -193,7 +194,7 @@ class CreditsView(ProspiqView):
         summary="Credit balance (prospiq's GET /v1/credits)",
     )
     def get(self, request: Request) -> Response:
-        return Response(selectors.credits_data(account=request.user))
+        return Response(account_selectors.credits_data(account=request.user))
 
 
 class SubscribeView(ProspiqView):
