@@ -79,6 +79,17 @@ from apps.enrichment.services.waiting import CHANNEL  # noqa: E402
 from bench.shapes import BENCH_PLAN  # noqa: E402
 from bench.stack import procfile_command, wait_until  # noqa: E402
 
+# The steps a sync request's time is split into, in order (``split``).
+SPLIT_STEPS = (
+    "post_to_created",
+    "created_to_published",
+    "published_to_worker",
+    "worker_to_first_call",
+    "call_gaps",
+    "last_call_to_finished",
+    "finished_to_notified",
+    "notified_to_answer",
+)
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 15.0
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 CLIENTS = [int(c) for c in os.environ.get("BENCH_CLIENTS", "8,32").split(",")]
@@ -587,19 +598,7 @@ def phase_split(ok: list[dict], probes: Probes) -> dict:
     ``last_call_to_finished`` the waterfall's return until the finish stamps ``finished_at``
     (as its transaction starts); ``finished_to_notified`` that transaction up to its commit;
     ``notified_to_answer`` the web thread's wake-up, its reads and the answer."""
-    parts: dict[str, list[float]] = {
-        key: []
-        for key in (
-            "post_to_created",
-            "created_to_published",
-            "published_to_worker",
-            "worker_to_first_call",
-            "call_gaps",
-            "last_call_to_finished",
-            "finished_to_notified",
-            "notified_to_answer",
-        )
-    }
+    parts: dict[str, list[float]] = {key: [] for key in SPLIT_STEPS}
     for r in ok:
         created, finished = r["created_at"], r["finished_at"]
         pushed, delivered = probes.queue.pushed.get(r["id"]), probes.queue.delivered.get(r["id"])
@@ -701,19 +700,7 @@ SUMMARY_KEYS = {
     ),
     "async": ("accepted_202_per_s", "latency_p50_ms", "latency_p95_ms"),
 }
-SPLIT_KEYS = tuple(
-    f"{key}_p50_ms"
-    for key in (
-        "post_to_created",
-        "created_to_published",
-        "published_to_worker",
-        "worker_to_first_call",
-        "call_gaps",
-        "last_call_to_finished",
-        "finished_to_notified",
-        "notified_to_answer",
-    )
-)
+SPLIT_KEYS = tuple(f"{key}_p50_ms" for key in SPLIT_STEPS)
 
 
 def medians(rounds: list[dict], clients: int) -> dict:
