@@ -165,7 +165,8 @@ def claimed(token: uuid.UUID, now: datetime) -> list[Delivery]:
             claim_token=None,
             updated_at=now,
         )
-    return [d for d in rows if d.pk not in set(inactive)]
+    skipped = set(inactive)
+    return [d for d in rows if d.pk not in skipped]
 
 
 def valid_ids(delivery_ids: Sequence[Any]) -> list[str]:
@@ -178,20 +179,36 @@ def valid_ids(delivery_ids: Sequence[Any]) -> list[str]:
     return valid
 
 
+def deliveries_claim(delivery_ids: Sequence[str]) -> tuple[uuid.UUID, int, list[Delivery]]:
+    """Claim the due ones among these (valid) ids under a new token, keep their lease renewed,
+    and load them: ``(token, how many were claimed, the rows to send)``. The caller releases
+    the token once their attempts are recorded; rows not to send are released here."""
+    now = timezone.now()
+    since = time.monotonic()
+    token = delivery_leases.new_token()
+    count = db_retry(lambda: claim(delivery_ids, now, token), what="claim deliveries")
+    if not count:
+        return token, 0, []
+    delivery_leases.hold(token, delivery_ids, since=since)
+    try:
+        rows = db_retry(lambda: claimed(token, now), what="load deliveries")
+    except Exception:
+        delivery_leases.release(token)
+        raise
+    delivery_leases.release(token, set(delivery_ids) - {str(d.pk) for d in rows})
+    return token, count, rows
+
+
 def delivery_attempt(*, delivery_id: str) -> str | None:
     """Make the next attempt of one due delivery, in this thread; returns its new status, or
     None if it was not claimed (not due, claimed by another, or unknown)."""
     ids = valid_ids([delivery_id])
     if not ids:
         return None
-    now = timezone.now()
-    since = time.monotonic()
-    token = delivery_leases.new_token()
-    if not db_retry(lambda: claim(ids, now, token), what="claim delivery"):
+    token, count, rows = deliveries_claim(ids)
+    if not count:
         return None
-    delivery_leases.hold(token, ids, since=since)
     try:
-        rows = db_retry(lambda: claimed(token, now), what="load delivery")
         if not rows:
             return (
                 Delivery.SKIPPED

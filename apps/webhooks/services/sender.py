@@ -44,8 +44,7 @@ from apps.core.outages import db_retry
 from ..models import Delivery
 from .deliveries import (
     Sent,
-    claim,
-    claimed,
+    deliveries_claim,
     deliveries_record,
     delivery_leases,
     delivery_request,
@@ -297,16 +296,6 @@ def deliveries_dispatch(*, delivery_ids: Sequence[Any]) -> int:
     ids = valid_ids(delivery_ids)[: max(0, sender.room())]
     if not ids:
         return 0
-    now = timezone.now()
-    since = time.monotonic()
-    token = delivery_leases.new_token()
-    db_retry(lambda: claim(ids, now, token), what="claim deliveries")
-    delivery_leases.hold(token, ids, since=since)
-    try:
-        rows = db_retry(lambda: claimed(token, now), what="load deliveries")
-    except Exception:
-        delivery_leases.release(token)
-        raise
-    delivery_leases.release(token, set(ids) - {str(d.pk) for d in rows})
+    token, _, rows = deliveries_claim(ids)
     sender.submit(token, rows)
     return len(rows)
