@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "apps.providers",
     "apps.enrichment",
     "apps.webhooks",
+    "apps.imports",
     "apps.ops",
     "apps.compat",
 ]
@@ -241,6 +242,10 @@ SPECTACULAR_SETTINGS = {
         "AcceptedStatusEnum": ["pending"],
         "ResultStatusEnum": ["VERIFIED", "NOT_FOUND", "NO_CREDITS", "FAILED"],
         "EventTypeEnum": "apps.webhooks.models.Event.TYPES",
+        "ImportStatusEnum": ["processing", "completed", "failed"],
+        "ImportStageEnum": ["validating", "enqueueing", "enriching", "done"],
+        "ExportStatusEnum": ["processing", "completed", "failed", "expired"],
+        "ExportSourceEnum": ["import", "bulk", "list", "filters"],
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -361,6 +366,39 @@ LOGGING = {
     },
 }
 
+# --- Imports and exports (docs/imports.md) ----------------------------------------------------
+# A CSV import: at most this many data rows and bytes (bytes are checked before the upload is
+# read, from Content-Length, and again on the stored file; rows before the 202 when the file
+# has more lines than rows allowed, and again on the worker). The JSON form's base64 counts
+# its decoded bytes.
+IMPORT_MAX_ROWS = env.int("IMPORT_MAX_ROWS", default=100_000)
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+# Rows turned into contacts per transaction (the resumable unit: next_row is committed with it).
+IMPORT_CHUNK_SIZE = env.int("IMPORT_CHUNK_SIZE", default=1000)
+# The lease an import's or export's worker holds and renews; the sweep (every SWEEP_INTERVAL)
+# publishes again one whose lease lapsed or whose message seems lost (STUCK_AFTER), at most
+# MAX_RUNS times before failing it.
+IMPORT_LEASE_SECONDS = env.float("IMPORT_LEASE_SECONDS", default=30.0)
+IMPORT_SWEEP_INTERVAL_SECONDS = env.float("IMPORT_SWEEP_INTERVAL_SECONDS", default=10.0)
+IMPORT_STUCK_AFTER_SECONDS = env.int("IMPORT_STUCK_AFTER_SECONDS", default=120)
+IMPORT_MAX_RUNS = env.int("IMPORT_MAX_RUNS", default=5)
+# An export's file is deleted this long after it was written (the row stays, "expired").
+EXPORT_RETENTION_SECONDS = env.int("EXPORT_RETENTION_SECONDS", default=7 * 86400)
+# Files (uploads, exports) go through Django's default storage: a folder under SLUICE_VAR_DIR
+# by default; any Django storage class otherwise, e.g. S3-compatible object storage with
+# FILE_STORAGE_BACKEND=storages.backends.s3.S3Storage (pip install 'sluice[s3]') and
+# FILE_STORAGE_OPTIONS='{"bucket_name": "...", "endpoint_url": "https://..."}'.
+FILE_STORAGE_BACKEND = env.str(
+    "FILE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+)
+FILE_STORAGE_OPTIONS = env.json("FILE_STORAGE_OPTIONS", default={})
+if FILE_STORAGE_BACKEND == "django.core.files.storage.FileSystemStorage":
+    FILE_STORAGE_OPTIONS = {"location": str(VAR_DIR / "files")} | FILE_STORAGE_OPTIONS
+STORAGES = {
+    "default": {"BACKEND": FILE_STORAGE_BACKEND, "OPTIONS": FILE_STORAGE_OPTIONS},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 # --- Periodic tasks (beat) --------------------------------------------------------------------
 # Each app's maintenance tasks are named "maintenance.<what>" and routed to that queue.
 CELERY_BEAT_SCHEDULE = {
@@ -374,6 +412,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": WEBHOOK_SWEEP_INTERVAL_SECONDS,
     },
     "purge-webhook-events": {"task": "maintenance.purge_webhook_events", "schedule": 3600.0},
+    "sweep-imports": {
+        "task": "maintenance.sweep_imports",
+        "schedule": IMPORT_SWEEP_INTERVAL_SECONDS,
+    },
+    "purge-exports": {"task": "maintenance.purge_exports", "schedule": 600.0},
 }
 
 # --- Providers (SPEC §5) ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.enrichment.urls")),
     path("", include("apps.webhooks.urls")),
+    path("", include("apps.imports.urls")),
 ]
 
 urlpatterns = [

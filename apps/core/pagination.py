@@ -85,3 +85,38 @@ def paginate(
         "data": serialize(rows),
         "pagination": {"next_cursor": next_cursor, "has_more": has_more},
     }
+
+
+def paginate_ascending(
+    queryset: QuerySet,
+    *,
+    cursor: str | None,
+    limit: int,
+    serialize: Callable[[Sequence[Model]], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """One page of ``queryset`` in primary-key order (oldest first), for rows with an
+    increasing integer key and no timestamp (an import's row errors, in file order); the same
+    envelope as ``paginate``. The cursor is the last key of the page."""
+    invalid = InvalidRequest(details={"cursor": "Invalid cursor."})
+    queryset = queryset.order_by("pk")
+    if cursor:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise invalid
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            after = int(base64.urlsafe_b64decode(padded.encode()).decode())
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise invalid
+        queryset = queryset.filter(pk__gt=after)
+    rows = list(queryset[: limit + 1])
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        base64.urlsafe_b64encode(str(rows[-1].pk).encode()).decode().rstrip("=")
+        if has_more and rows
+        else None
+    )
+    return {
+        "data": serialize(rows),
+        "pagination": {"next_cursor": next_cursor, "has_more": has_more},
+    }

@@ -10,7 +10,15 @@
 """
 
 from .finishing import contacts_finish
-from .intake import bulk_enqueue, bulk_enrich_sync, contact_enqueue, contact_enrich_sync
+from .intake import (
+    bulk_append,
+    bulk_enqueue,
+    bulk_enrich_sync,
+    bulk_open,
+    contact_enqueue,
+    contact_enrich_sync,
+    ensure_credits,
+)
 from .leases import LeaseLost, contact_leases
 from .maintenance import contacts_reap, contacts_release
 from .publishing import PUBLISH_FAILED, coalescer, contacts_publish
@@ -19,8 +27,10 @@ from .running import contacts_claim, contacts_run
 __all__ = [
     "PUBLISH_FAILED",
     "LeaseLost",
+    "bulk_append",
     "bulk_enqueue",
     "bulk_enrich_sync",
+    "bulk_open",
     "coalescer",
     "contact_enqueue",
     "contact_enrich_sync",
@@ -31,4 +41,5 @@ __all__ = [
     "contacts_reap",
     "contacts_release",
     "contacts_run",
+    "ensure_credits",
 ]

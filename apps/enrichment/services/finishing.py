@@ -20,6 +20,7 @@ from apps.webhooks.services import EventDraft, events_emit
 
 from .. import selectors
 from ..models import BulkJob, Contact, ProviderAttempt
+from ..signals import bulk_completed
 from ..waterfall import Outcome
 from .holds import holds_release
 from .waiting import notify_finished
@@ -246,4 +247,10 @@ def _bulk_count(*, bulk_id: Any, statuses: list[str], credits: int) -> None:
         pk=bulk_id, completed_at__isnull=True, finished__gte=F("total")
     ).update(completed_at=timezone.now())
     if completed:
-        events_emit([bulk_completed_event(BulkJob.objects.get(pk=bulk_id))])
+        bulk = BulkJob.objects.get(pk=bulk_id)
+        # A receiver that owns the bulk (an import) announces it its own way instead.
+        answers = [drafts for _, drafts in bulk_completed.send(sender=BulkJob, bulk=bulk)]
+        if any(drafts is not None for drafts in answers):
+            events_emit([draft for drafts in answers if drafts for draft in drafts])
+        else:
+            events_emit([bulk_completed_event(bulk)])

@@ -136,3 +136,59 @@ def bulk_enrich_sync(
             done=lambda: not Contact.objects.filter(bulk_id=pk, status=Contact.PENDING).exists(),
         )
         return bulk, contacts, finished
+
+
+def bulk_open(
+    *,
+    account: Account,
+    api_key: ApiKey | None,
+    sandbox: bool,
+    total: int,
+    enrichment_type: list[str],
+    webhook_url: str = "",
+) -> BulkJob:
+    """A bulk whose ``total`` contacts arrive later, in chunks (``bulk_append``): an import's.
+
+    It cannot complete early: completion needs ``finished >= total``, and ``total`` counts
+    every contact still to come. Credits are the caller's to check (``ensure_credits``).
+    """
+    bulk = BulkJob(
+        account=account,
+        api_key=api_key,
+        sandbox=sandbox,
+        total=total,
+        enrichment_type=enrichment_type,
+        webhook_url=webhook_url,
+    )
+    bulk.save(force_insert=True)
+    return bulk
+
+
+def bulk_append(
+    *,
+    bulk: BulkJob,
+    account: Account,
+    api_key: ApiKey,
+    contacts: list[tuple[int, CleanContact]],
+    batch_size: int = 1000,
+) -> list[Contact]:
+    """Store a chunk of ``(position, contact)`` in ``bulk`` and publish it after commit.
+
+    One INSERT per ``batch_size`` contacts (PostgreSQL binds at most 65,535 values per
+    statement); run it inside the caller's transaction, which also records how far it got.
+    """
+    rows = Contact.objects.bulk_create(
+        [
+            _contact_row(account=account, api_key=api_key, clean=c, bulk=bulk, position=p)
+            for p, c in contacts
+        ],
+        batch_size=batch_size,
+    )
+    ids = [str(c.id) for c in rows]
+    transaction.on_commit(lambda: contacts_publish(ids))
+    return rows
+
+
+def ensure_credits(*, account: Account, api_key: ApiKey) -> None:
+    """402 for a live key of an account without credits, as a bulk's intake refuses it."""
+    _ensure_credits(account=account, api_key=api_key)
