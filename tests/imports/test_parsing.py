@@ -39,8 +39,12 @@ def test_a_utf8_sequence_split_across_blocks_is_still_utf8():
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
 def test_the_delimiter_is_the_headers(delimiter):
-    data = delimiter.join(["first_name", "last_name", "notes"]) + "\nA" + delimiter + "B" + (
-        delimiter + '"x, y; z"\n'
+    data = (
+        delimiter.join(["first_name", "last_name", "notes"])
+        + "\nA"
+        + delimiter
+        + "B"
+        + (delimiter + '"x, y; z"\n')
     )
     _, found, rows = _read(data.encode())
     assert found == delimiter
@@ -87,16 +91,23 @@ def test_files_that_are_not_csv_text(data, message):
             },
         ),
         (["firstname", "lastname"], {"firstname": "first_name", "lastname": "last_name"}),
-        (["first_name", "last_name", "domain"], {
-            "first_name": "first_name", "last_name": "last_name", "domain": "domain"}),
-        (["Prénom", "Nom", "Société"], {
-            "Prénom": "first_name", "Nom": "last_name", "Société": "company_name"}),
-        (["FIRST-NAME", "Surname", "LinkedIn URL", "Company Website"], {
-            "FIRST-NAME": "first_name",
-            "Surname": "last_name",
-            "LinkedIn URL": "linkedin_url",
-            "Company Website": "domain",
-        }),
+        (
+            ["first_name", "last_name", "domain"],
+            {"first_name": "first_name", "last_name": "last_name", "domain": "domain"},
+        ),
+        (
+            ["Prénom", "Nom", "Société"],
+            {"Prénom": "first_name", "Nom": "last_name", "Société": "company_name"},
+        ),
+        (
+            ["FIRST-NAME", "Surname", "LinkedIn URL", "Company Website"],
+            {
+                "FIRST-NAME": "first_name",
+                "Surname": "last_name",
+                "LinkedIn URL": "linkedin_url",
+                "Company Website": "domain",
+            },
+        ),
     ],
 )
 def test_common_spellings_are_mapped(header, expected):
