@@ -24,6 +24,7 @@ from tests.factories import (
     ContactFactory,
     IdempotencyRecordFactory,
 )
+from tests.imports.factories import import_rows
 from tests.support.browser import layout_problems, save_full_page, set_viewport
 from tests.webhooks.factories import DeliveryFactory, EndpointFactory
 
@@ -215,6 +216,7 @@ def admin_rows(ops_user):
     credits_add(account=account, amount=5000, reason="Annual plan top-up", created_by=ops_user)
     key = ApiKeyFactory(account=account, name="HubSpot production sync")
     bulk = BulkJobFactory(account=account, total=3, finished=2, verified=1, failed=1)
+    import_rows(account=account, key=key, bulk=bulk)
     found = ContactFactory(
         account=account,
         api_key=key,
