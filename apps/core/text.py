@@ -61,8 +61,11 @@ def domain_normalized(raw: str) -> str:
         # 'not a domain' or '[::1]': the plain message, not an IDNA code point report.
         raise InvalidDomain(DOMAIN_MESSAGE)
     # Mapped first: a full-width 'www.' (U+FF57) or a trailing ideographic full stop is only seen
-    # as 'www.' or '.' afterwards.
-    host = idna_ascii(host).rstrip(".")
+    # as 'www.' or '.' afterwards. A lowercase letters-digits-hyphens host (checked above) whose
+    # labels have no '--' in the third and fourth places is its own IDNA 2008 form: skipping
+    # the codec for it (most domains) halves what validating a CSV row costs.
+    if not (host.isascii() and len(host) <= 253 and "--" not in host):
+        host = idna_ascii(host).rstrip(".")
     if host.startswith("www."):
         host = host[4:]
     if "." not in host or len(host) > 253:
