@@ -292,3 +292,50 @@ def test_a_chunk_costs_a_constant_number_of_queries(api, settings):
     # 40 rows with every third bad: 26 valid = 3 chunks; 20: 13 = 2; 10: 6 = 1.
     assert q40 - q20 == per_chunk, (q10, q20, q40)
     assert ImportRowError.objects.count() == 4 + 7 + 14
+
+
+def test_exports_of_a_bulk_and_of_filters_have_the_contact_columns(api):
+    body = _processed(api, csv_bytes(people(3)))
+    Contact.objects.filter(bulk_id=body["bulk_id"], first_name="Ada1").update(
+        status="finished",
+        result_status="VERIFIED",
+        result={
+            "email": "ada1@engine1.io",
+            "phones": [{"number": "+14155550100", "type": "mobile"}],
+        },
+    )
+    by_bulk = export_create(
+        account=api.account, api_key=api.key, source="bulk", value=body["bulk_id"]
+    )
+    by_filter = export_create(
+        account=api.account, api_key=api.key, source="filters", value={"result_status": "VERIFIED"}
+    )
+    assert export_write(str(by_bulk.pk)) == 3 and export_write(str(by_filter.pk)) == 1
+    text = b"".join(api.get(f"/api/v1/exports/{by_filter.pk}/download").streaming_content)
+    header, row = text.decode("utf-8-sig").splitlines()
+    assert header.startswith("first_name,last_name,company_name,domain,linkedin_url,custom,status")
+    assert row.startswith(
+        'Ada1,Lovelace1,Analytical Engines,engine1.io,,"{""CRM id"": ""1001""}",'
+        "VERIFIED,ada1@engine1.io"
+    )
+    assert ",+14155550100,mobile," in row  # a phone number is not taken for a formula
+
+
+def test_the_sweep_publishes_again_a_job_whose_lease_lapsed(api, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.imports.services import jobs_sweep
+
+    response = upload(api, csv_bytes(people(2)))
+    job = Import.objects.get(pk=response.json()["import_id"])
+    assert jobs_sweep() == 0  # just published: not lost yet
+    Import.objects.filter(pk=job.pk).update(
+        lease_owner=job.pk, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert jobs_sweep() == 1
+    assert Import.objects.get(pk=job.pk).published_at is not None
+    # Another worker's claim takes the lapsed lease over and finishes the passes.
+    assert import_process(str(job.pk)) == 2
+    assert Import.objects.get(pk=job.pk).stage == "enriching"
