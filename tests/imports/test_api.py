@@ -339,3 +339,13 @@ def test_the_sweep_publishes_again_a_job_whose_lease_lapsed(api, settings):
     # Another worker's claim takes the lapsed lease over and finishes the passes.
     assert import_process(str(job.pk)) == 2
     assert Import.objects.get(pk=job.pk).stage == "enriching"
+
+
+def test_list_id_is_refused_until_lists_exist(api):
+    list_id = "5f0c8a2e-2b1e-4f5e-9a51-2f3a6f1b7c11"
+    response = upload(api, csv_bytes(people(1)), list_id=list_id)
+    assert response.status_code == 422 and "list_id" in response.json()["details"]
+    response = api.post(
+        "/api/v1/exports", json.dumps({"list_id": list_id}), content_type="application/json"
+    )
+    assert response.status_code == 422 and "list_id" in response.json()["details"]
