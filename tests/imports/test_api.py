@@ -349,3 +349,17 @@ def test_list_id_is_refused_until_lists_exist(api):
         "/api/v1/exports", json.dumps({"list_id": list_id}), content_type="application/json"
     )
     assert response.status_code == 422 and "list_id" in response.json()["details"]
+
+
+def test_an_import_that_fails_half_way_closes_its_bulk_on_the_contacts_it_got(api, settings):
+    from apps.enrichment.models import BulkJob
+
+    body = _processed(api, csv_bytes(people(5)))
+    BulkJob.objects.filter(pk=body["bulk_id"]).update(total=8)  # 3 rows still to come
+    Import.objects.filter(pk=body["import_id"]).update(
+        stage="enqueueing", run_count=settings.IMPORT_MAX_RUNS
+    )
+    assert import_process(body["import_id"]) == 0
+    state = api.get(f"/api/v1/imports/{body['import_id']}").json()
+    assert state["status"] == "failed" and "after 5 attempts" in state["error_message"]
+    assert BulkJob.objects.get(pk=body["bulk_id"]).total == 5

@@ -9,7 +9,7 @@
 * ``waiting``: a web thread waiting for its contact to finish (``POST /enrich/sync``).
 """
 
-from .finishing import contacts_finish
+from .finishing import bulk_close, contacts_finish
 from .intake import (
     bulk_append,
     bulk_enqueue,
@@ -28,6 +28,7 @@ __all__ = [
     "PUBLISH_FAILED",
     "LeaseLost",
     "bulk_append",
+    "bulk_close",
     "bulk_enqueue",
     "bulk_enrich_sync",
     "bulk_open",

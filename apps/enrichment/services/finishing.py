@@ -254,3 +254,11 @@ def _bulk_count(*, bulk_id: Any, statuses: list[str], credits: int) -> None:
             events_emit([draft for drafts in answers if drafts for draft in drafts])
         else:
             events_emit([bulk_completed_event(bulk)])
+
+
+def bulk_close(*, bulk_id: Any, total: int) -> None:
+    """Lower a bulk's ``total`` to the contacts it really got (an import that failed
+    half-way: ``intake.bulk_open``); it completes now if they have all finished, else as
+    usual when the last one does."""
+    BulkJob.objects.filter(pk=bulk_id, completed_at__isnull=True).update(total=total)
+    _bulk_count(bulk_id=bulk_id, statuses=[], credits=0)

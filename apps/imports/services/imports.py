@@ -31,7 +31,7 @@ from django.utils import timezone
 from apps.accounts.models import Account, ApiKey
 from apps.core.errors import InvalidRequest
 from apps.enrichment.models import BulkJob
-from apps.enrichment.services import bulk_append, bulk_open, ensure_credits
+from apps.enrichment.services import bulk_append, bulk_close, bulk_open, ensure_credits
 from apps.webhooks.services import EventDraft, events_emit
 
 from .. import parsing, selectors
@@ -351,6 +351,9 @@ def _import_fail(job: Import, token: uuid.UUID, message: str) -> None:
                 "updated_at",
             ]
         )
+        if locked.bulk_id:
+            # Failed half-way: the bulk waits only for the contacts it got.
+            bulk_close(bulk_id=locked.bulk_id, total=locked.imported_rows)
     logger.warning("import failed", extra={"id": str(job.pk), "error": message})
 
 
