@@ -111,11 +111,7 @@ class ImportListCreateView(APIView):
                 raise InvalidRequest(
                     details={"file": f"Must be a CSV file (text/csv), not {kind}."}
                 )
-            data = {
-                key: form_value(request.data[key], listed=key in _LISTED)
-                for key in request.data
-                if key != "file"
-            }
+            data = {key: _form_field(request.data, key) for key in request.data if key != "file"}
             options = import_options(
                 data, consent=account.personal_email_consent, known=frozenset()
             )
@@ -167,6 +163,15 @@ class ImportListCreateView(APIView):
 
 
 _LISTED = frozenset({"enrichment_type", "phone_country_codes"})
+
+
+def _form_field(form: Any, key: str) -> Any:
+    """A form field as the JSON form's value; a list field may also be repeated
+    (``-F enrichment_type=email -F enrichment_type=phone``)."""
+    values = form.getlist(key)
+    if key in _LISTED and len(values) > 1:
+        return [v.strip() for v in values]
+    return form_value(values[-1], listed=key in _LISTED)
 
 
 def _too_large() -> TooLarge:

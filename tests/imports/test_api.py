@@ -115,7 +115,7 @@ def test_options_apply_to_every_row(api):
                 ["a", "b", "Acme", "https://linkedin.com/in/ab"],
             ]
         ),
-        enrichment_type="email,phone",
+        enrichment_type=["email", "phone"],  # a repeated field
         phone_country_codes='["fr", "DE"]',
         webhook_url="https://hooks.example.com/sluice",
     )

@@ -184,3 +184,19 @@ def test_custom_is_limited_as_for_the_api():
     _, errors = reader.contact(2, ["a", "b", "c.io", "x" * 5000])
     assert [(e.field, e.column) for e in errors] == [("custom", None)]
     assert "4096 bytes" in errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("raw", "listed", "value"),
+    [
+        ("email, phone", True, ["email", "phone"]),
+        ('["email"]', True, ["email"]),
+        ('{"First": "first_name"}', False, {"First": "first_name"}),
+        (" https://hooks.example.com/x ", False, "https://hooks.example.com/x"),
+        ("[not json", True, "[not json"),
+    ],
+)
+def test_form_fields_read_as_the_json_forms_values(raw, listed, value):
+    from apps.imports.validation import form_value
+
+    assert form_value(raw, listed=listed) == value
