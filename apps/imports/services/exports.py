@@ -28,7 +28,7 @@ from apps.enrichment import selectors as contact_selectors
 from apps.enrichment.models import BulkJob, Contact
 
 from ..models import Export, Import
-from .leases import LeaseLost, export_leases, job_claim, job_locked, job_release
+from .leases import LeaseLost, export_leases, job_claim, job_lease, job_locked
 
 logger = logging.getLogger(__name__)
 
@@ -102,51 +102,52 @@ def export_write(export_id: str) -> int:
     token = job_claim(Export, export_leases, export_id, status=Export.PROCESSING)
     if token is None:
         return 0
-    try:
-        export = Export.objects.select_related("account").get(pk=export_id)
-        if export.run_count > settings.IMPORT_MAX_RUNS:
-            _export_fail(export, token, f"Writing stopped after {export.run_count - 1} attempts.")
+    with job_lease(Export, export_leases, export_id, token):
+        try:
+            export = Export.objects.select_related("account").get(pk=export_id)
+            if export.run_count > settings.IMPORT_MAX_RUNS:
+                _export_fail(
+                    export, token, f"Writing stopped after {export.run_count - 1} attempts."
+                )
+                return 0
+            header, rows = _table(export)
+            count = 0
+            with tempfile.TemporaryFile("w+b") as raw:
+                text = _TextSink(raw)
+                writer = csv.writer(text)
+                text.write("\ufeff")  # a BOM: spreadsheets then read UTF-8 as UTF-8
+                writer.writerow(header)
+                for row in rows:
+                    writer.writerow(row)
+                    count += 1
+                text.flush()
+                name = f"exports/{export.account_id}/{export.pk}.csv"
+                if default_storage.exists(name):  # a run that died after saving
+                    default_storage.delete(name)
+                raw.seek(0)
+                key = default_storage.save(name, File(raw, name=f"{export.pk}.csv"))
+            now = timezone.now()
+            with transaction.atomic():
+                locked = job_locked(Export, export.pk, token)
+                locked.status = Export.COMPLETED
+                locked.file_key = key
+                locked.row_count = count
+                locked.completed_at = now
+                locked.expires_at = now + timedelta(seconds=settings.EXPORT_RETENTION_SECONDS)
+                locked.save(
+                    update_fields=[
+                        "status",
+                        "file_key",
+                        "row_count",
+                        "completed_at",
+                        "expires_at",
+                        "updated_at",
+                    ]
+                )
+            return count
+        except LeaseLost:
+            logger.warning("export taken over by another worker", extra={"id": export_id})
             return 0
-        header, rows = _table(export)
-        count = 0
-        with tempfile.TemporaryFile("w+b") as raw:
-            text = _TextSink(raw)
-            writer = csv.writer(text)
-            text.write("\ufeff")  # a BOM: spreadsheets then read UTF-8 as UTF-8
-            writer.writerow(header)
-            for row in rows:
-                writer.writerow(row)
-                count += 1
-            text.flush()
-            name = f"exports/{export.account_id}/{export.pk}.csv"
-            if default_storage.exists(name):  # a run that died after saving
-                default_storage.delete(name)
-            raw.seek(0)
-            key = default_storage.save(name, File(raw, name=f"{export.pk}.csv"))
-        now = timezone.now()
-        with transaction.atomic():
-            locked = job_locked(Export, export.pk, token)
-            locked.status = Export.COMPLETED
-            locked.file_key = key
-            locked.row_count = count
-            locked.completed_at = now
-            locked.expires_at = now + timedelta(seconds=settings.EXPORT_RETENTION_SECONDS)
-            locked.save(
-                update_fields=[
-                    "status",
-                    "file_key",
-                    "row_count",
-                    "completed_at",
-                    "expires_at",
-                    "updated_at",
-                ]
-            )
-        return count
-    except LeaseLost:
-        logger.warning("export taken over by another worker", extra={"id": export_id})
-        return 0
-    finally:
-        job_release(Export, export_leases, export_id, token)
 
 
 class _TextSink:

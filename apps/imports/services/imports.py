@@ -38,7 +38,7 @@ from .. import parsing, selectors
 from ..models import Import, ImportRowError
 from ..parsing import FileProblem, RowReader
 from ..validation import ImportOptions
-from .leases import LeaseLost, import_leases, job_claim, job_locked, job_release
+from .leases import LeaseLost, import_leases, job_claim, job_lease, job_locked
 
 logger = logging.getLogger(__name__)
 
@@ -165,25 +165,24 @@ def import_process(import_id: str) -> int:
     if token is None:
         return 0
     created = 0
-    try:
-        job = Import.objects.select_related("account", "api_key").get(pk=import_id)
-        if job.run_count > settings.IMPORT_MAX_RUNS:
-            _import_fail(job, token, f"Processing stopped after {job.run_count - 1} attempts.")
-            return 0
-        if job.api_key is None:
-            _import_fail(job, token, "The API key that uploaded the file was deleted.")
-            return 0
+    with job_lease(Import, import_leases, import_id, token):
         try:
-            if job.stage == Import.VALIDATING:
-                job = _validate(job, token)
-            if job.stage == Import.ENQUEUEING:
-                created = _enqueue(job, token)
-        except FileProblem as problem:
-            _import_fail(job, token, problem.message)
-    except LeaseLost:
-        logger.warning("import taken over by another worker", extra={"id": import_id})
-    finally:
-        job_release(Import, import_leases, import_id, token)
+            job = Import.objects.select_related("account", "api_key").get(pk=import_id)
+            if job.run_count > settings.IMPORT_MAX_RUNS:
+                _import_fail(job, token, f"Processing stopped after {job.run_count - 1} attempts.")
+                return 0
+            if job.api_key is None:
+                _import_fail(job, token, "The API key that uploaded the file was deleted.")
+                return 0
+            try:
+                if job.stage == Import.VALIDATING:
+                    job = _validate(job, token)
+                if job.stage == Import.ENQUEUEING:
+                    created = _enqueue(job, token)
+            except FileProblem as problem:
+                _import_fail(job, token, problem.message)
+        except LeaseLost:
+            logger.warning("import taken over by another worker", extra={"id": import_id})
     return created
 
 

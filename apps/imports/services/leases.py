@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -68,3 +70,16 @@ def job_locked(model: type[Model], pk: Any, token: uuid.UUID) -> Any:
 def job_release(model: type[Model], keeper: LeaseKeeper, pk: Any, token: uuid.UUID) -> None:
     keeper.release(token)
     model.objects.filter(pk=pk, lease_owner=token).update(lease_owner=None, lease_expires_at=None)
+
+
+@contextmanager
+def job_lease(model: type[Model], keeper: LeaseKeeper, pk: Any, token: uuid.UUID) -> Iterator[None]:
+    """The claimed job's work: when it returns (done, failed, or taken over) the lease is given
+    back at once; when it raises (a bug, a time limit, the database away) the lease is only
+    no longer renewed, so it lapses within a lease and the sweep hands the job on."""
+    try:
+        yield
+    except BaseException:
+        keeper.release(token)
+        raise
+    job_release(model, keeper, pk, token)
