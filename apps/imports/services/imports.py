@@ -96,7 +96,7 @@ def import_create(
             raise FileProblem("The first line must be a header naming the columns.")
         columns = parsing.columns_clean(header)
         mapping = parsing.mapping_resolve(columns, options.mapping)
-        if not any(not parsing.blank(cells) for cells in _first(rows, 1000)):
+        if all(parsing.blank(cells) for cells in rows):  # stops at the first data row
             raise FileProblem("The file has a header but no data rows.")
         if scan.newlines > settings.IMPORT_MAX_ROWS:
             count = sum(
@@ -132,13 +132,6 @@ def import_create(
     pk = str(job.pk)
     transaction.on_commit(lambda: import_publish(pk))
     return job
-
-
-def _first(rows: Any, n: int) -> Any:
-    for i, cells in enumerate(rows):
-        if i >= n:
-            return
-        yield cells
 
 
 def import_publish(import_id: str) -> None:
