@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -209,17 +211,22 @@ def _list(request: Request, list_id: str) -> List:
 
 
 class ListScopeMixin:
-    """Reading lists takes the ``read`` scope; changing them (and their entries) ``enrich``."""
+    """Reading lists takes the ``read`` scope; changing them (and their entries) ``enrich``.
 
-    request: Request
+    The class attribute is the writes' scope: the idempotency middleware reads it from the
+    class for the POST it records (``apps.core.idempotency.required_scope``)."""
 
-    @property
-    def required_scope(self) -> str:  # read by apps.accounts.permissions
-        return "read" if self.request.method in ("GET", "HEAD") else "enrich"
+    required_scope = "enrich"
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        if request.method in ("GET", "HEAD"):
+            self.required_scope = "read"  # before the permission check in initial()
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
 
 
 class ListListView(ListScopeMixin, APIView):
-    """Lists, in the key's mode: a sandbox key's lists hold sandbox contacts only."""
+    """Lists are the key's account's in the key's mode (a sandbox key's lists hold sandbox
+    contacts only). Reading takes the `read` scope, changing `enrich`."""
 
     @extend_schema(
         operation_id="list_list",
@@ -261,6 +268,9 @@ class ListListView(ListScopeMixin, APIView):
 
 
 class ListDetailView(ListScopeMixin, APIView):
+    """Another account's or mode's list is 404 `list_not_found`. Reading takes the `read`
+    scope, changing `enrich`."""
+
     @extend_schema(
         operation_id="list_retrieve",
         tags=["lists"],
@@ -300,6 +310,10 @@ class ListDetailView(ListScopeMixin, APIView):
 
 
 class ListContactsView(ListScopeMixin, APIView):
+    """A list's contacts: another account's or mode's list is 404 `list_not_found`, contact
+    404 `contact_not_found`. Reading takes the `read` scope, adding `enrich`; an addition
+    emits `contact.added_to_list`."""
+
     @extend_schema(
         operation_id="list_contacts",
         tags=["lists"],
@@ -350,6 +364,8 @@ class ListContactsView(ListScopeMixin, APIView):
 
 
 class ListContactDetailView(ListScopeMixin, APIView):
+    """Takes the `enrich` scope; the contact itself stays."""
+
     @extend_schema(
         operation_id="list_contact_remove",
         tags=["lists"],

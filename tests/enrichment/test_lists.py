@@ -124,6 +124,27 @@ def test_patch_refuses_what_create_refuses_and_changes_nothing(api):
     assert patch(api, path, [1]).status_code == 400
 
 
+def test_a_retried_create_or_add_with_an_idempotency_key_happens_once(api):
+    body = json.dumps({"name": "Retried"})
+    first = api.post(
+        "/api/v1/lists", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="l-1"
+    )
+    again = api.post(
+        "/api/v1/lists", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="l-1"
+    )
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert List.objects.count() == 1
+    contact = contact_of(api)
+    path = f"/api/v1/lists/{first.json()['id']}/contacts"
+    add = json.dumps({"enrichment_id": str(contact.pk)})
+    for _ in range(2):
+        response = api.post(path, add, content_type="application/json", HTTP_IDEMPOTENCY_KEY="a-1")
+        assert response.status_code == 201  # the replay, not a 409
+    assert Event.objects.filter(type=Event.CONTACT_ADDED_TO_LIST).count() == 1
+
+
 # --- Order and pagination -----------------------------------------------------------------------
 
 
