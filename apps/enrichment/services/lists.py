@@ -188,7 +188,9 @@ def contacts_add_to_list(*, list_obj: List, contacts: Sequence[Contact]) -> int:
                 list_id=list_obj.pk, contact_id__in=[c.pk for c in unique]
             ).values_list("contact_id", flat=True)
         )
-        new = sorted((c for c in unique if c.pk not in present), key=lambda c: c.pk)
+        # In the caller's order (a bulk's request order): the lock, not an insert order,
+        # is what keeps concurrent adders apart.
+        new = [c for c in unique if c.pk not in present]
         if not new:
             return 0
         now = timezone.now()
