@@ -216,7 +216,7 @@ class ListEntry(models.Model):
     id = models.BigAutoField(primary_key=True)
     list = models.ForeignKey(List, on_delete=models.CASCADE, related_name="entries")
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="list_entries")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField("added at", auto_now_add=True)
 
     class Meta:
         verbose_name_plural = "list entries"
