@@ -516,3 +516,16 @@ def test_the_event_is_delivered_signed_through_a_real_worker(worker_factory):
         assert {d["bulk_id"] for d in got.values()} == {accepted["bulk_id"]}
     finally:
         receiver.stop()
+
+
+def test_the_webhook_test_send_has_a_sample_in_the_events_shape(api):
+    endpoint = EndpointFactory(account=api.account, events=[Event.CONTACT_ADDED_TO_LIST])
+    response = post(api, f"/api/v1/webhooks/{endpoint.pk}/test", {})
+    assert response.status_code == 202, response.json()
+    assert response.json()["event_type"] == "contact.added_to_list"
+    sample = Event.objects.get(pk=response.json()["event_id"]).payload["data"]
+    created = new_list(api)
+    contact = contact_of(api)
+    post(api, f"/api/v1/lists/{created['id']}/contacts", {"enrichment_id": str(contact.pk)})
+    real = Event.objects.get(type=Event.CONTACT_ADDED_TO_LIST, test=False).payload["data"]
+    assert set(sample) == set(real)
