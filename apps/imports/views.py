@@ -26,7 +26,7 @@ from apps.core.api import (
     list_params,
 )
 from apps.core.errors import Conflict, InvalidRequest, SluiceError
-from apps.core.pagination import paginate, paginate_ascending
+from apps.core.pagination import paginate, paginate_ordered
 
 from . import selectors, serializers, services
 from .models import Export
@@ -260,8 +260,9 @@ class ImportErrorsView(APIView):
         )
         cursor, limit = list_params(request)
         return Response(
-            paginate_ascending(
+            paginate_ordered(
                 selectors.import_errors(job=job),
+                order=("row", "pk"),
                 cursor=cursor,
                 limit=limit,
                 serialize=selectors.row_errors_data,
