@@ -22,7 +22,6 @@ IMPORT_OPTIONS = frozenset(
     {"enrichment_type", "phone_country_codes", "webhook_url", "mapping", "name", "list_id"}
 )
 NAME_MAX_LENGTH = 200
-LISTS_UNAVAILABLE = "Lists are not available on this server yet."
 
 
 @dataclass
@@ -79,8 +78,10 @@ def import_options(data: dict[str, Any], *, consent: bool, known: frozenset[str]
         name = ""
     list_id = None
     if data.get("list_id") not in (None, ""):
-        # Lists are issue 17's item 1: until they exist, refused rather than ignored.
-        problems.add("list_id", LISTS_UNAVAILABLE)
+        try:
+            list_id = uuid.UUID(str(data["list_id"]))
+        except ValueError:
+            problems.add("list_id", "Must be a UUID.")
     unknown = sorted(set(data) - IMPORT_OPTIONS - known)
     if unknown:
         problems.add(unknown[0], "Unknown field.")
@@ -121,6 +122,4 @@ def export_source(data: dict[str, Any]) -> tuple[str, Any]:
         if extra:
             raise invalid({f"filters.{extra[0]}": "Unknown filter."})
         return "filters", value
-    if key == "list_id":
-        raise invalid({"list_id": LISTS_UNAVAILABLE})
     return key.removesuffix("_id"), value

@@ -275,23 +275,28 @@ def test_an_expired_export_is_410(api, settings):
     assert response.status_code == 410 and Export.objects.get().status == "expired"
 
 
-def test_a_chunk_costs_a_constant_number_of_queries(api, settings):
+@pytest.mark.parametrize("into_list", [False, True])
+def test_a_chunk_costs_a_constant_number_of_queries(api, settings, into_list):
     """Pass 2 costs the same queries per chunk whatever the chunk's size, and pass 1 the
-    same per batch of errors: 40 rows cost what 20 do plus two more chunks."""
+    same per batch of errors: 40 rows cost what 20 do plus two more chunks (with a list too:
+    its entries, counter and events are a constant number more)."""
     settings.IMPORT_CHUNK_SIZE = 10
+    fields = {"list_id": _list(api)} if into_list else {}
 
     def queries(n: int) -> int:
-        response = upload(api, csv_bytes(people(n, bad_every=3)))
+        response = upload(api, csv_bytes(people(n, bad_every=3)), **fields)
         with CaptureQueriesContext(connection) as ctx:
             import_process(response.json()["import_id"])
         return len(ctx.captured_queries)
 
     q10, q20, q40 = queries(10), queries(20), queries(40)
     per_chunk = q20 - q10
-    assert per_chunk <= 6, per_chunk
+    assert per_chunk <= (13 if into_list else 6), per_chunk
     # 40 rows with every third bad: 26 valid = 3 chunks; 20: 13 = 2; 10: 6 = 1.
     assert q40 - q20 == per_chunk, (q10, q20, q40)
     assert ImportRowError.objects.count() == 4 + 7 + 14
+    if into_list:
+        assert Contact.objects.filter(list_entries__isnull=False).count() == 6 + 13 + 26
 
 
 def test_exports_of_a_bulk_and_of_filters_have_the_contact_columns(api):
@@ -341,14 +346,42 @@ def test_the_sweep_publishes_again_a_job_whose_lease_lapsed(api, settings):
     assert Import.objects.get(pk=job.pk).stage == "enriching"
 
 
-def test_list_id_is_refused_until_lists_exist(api):
-    list_id = "5f0c8a2e-2b1e-4f5e-9a51-2f3a6f1b7c11"
-    response = upload(api, csv_bytes(people(1)), list_id=list_id)
-    assert response.status_code == 422 and "list_id" in response.json()["details"]
-    response = api.post(
-        "/api/v1/exports", json.dumps({"list_id": list_id}), content_type="application/json"
+def _list(client, name: str = "Hannover leads") -> str:
+    response = client.post(
+        "/api/v1/lists", json.dumps({"name": name}), content_type="application/json"
     )
-    assert response.status_code == 422 and "list_id" in response.json()["details"]
+    assert response.status_code == 201, response.json()
+    return response.json()["id"]
+
+
+def test_an_import_adds_every_contact_to_its_list_and_a_list_exports(api, settings):
+    settings.IMPORT_CHUNK_SIZE = 2
+    list_id = _list(api)
+    body = _processed(api, csv_bytes(people(5, bad_every=4)), list_id=list_id)
+    assert body["list_id"] == list_id and body["imported_rows"] == 3
+    listed = api.get(f"/api/v1/lists/{list_id}/contacts").json()["data"]
+    bulk_ids = set(Contact.objects.filter(bulk_id=body["bulk_id"]).values_list("pk", flat=True))
+    assert {str(pk) for pk in bulk_ids} == {c["enrichment_id"] for c in listed}
+    export = export_create(account=api.account, api_key=api.key, source="list", value=list_id)
+    assert export_write(str(export.pk)) == 3
+
+
+def test_another_accounts_list_is_404_for_an_import_and_an_export(api):
+    theirs = _list(make_client())
+    response = upload(api, csv_bytes(people(1)), list_id=theirs)
+    assert response.status_code == 404 and Import.objects.count() == 0
+    response = api.post(
+        "/api/v1/exports", json.dumps({"list_id": theirs}), content_type="application/json"
+    )
+    assert response.status_code == 404
+
+
+def test_a_list_deleted_during_an_import_leaves_its_rows_imported(api):
+    list_id = _list(api)
+    response = upload(api, csv_bytes(people(3)), list_id=list_id)
+    assert api.delete(f"/api/v1/lists/{list_id}").status_code == 204
+    import_process(response.json()["import_id"])
+    assert Import.objects.get().imported_rows == 3
 
 
 def test_an_import_that_fails_half_way_closes_its_bulk_on_the_contacts_it_got(api, settings):

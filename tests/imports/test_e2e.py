@@ -31,7 +31,9 @@ def receiver():
 def test_import_enrich_export_through_a_worker(api, worker, receiver):
     rows = people(30, bad_every=10)  # rows 0, 10, 20 lack a last name: 27 valid
     rows[5][4] = "=HYPERLINK(1)"  # a formula in a custom column is exported inert
-    response = upload(api, csv_bytes(rows), webhook_url=receiver.url("/hook"))
+    made = api.post("/api/v1/lists", json.dumps({"name": "Fair"}), content_type="application/json")
+    list_id = made.json()["id"]
+    response = upload(api, csv_bytes(rows), webhook_url=receiver.url("/hook"), list_id=list_id)
     assert response.status_code == 202, response.json()
     import_id = response.json()["import_id"]
 
@@ -45,6 +47,7 @@ def test_import_enrich_export_through_a_worker(api, worker, receiver):
     )
     assert (done["total_rows"], done["imported_rows"], done["error_count"]) == (30, 27, 3)
     assert (done["finished"], done["verified"], done["credits_used"]) == (27, 27, 0)
+    assert api.get(f"/api/v1/lists/{list_id}").json()["contact_count"] == 27
     errors = api.get(f"/api/v1/imports/{import_id}/errors").json()["data"]
     assert [e["row"] for e in errors] == [2, 12, 22]
 

@@ -194,9 +194,11 @@ def bulk_append(
     account: Account,
     api_key: ApiKey,
     contacts: list[tuple[int, CleanContact]],
+    list_obj: List | None = None,
     batch_size: int = 1000,
 ) -> list[Contact]:
-    """Store a chunk of ``(position, contact)`` in ``bulk`` and publish it after commit.
+    """Store a chunk of ``(position, contact)`` in ``bulk`` and publish it after commit; with
+    ``list_obj``, add them to that list in the same transaction (as ``bulk_enqueue``).
 
     One INSERT per ``batch_size`` contacts (PostgreSQL binds at most 65,535 values per
     statement); run it inside the caller's transaction, which also records how far it got.
@@ -208,6 +210,8 @@ def bulk_append(
         ],
         batch_size=batch_size,
     )
+    if list_obj is not None:
+        contacts_add_to_list(list_obj=list_obj, contacts=rows)
     ids = [str(c.id) for c in rows]
     transaction.on_commit(lambda: contacts_publish(ids))
     return rows

@@ -25,7 +25,7 @@ from django.utils import timezone
 from apps.accounts.models import Account, ApiKey
 from apps.core.errors import NotFound
 from apps.enrichment import selectors as contact_selectors
-from apps.enrichment.models import BulkJob, Contact
+from apps.enrichment.models import BulkJob, Contact, List
 
 from ..models import Export, Import
 from .leases import LeaseLost, export_leases, job_claim, job_lease, job_locked
@@ -74,9 +74,7 @@ def export_create(*, account: Account, api_key: ApiKey, source: str, value: Any)
             export.source_id = uuid.UUID(str(value))
         except ValueError:
             raise NotFound()
-        model = {"import": Import, "bulk": BulkJob}.get(source)
-        if model is None:
-            raise NotFound()  # lists: with issue 17's item 1
+        model = {"import": Import, "bulk": BulkJob, "list": List}[source]
         if not model.objects.filter(
             pk=export.source_id, account=account, sandbox=api_key.sandbox
         ).exists():
@@ -190,6 +188,8 @@ def _contacts(export: Export) -> QuerySet[Contact]:
     if export.source == "import":
         job = Import.objects.filter(pk=export.source_id).only("bulk_id").first()
         return qs.filter(bulk_id=job.bulk_id if job else None).order_by("position")
+    if export.source == "list":  # in the order they were added
+        return qs.filter(list_entries__list_id=export.source_id).order_by("list_entries__id")
     return qs.filter(bulk_id=export.source_id).order_by("position")
 
 

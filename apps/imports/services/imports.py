@@ -30,8 +30,10 @@ from django.utils import timezone
 
 from apps.accounts.models import Account, ApiKey
 from apps.core.errors import InvalidRequest
-from apps.enrichment.models import BulkJob
+from apps.enrichment.models import BulkJob, List
 from apps.enrichment.services import bulk_append, bulk_close, bulk_open, ensure_credits
+from apps.enrichment.services.lists import ListNotFound, list_for_account
+from apps.webhooks.models import Event
 from apps.webhooks.services import EventDraft, events_emit
 
 from .. import parsing, selectors
@@ -43,7 +45,6 @@ from .leases import LeaseLost, import_leases, job_claim, job_lease, job_locked
 logger = logging.getLogger(__name__)
 
 PROCESS_IMPORT = "apps.imports.tasks.process_import"
-IMPORT_COMPLETED = "import.completed"
 ERROR_BATCH = 1000
 
 
@@ -80,6 +81,8 @@ def import_create(
     line breaks. 402 for a live key without credits, as a bulk.
     """
     ensure_credits(account=account, api_key=api_key)
+    if options.list_id is not None:  # 404 for another account's or mode's list
+        list_for_account(account, options.list_id, sandbox=api_key.sandbox)
     if not (account.plan.bulk_max or 0):
         raise InvalidRequest(details={"file": "This plan does not allow bulk requests."})
     try:
@@ -278,6 +281,8 @@ def _enqueue(job: Import, token: uuid.UUID) -> int:
     size = max(1, settings.IMPORT_CHUNK_SIZE)
     created = 0
     bulk = BulkJob.objects.get(pk=job.bulk_id)
+    # A list deleted meanwhile: the rows are still imported, into no list.
+    list_obj = List.objects.filter(pk=job.list_id).first() if job.list_id else None
     with default_storage.open(job.file_key, "rb") as binary:
         rows = enumerate(parsing.records(binary, job.encoding, job.delimiter), 1)
         done_row = job.next_row
@@ -296,33 +301,49 @@ def _enqueue(job: Import, token: uuid.UUID) -> int:
                     if len(chunk) >= size:
                         exhausted = False
                         break
-            with transaction.atomic():
-                locked = job_locked(Import, job.pk, token)
-                if locked.next_row != done_row:  # someone else moved it: not ours any more
-                    raise LeaseLost()
-                if chunk:
-                    contacts = bulk_append(
-                        bulk=bulk, account=job.account, api_key=job.api_key, contacts=chunk
-                    )
-                    _list_add(job, contacts)
-                update: dict[str, Any] = {
-                    "next_row": last,
-                    "imported_rows": F("imported_rows") + len(chunk),
-                    "updated_at": timezone.now(),
-                }
-                if exhausted:
-                    update["stage"] = Import.ENRICHING
-                    update["file_key"] = ""
-                    transaction.on_commit(partial(_file_delete, job.file_key))
-                Import.objects.filter(pk=job.pk).update(**update)
+            try:
+                _chunk_commit(job, token, bulk, chunk, list_obj, done_row, last, exhausted)
+            except ListNotFound:  # the list was deleted meanwhile: into no list, then
+                list_obj = None
+                _chunk_commit(job, token, bulk, chunk, list_obj, done_row, last, exhausted)
             created += len(chunk)
             done_row = last
     return created
 
 
-def _list_add(job: Import, contacts: list[Any]) -> None:
-    """Lists arrive with issue 17's item 1 (apps.enrichment.services.lists)."""
-    return None
+def _chunk_commit(
+    job: Import,
+    token: uuid.UUID,
+    bulk: BulkJob,
+    chunk: list[tuple[int, Any]],
+    list_obj: List | None,
+    done_row: int,
+    last: int,
+    exhausted: bool,
+) -> None:
+    """One chunk's transaction, fenced: its contacts, and how far the file is done."""
+    with transaction.atomic():
+        locked = job_locked(Import, job.pk, token)
+        if locked.next_row != done_row:  # someone else moved it: not ours any more
+            raise LeaseLost()
+        if chunk:
+            bulk_append(
+                bulk=bulk,
+                account=job.account,
+                api_key=job.api_key,
+                contacts=chunk,
+                list_obj=list_obj,
+            )
+        update: dict[str, Any] = {
+            "next_row": last,
+            "imported_rows": F("imported_rows") + len(chunk),
+            "updated_at": timezone.now(),
+        }
+        if exhausted:
+            update["stage"] = Import.ENRICHING
+            update["file_key"] = ""
+            transaction.on_commit(partial(_file_delete, job.file_key))
+        Import.objects.filter(pk=job.pk).update(**update)
 
 
 def _import_fail(job: Import, token: uuid.UUID, message: str) -> None:
@@ -355,7 +376,7 @@ def _import_fail(job: Import, token: uuid.UUID, message: str) -> None:
 def import_completed_event(job: Import, bulk: BulkJob | None = None) -> EventDraft:
     return EventDraft(
         account_id=job.account_id,
-        type=IMPORT_COMPLETED,
+        type=Event.IMPORT_COMPLETED,
         data=selectors.import_data(job, bulk=bulk),
         sandbox=job.sandbox,
         target_urls=(job.webhook_url,),
