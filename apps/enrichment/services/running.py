@@ -435,14 +435,21 @@ class Runner:
     def attend(self, claim: _Claim) -> None:
         """Finish an attended claim's contacts in this thread, until all are done."""
         assert claim.inbox is not None
-        self._finish_loop(claim.inbox, until=claim.done.is_set)
+        self._finish_loop(claim.inbox, until=claim.done.is_set, own_thread=False)
 
     def _queue(self, claim: _Claim) -> queue.SimpleQueue[Any]:
         return self._done if claim.inbox is None else claim.inbox
 
     def _finish_loop(
-        self, done: queue.SimpleQueue[Any], *, until: Callable[[], bool] = lambda: False
+        self,
+        done: queue.SimpleQueue[Any],
+        *,
+        until: Callable[[], bool] = lambda: False,
+        own_thread: bool = True,
     ) -> None:
+        """Finish what arrives on ``done`` and serve its credit asks until ``until()``.
+        ``own_thread``: the finisher's own thread (not a caller's, whose connection is its
+        own business)."""
         waiting: list[tuple[_Claim, CreditAsk]] = []
         while not until():
             items: list[Any] = []
@@ -450,9 +457,9 @@ class Runner:
                 # While budgets wait for credits, look again every CREDIT_POLL_SECONDS.
                 items.append(done.get(timeout=CREDIT_POLL_SECONDS if waiting else 1.0))
             except queue.Empty:
-                if not waiting:
-                    # Idle for a second: no connection kept open (it is opened again in a
-                    # millisecond or two; a test database can be dropped meanwhile).
+                if own_thread and not waiting:
+                    # The finisher, idle for a second: no connection kept open (it is opened
+                    # again in a millisecond or two; a test database can be dropped meanwhile).
                     connection.close()
             while items and len(items) < FINISH_BATCH_MAX:
                 try:
@@ -486,7 +493,6 @@ class Runner:
             )
         except Exception:
             logger.exception("finishing failed", extra={"count": len(batch)})
-            connection.close()  # a long-lived thread: never keep a broken connection
         finally:
             per_claim_done: dict[_Claim, list[str]] = {}
             for claim, contact, _ in batch:
