@@ -114,11 +114,12 @@ def contacts_start(*, contact_ids: list[str], attended: bool = False) -> _Claim 
 
     Credits (live contacts): right after the claim, each contact's maximum price is *held*
     from the account's available balance (``credits_hold``: one conditional UPDATE per
-    account, ledger rows), and its waterfall's ``CreditBudget`` is what it holds, so paid
-    vendors are called only for held credits, whichever worker runs what. A contact that
-    got nothing waits in the finisher, not in a pool thread, while other work holds credits
-    that may come back; it ends NO_CREDITS only when the balance really cannot pay
-    (``credit_asks_serve``). The finish turns the hold into the charge, releasing the rest.
+    account, ledger rows; taken by the finisher, or by the caller of an attended claim), and
+    its waterfall's ``CreditBudget`` is what it holds, so paid vendors are called only for
+    held credits, whichever worker runs what. A contact that got nothing waits in the
+    finisher, not in a pool thread, while other work holds credits that may come back; it
+    ends NO_CREDITS only when the balance really cannot pay (``credit_asks_serve``). The
+    finish turns the hold into the charge, releasing the rest.
     """
     if runner.stopping:
         _give_back_unclaimed(contact_ids)
@@ -159,6 +160,13 @@ def _give_back_unclaimed(contact_ids: list[str]) -> None:
         Contact.objects.filter(
             pk__in=contact_ids, status=Contact.PENDING, lease_expires_at__isnull=True
         ).update(published_at=PUBLISH_FAILED)
+
+
+@dataclass
+class _Hold:
+    """A claim's contacts waiting for the finisher to hold their credits."""
+
+    contacts: list[Contact]
 
 
 @dataclass(eq=False)
@@ -313,9 +321,37 @@ class Runner:
             # Deleted since the claim: nothing to run.
             self._landed(claim, len(claimed) - len(contacts))
             unsent = len(contacts)
-            token = claim.token
-            # Before any paid call: hold what each live contact may spend (credits_hold).
+            claim.waterfall = _waterfall_of(claim, lineup, reusable)
+            if any(not c.sandbox for c in contacts):
+                # Before any paid call, what each live contact may spend is held
+                # (``credits_hold``), by the finisher: holding locks the account's row, as
+                # every finish does, so one thread per process takes that lock in turn
+                # instead of the task threads queueing on it behind the finishes.
+                self._queue(claim).put((claim, _Hold(contacts)))
+            else:
+                self._dispatch(claim, contacts, {})
+            unsent = 0
+        finally:
+            # What was not handed over is let go: its lease lapses, the reaper runs it again.
+            self._landed(claim, unsent)
+
+    def _hold(self, claim: _Claim, contacts: list[Contact]) -> None:
+        """Hold credits for a claim's contacts, then hand them to the pool."""
+        token = claim.token
+        try:
             held = db_retry(lambda: contacts_hold(token, contacts), what="hold credits")
+        except Exception:
+            logger.exception("holding credits failed; leaving the contacts to the reaper")
+            contact_leases.release(token, [c.pk for c in contacts])
+            self._landed(claim, len(contacts))
+            return
+        self._dispatch(claim, contacts, held)
+
+    def _dispatch(self, claim: _Claim, contacts: list[Contact], held: dict[Any, int]) -> None:
+        """Give each contact its budget and its waterfall a pool thread (or, holding
+        nothing, an ask for its first kind's price)."""
+        unsent = len(contacts)
+        try:
             claim.budgets = {
                 c.pk: CreditBudget(held.get(c.pk, 0), more=self._more_credits(claim, c))
                 for c in contacts
@@ -324,7 +360,7 @@ class Runner:
             # Fully held contacts first: a short one may wait for credits that other contacts
             # hold, and must not keep a pool thread those contacts are queued for.
             contacts.sort(key=lambda c: not c.sandbox and held.get(c.pk, 0) < max_price(c))
-            waterfall = claim.waterfall = _waterfall_of(claim, lineup, reusable)
+            assert claim.waterfall is not None
             for contact in contacts:
                 prices = [] if contact.sandbox else kind_prices(contact)
                 if prices and not held.get(contact.pk):
@@ -344,10 +380,9 @@ class Runner:
                         )
                     )
                 else:
-                    self._submit(claim, contact, waterfall)
+                    self._submit(claim, contact, claim.waterfall)
                 unsent -= 1
         finally:
-            # What was not handed over is let go: its lease lapses, the reaper runs it again.
             self._landed(claim, unsent)
 
     def resume(self) -> None:
@@ -467,7 +502,10 @@ class Runner:
                 except queue.Empty:
                     break
             batch = [item for item in items if len(item) == 3]
-            waiting += [item for item in items if len(item) == 2]
+            waiting += [item for item in items if isinstance(item[-1], CreditAsk)]
+            for claim, hold in (item for item in items if isinstance(item[-1], _Hold)):
+                # First: their waterfalls start as soon as their credits are held.
+                self._hold(claim, hold.contacts)
             if batch:
                 self._finish(batch)
             if waiting:
