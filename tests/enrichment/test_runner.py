@@ -17,15 +17,16 @@ from apps.enrichment import services
 from apps.enrichment.models import Contact
 from apps.enrichment.services import running, waiting
 from apps.providers import breaker, registry
-from tests.enrichment.test_credit_reservation import CountingHunter, assert_settled
-from tests.enrichment.test_reliability import SLOW
 from tests.factories import live_contact
 from tests.support.api import make_client
+from tests.support.credits import CountingHunter, assert_settled
 from tests.support.simulator import SimulatorProcess
 from tests.support.vendors import HUNTER_URL, use_vendors
 from tests.support.worker import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
+
+SLOW = {"SIMULATOR_LATENCY_MS": "300", "SIMULATOR_ERROR_RATE": "0"}
 
 
 @pytest.fixture(autouse=True)
