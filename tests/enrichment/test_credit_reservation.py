@@ -6,20 +6,17 @@ each run ``contacts_run`` for their own chunk, on their own database connection.
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 import responses
 from django.db import connections
 from django.utils import timezone
 
-from apps.accounts.models import Account, LedgerEntry
-from apps.accounts.selectors import ledger_mismatches, ledger_sum
+from apps.accounts.models import LedgerEntry
+from apps.accounts.selectors import ledger_sum
 from apps.enrichment import services
 from apps.enrichment.models import Contact
 from apps.enrichment.services import holds, running
@@ -27,6 +24,7 @@ from apps.enrichment.waterfall import Outcome
 from apps.providers import breaker, registry
 from tests.factories import BulkJobFactory, live_contact
 from tests.support.api import make_client
+from tests.support.credits import CountingHunter, assert_settled
 from tests.support.vendors import HUNTER_URL, hunter_body, use_vendors
 
 
@@ -53,44 +51,6 @@ def run_as_workers(chunks: list[list[Contact]]) -> None:
 
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
         list(pool.map(work, chunks))
-
-
-def assert_settled(account: Account) -> Account:
-    """Nothing held any more, and the balance is still the ledger's sum, never negative."""
-    account.refresh_from_db()
-    assert account.held == 0
-    assert account.credits >= 0
-    assert account.credits == ledger_sum(account=account)
-    assert ledger_mismatches() == []
-    return account
-
-
-class CountingHunter:
-    """Hunter's Email Finder: a hit for first names in ``hits`` (all when None); counts calls
-    and the most calls in flight at once."""
-
-    def __init__(self, *, hits: set[str] | None = None, delay: float = 0.0) -> None:
-        self.hits = hits
-        self.delay = delay
-        self.calls = 0
-        self.in_flight = 0
-        self.peak = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, request):
-        with self._lock:
-            self.calls += 1
-            self.in_flight += 1
-            self.peak = max(self.peak, self.in_flight)
-        try:
-            time.sleep(self.delay)
-            name = parse_qs(urlparse(request.url).query).get("first_name", [""])[0]
-            found = self.hits is None or name in self.hits
-            body = hunter_body() if found else hunter_body(email=None, score=None, status=None)
-            return 200, {}, json.dumps(body)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
 
 
 @pytest.mark.django_db(transaction=True)

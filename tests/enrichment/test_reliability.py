@@ -157,13 +157,22 @@ def test_database_blip_mid_task_loses_nothing(live_api, worker_factory, slow_sim
         timeout=30,
         message="the worker never claimed a contact",
     )
-    with connection.cursor() as cursor:
-        # Cut every other session to this database: the worker's connections die mid-task.
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        assert cursor.fetchone()[0] >= 1
+
+    def cut() -> int:
+        with connection.cursor() as cursor:
+            # Cut every other session to this database: the worker's connections die
+            # mid-task. Its task thread has returned by now (the waterfalls run in the pool),
+            # so this waits for the lease keeper's renewal or the finisher to hold one.
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+
+    wait_for(cut, timeout=10, interval=0.05, message="the worker held no connection")
+    assert Contact.objects.filter(pk__in=ids, status=Contact.PENDING).exists(), (
+        "everything finished before the blip; the test proved nothing"
+    )
     _reap_until_all_finished(ids, settings)
     _assert_charged_once(ids)
     assert (

@@ -2,7 +2,8 @@
 
 * ``intake``: store accepted contacts (one INSERT for a single contact, two for a bulk).
 * ``publishing``: their ``run_contacts`` messages after commit; the web process's coalescer.
-* ``running``: claim a chunk under a lease, run the waterfalls in the process-wide pool.
+* ``running``: claim a chunk under a lease, run the waterfalls in the process-wide pool,
+  finish them in the process's finisher (``runner``).
 * ``holds``: credits held for the running contacts before any paid call.
 * ``finishing``: store results, charge, record attempts, count bulks, emit events.
 * ``maintenance``: the reaper, and an operator's release.
@@ -22,7 +23,7 @@ from .intake import (
 from .leases import LeaseLost, contact_leases
 from .maintenance import contacts_reap, contacts_release
 from .publishing import PUBLISH_FAILED, coalescer, contacts_publish
-from .running import contacts_claim, contacts_run
+from .running import contacts_claim, contacts_run, contacts_start, runner
 
 __all__ = [
     "PUBLISH_FAILED",
@@ -42,5 +43,7 @@ __all__ = [
     "contacts_reap",
     "contacts_release",
     "contacts_run",
+    "contacts_start",
     "ensure_credits",
+    "runner",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -28,19 +28,22 @@ from .waiting import notify_finished
 logger = logging.getLogger(__name__)
 
 
-def finish_batch(items: list[tuple[Contact, Outcome]], *, token: uuid.UUID | None) -> int:
+def finish_batch(
+    items: list[tuple[Contact, Outcome]], *, token: uuid.UUID | Mapping[Any, uuid.UUID] | None
+) -> set[str]:
     """Finish a batch in one transaction, retried while the database is unreachable; if it
     fails otherwise, one by one so that one bad contact cannot keep the others from
-    finishing (a failed one stays pending for the reaper)."""
+    finishing (a failed one stays pending for the reaper). ``token``: the claim's, or each
+    contact's claim's (a batch across claims). Returns the ids it finished."""
     if not items:
-        return 0
+        return set()
     try:
-        return db_retry(lambda: contacts_finish(items=items, token=token), what="finish contacts")
+        return db_retry(lambda: _contacts_finish(items=items, token=token), what="finish contacts")
     except Exception:
         if len(items) == 1:
             logger.exception("finish failed", extra={"enrichment_id": str(items[0][0].pk)})
-            return 0
-    return sum(finish_batch([item], token=token) for item in items)
+            return set()
+    return set().union(*(finish_batch([item], token=token) for item in items))
 
 
 def _result_status(contact: Contact, outcome: Outcome, charged_ok: bool) -> str:
@@ -95,29 +98,43 @@ def _charge(contact: Contact, outcome: Outcome) -> bool:
         return True
 
 
-def contacts_finish(*, items: list[tuple[Contact, Outcome]], token: uuid.UUID | None = None) -> int:
+def contacts_finish(
+    *,
+    items: list[tuple[Contact, Outcome]],
+    token: uuid.UUID | Mapping[Any, uuid.UUID] | None = None,
+) -> int:
     """Store results, charge, record attempts, count and emit events, in one transaction.
 
     Exactly once per contact: the pending rows are locked (``FOR UPDATE``) and only those
     still pending are finished, so a second run of the same contact changes no row, charges
     nothing and emits nothing; the ledger's one-charge-per-contact index backs this up.
-    With a claim's ``token``, only the contacts that claim still owns are finished (the fence:
-    one that another worker took over after our lease lapsed is theirs to finish).
+    With a claim's ``token`` (or a mapping of contact id to its claim's token), only the
+    contacts that claim still owns are finished (the fence: one that another worker took
+    over after our lease lapsed is theirs to finish).
     What the contacts hold is released in the same transaction, before their charges, so a
     hold becomes exactly its charge and never outlives the contact.
     Returns how many contacts this call finished.
     """
+    return len(_contacts_finish(items=items, token=token))
+
+
+def _contacts_finish(
+    *, items: list[tuple[Contact, Outcome]], token: uuid.UUID | Mapping[Any, uuid.UUID] | None
+) -> set[str]:
     by_id = {contact.pk: (contact, outcome) for contact, outcome in items}
     now = timezone.now()
     with transaction.atomic():
         rows = Contact.objects.select_for_update().filter(
             pk__in=list(by_id), status=Contact.PENDING
         )
-        if token is not None:
+        if isinstance(token, uuid.UUID):
             rows = rows.filter(lease_owner=token)
-        pending = set(rows.order_by("pk").values_list("pk", flat=True))
+        owners = dict(rows.order_by("pk").values_list("pk", "lease_owner"))
+        if token is not None and not isinstance(token, uuid.UUID):
+            owners = {pk: owner for pk, owner in owners.items() if owner == token.get(pk)}
+        pending = set(owners)
         if not pending:
-            return 0
+            return set()
         mine = [by_id[pk] for pk in by_id if pk in pending]
         # Every hold on these contacts (any claim's: this one owns them now) goes back in this
         # transaction, and the charges below take what was used: charge once, never below 0.
@@ -177,7 +194,7 @@ def contacts_finish(*, items: list[tuple[Contact, Outcome]], token: uuid.UUID | 
                 per_bulk.setdefault(contact.bulk_id, []).append(contact)
         for bulk_id, finished_contacts in per_bulk.items():
             bulk_count_finished_many(bulk_id=bulk_id, contacts=finished_contacts)
-    return len(mine)
+    return {str(contact.pk) for contact, _ in mine}
 
 
 def finished_events(contacts: Sequence[Contact]) -> list[EventDraft]:

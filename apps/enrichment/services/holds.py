@@ -62,12 +62,20 @@ def contacts_hold(token: uuid.UUID, contacts: list[Contact]) -> dict[Any, int]:
     for contact in contacts:
         if not contact.sandbox:
             wants.setdefault(contact.account_id, []).append((contact.pk, max_price(contact)))
+    # ``replace``: a hold left by an earlier claim of these contacts (a run that died before
+    # the reaper saw it) is released first, never leaked. A contact claimed for the first
+    # time (the claim made its run_count 1) has no earlier hold: its claim spares the look,
+    # two statements while the account's row is locked.
+    rerun = {c.account_id for c in contacts if not c.sandbox and c.run_count != 1}
     held: dict[Any, int] = {}
     for account_id, account_wants in wants.items():
-        # ``replace``: a hold left by an earlier claim of these contacts (a run that died
-        # before the reaper saw it) is released first, never leaked.
         held.update(
-            credits_hold(account_id=account_id, token=token, wants=account_wants, replace=True)
+            credits_hold(
+                account_id=account_id,
+                token=token,
+                wants=account_wants,
+                replace=account_id in rerun,
+            )
         )
     return held
 

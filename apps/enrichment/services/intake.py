@@ -54,7 +54,12 @@ def _contact_insert(contact: Contact, *, api_key: ApiKey) -> None:
 
 
 def contact_enqueue(
-    *, account: Account, api_key: ApiKey, clean: CleanContact, list_obj: List | None = None
+    *,
+    account: Account,
+    api_key: ApiKey,
+    clean: CleanContact,
+    list_obj: List | None = None,
+    linger: bool = True,
 ) -> Contact:
     """Store one contact and publish its waterfall once the row is committed.
 
@@ -63,7 +68,8 @@ def contact_enqueue(
     credits for a live key): check and write are one statement, and a key that lost any of
     them a moment ago gets ``CachedKeyRefused`` instead of a row. A single INSERT commits on
     its own; on_commit still defers the publish when a caller has opened a transaction
-    around us.
+    around us. ``linger=False`` publishes at once, without waiting for other requests'
+    contacts to share the message (a synchronous request waits for this one).
 
     With ``list_obj`` (the account's list in the key's mode, ``lists.list_for_account``) the
     contact is added to it in the same transaction as its INSERT.
@@ -78,7 +84,7 @@ def contact_enqueue(
             contacts_add_to_list(list_obj=list_obj, contacts=[contact])
     ids = [str(contact.id)]
     # Coalesced with other requests' contacts into one message (publishing.py).
-    transaction.on_commit(lambda: coalescer.add(ids))
+    transaction.on_commit(lambda: coalescer.add(ids, linger=linger))
     return contact
 
 
@@ -131,7 +137,11 @@ def contact_enrich_sync(
     as the asynchronous path does, and the contact finishes as usual.
     """
     with wait_slots.slot() as free:
-        contact = contact_enqueue(account=account, api_key=api_key, clean=clean, list_obj=list_obj)
+        # Published at once: the ``ENRICHMENT_PUBLISH_LINGER_MS`` batching saves web CPU
+        # under async load, but here it would be added to the answer's latency.
+        contact = contact_enqueue(
+            account=account, api_key=api_key, clean=clean, list_obj=list_obj, linger=False
+        )
         if not free:
             return contact, False
         pk = contact.pk

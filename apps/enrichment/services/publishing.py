@@ -13,7 +13,8 @@ in the last ``ENRICHMENT_PUBLISH_LINGER_MS`` as one ``run_contacts`` message (ch
 Nothing is lost when a message never goes out (the process is killed between the commit and
 the publish, or the broker is down): the contact row is already committed as ``pending`` and
 the reaper re-publishes it after ``ENRICHMENT_STUCK_AFTER_SECONDS``. A clean exit publishes
-what is left (``atexit``). With a linger of 0 the publish is synchronous, in the request.
+what is left (``atexit``). With a linger of 0 the publish is synchronous, in the request, and
+so it is for ``POST /enrich/sync`` (``linger=False``): its client waits for the contact.
 """
 
 from __future__ import annotations
@@ -91,9 +92,9 @@ class Coalescer:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, contact_ids: list[str]) -> None:
-        """Publish these committed contacts soon (now, when the linger is 0)."""
-        if settings.ENRICHMENT_PUBLISH_LINGER_MS <= 0:
+    def add(self, contact_ids: list[str], *, linger: bool = True) -> None:
+        """Publish these committed contacts soon (now, when the linger is 0 or not wanted)."""
+        if not linger or settings.ENRICHMENT_PUBLISH_LINGER_MS <= 0:
             _publish_or_log(contact_ids)
             return
         with self._lock:

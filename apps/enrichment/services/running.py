@@ -1,15 +1,18 @@
 """Running contacts: claim a chunk, run each waterfall in the process-wide pool, finish
-them in batches as they end."""
+them in the process's finisher, in batches across claims, as they end."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -35,6 +38,7 @@ from .holds import (
     max_price,
 )
 from .leases import LeaseLost, contact_leases
+from .publishing import PUBLISH_FAILED
 
 logger = logging.getLogger(__name__)
 
@@ -72,46 +76,119 @@ def contacts_claim(
 
 
 def contacts_run(*, contact_ids: list[str]) -> int:
-    """Run the waterfall for each claimable contact; returns how many this call finished.
+    """Run the waterfall for each claimable contact and wait for them; returns how many this
+    call finished. ``contacts_start`` without the wait (the ``run_contacts`` task)."""
+    claim = contacts_start(contact_ids=contact_ids, attended=True)
+    if claim is None:
+        return 0
+    runner.attend(claim)
+    return claim.finished
 
-    Provider calls are network-bound, so the chunk's waterfalls go to the process-wide
-    waterfall pool (``ENRICHMENT_CONCURRENCY`` threads shared by every task of the worker
-    process; no database work there beyond the breaker's cache) while this thread finishes
-    contacts as their waterfalls end, a batch of whatever is ready at a time in one
-    transaction (``contacts_finish``). Finishing is serialised per account by the ledger's
-    row lock anyway, so fewer, larger transactions go faster than many threads queueing for
-    that lock; and because the pool is shared, one task's claiming and finishing overlap
-    with the provider calls of the others. What the waterfalls need from the database is
-    loaded here in a few batched queries.
 
-    From the claim to the finish the process renews the chunk's leases; a waterfall stops
+def contacts_start(*, contact_ids: list[str], attended: bool = False) -> _Claim | None:
+    """Claim the claimable contacts among ``contact_ids`` and hand them to this process's
+    ``runner``; returns the claim, or None when nothing was claimed. ``attended``: the
+    caller finishes this claim's contacts itself, in its own thread and on its own database
+    connection (``runner.attend``, as ``contacts_run`` does), instead of the finisher.
+
+    Provider calls are network-bound, so the waterfalls run in the process-wide waterfall
+    pool (``ENRICHMENT_CONCURRENCY`` threads shared by every task of the worker process; no
+    database work there beyond the breaker's cache), and one finisher thread per process
+    finishes contacts as their waterfalls end, whatever claim they came from, a batch of
+    whatever is ready at a time in one transaction (``contacts_finish``). Finishing is
+    serialised per account by the ledger's row lock anyway, so fewer, larger transactions go
+    faster than many threads queueing for that lock. A Celery task thread only claims: it
+    never waits on a waterfall, so a worker runs as many single-contact messages at once as
+    its pool has threads, not as it has task threads. What the waterfalls need from the
+    database is loaded here in a few batched queries. Before claiming, the caller waits
+    while the process already has twice ``ENRICHMENT_CONCURRENCY`` contacts in flight
+    (``runner.wait_room``), so one worker never hoards the queue.
+
+    From the claim to the finish the process renews the claim's leases; a waterfall stops
     (``LeaseLost``) when the lease may have lapsed, and the finish is fenced by the claim's
     token, so a contact another worker took over is never finished, charged or announced
-    twice. Claim, load and finish ride out a database outage (``db_retry``).
+    twice. A worker that dies with contacts in flight leaves them leased: the leases lapse
+    and the reaper publishes them again (the task's message was acknowledged; the database,
+    not the broker, is what says what is left to do). Claim, load and finish ride out a
+    database outage (``db_retry``).
 
     Credits (live contacts): right after the claim, each contact's maximum price is *held*
     from the account's available balance (``credits_hold``: one conditional UPDATE per
-    account, ledger rows), and its waterfall's ``CreditBudget`` is what it holds, so paid
-    vendors are called only for held credits, whichever worker runs what. A contact that
-    got nothing waits here, not in a pool thread, while other work holds credits that may
-    come back; it ends NO_CREDITS only when the balance really cannot pay
-    (``credit_asks_serve``). The finish turns the hold into the charge, releasing the rest.
+    account, ledger rows; taken by the finisher, or by the caller of an attended claim), and
+    its waterfall's ``CreditBudget`` is what it holds, so paid vendors are called only for
+    held credits, whichever worker runs what. A contact that got nothing waits in the
+    finisher, not in a pool thread, while other work holds credits that may come back; it
+    ends NO_CREDITS only when the balance really cannot pay (``credit_asks_serve``). The
+    finish turns the hold into the charge, releasing the rest.
     """
+    if runner.stopping:
+        _give_back_unclaimed(contact_ids)
+        return None
+    threaded = settings.ENRICHMENT_CONCURRENCY > 1
+    if threaded and not runner.wait_room():
+        _give_back_unclaimed(contact_ids)  # shutting down meanwhile
+        return None
     since = time.monotonic()
     token = contact_leases.new_token()  # one for every try: a retry finds its own claim
     token, claimed = db_retry(
         lambda: contacts_claim(contact_ids=contact_ids, token=token), what="claim contacts"
     )
     if not claimed:
-        return 0
+        return None
     contact_leases.hold(token, claimed, since=since)
+    claim = _Claim(token=token, size=len(claimed), remaining=len(claimed))
+    if attended:
+        claim.inbox = queue.SimpleQueue()
+    if not threaded:
+        try:
+            claim.finished = _run_inline(claim, claimed)
+        finally:
+            contact_leases.release(token)
+            claim.done.set()
+        return claim
     try:
-        return _run_claimed(token, claimed)
-    finally:
-        contact_leases.release(token)
+        runner.start(claim, claimed)
+    except BaseException:
+        contact_leases.release(token)  # the leases lapse; the reaper runs them again
+        raise
+    return claim
 
 
-def _run_claimed(token: uuid.UUID, claimed: list[str]) -> int:
+def _give_back_unclaimed(contact_ids: list[str]) -> None:
+    """A stopping worker's message: the reaper's next run publishes these again."""
+    with contextlib.suppress(Exception):
+        Contact.objects.filter(
+            pk__in=contact_ids, status=Contact.PENDING, lease_expires_at__isnull=True
+        ).update(published_at=PUBLISH_FAILED)
+
+
+@dataclass
+class _Hold:
+    """A claim's contacts waiting for the finisher to hold their credits."""
+
+    contacts: list[Contact]
+
+
+@dataclass(eq=False)
+class _Claim:
+    """One claim's contacts while they run: its token, and how many are still out."""
+
+    token: uuid.UUID
+    size: int
+    remaining: int
+    finished: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+    budgets: dict[Any, CreditBudget] = field(default_factory=dict)
+    waterfall: Callable[[Contact], Outcome] | None = None
+    # Where its finished waterfalls and credit asks go (None: the process's finisher).
+    inbox: queue.SimpleQueue[Any] | None = None
+
+    def still_ours(self) -> None:
+        if contact_leases.remaining(self.token) < settings.ENRICHMENT_LEASE_SECONDS / 2:
+            raise LeaseLost()
+
+
+def _load(claimed: list[str]) -> tuple[list[Contact], registry.Lineup, dict]:
     def load() -> tuple[list[Contact], registry.Lineup, dict]:
         contacts = list(
             Contact.objects.select_related("account")
@@ -120,23 +197,255 @@ def _run_claimed(token: uuid.UUID, claimed: list[str]) -> int:
         )
         return contacts, registry.Lineup.load(), _reusable_results(contacts)
 
-    contacts, lineup, reusable = db_retry(load, what="load contacts")
-    margin = settings.ENRICHMENT_LEASE_SECONDS / 2
+    return db_retry(load, what="load contacts")
 
-    def still_ours() -> None:
-        if contact_leases.remaining(token) < margin:
-            raise LeaseLost()
 
-    # Before any paid call: hold what each live contact may spend (credits_hold).
+def _waterfall_of(
+    claim: _Claim, lineup: registry.Lineup, reusable: dict
+) -> Callable[[Contact], Outcome]:
+    def waterfall(contact: Contact) -> Outcome:
+        return waterfall_run(
+            contact,
+            lineup=lineup,
+            budget=claim.budgets.get(contact.pk),
+            reuse=reusable.get((contact.account_id, contact.person_key)),
+            before_call=claim.still_ours,
+        )
+
+    return waterfall
+
+
+def _run_inline(claim: _Claim, claimed: list[str]) -> int:
+    """No threads (``ENRICHMENT_CONCURRENCY`` ≤ 1): each waterfall and its finish run here,
+    one contact at a time; a short budget asks the ledger here too."""
+    contacts, lineup, reusable = _load(claimed)
+    token = claim.token
     held = db_retry(lambda: contacts_hold(token, contacts), what="hold credits")
-    threaded = settings.ENRICHMENT_CONCURRENCY > 1
-    done: queue.SimpleQueue[tuple[Contact, Outcome | None] | CreditAsk] = queue.SimpleQueue()
 
-    def more_credits(contact: Contact, *, refused: bool = False) -> Any:
-        # A short budget asks this thread, which does the chunk's database work, for more
+    def more_credits(contact: Contact) -> Any:
+        def more(amount: int, unused: int) -> bool:
+            ask = CreditAsk(
+                contact=contact,
+                amount=amount,
+                unused=unused,
+                spent=claim.budgets[contact.pk].spent,
+                deadline=time.monotonic() + CREDIT_WAIT_SECONDS,
+            )
+            waiting = [ask]
+            while waiting := credit_asks_serve(waiting, token=token, still_ours=claim.still_ours):
+                time.sleep(CREDIT_POLL_SECONDS)
+            if ask.lost:
+                raise LeaseLost()
+            return ask.granted
+
+        return more
+
+    claim.budgets = {
+        c.pk: CreditBudget(held.get(c.pk, 0), more=more_credits(c))
+        for c in contacts
+        if not c.sandbox
+    }
+    waterfall = _waterfall_of(claim, lineup, reusable)
+    return sum(_finish_claimed(token, [(c, _outcome_or_none(c, waterfall))]) for c in contacts)
+
+
+def _finish_claimed(token: uuid.UUID, batch: list[tuple[Contact, Outcome | None]]) -> int:
+    """Finish one claim's contacts (None: abandoned), without threads."""
+    abandoned = [c for c, o in batch if o is None]
+    _let_go(token, abandoned)
+    finished = finish_batch([(c, o) for c, o in batch if o is not None], token=token)
+    contact_leases.release(token, [c.pk for c, _ in batch])  # done: nothing to renew
+    return len(finished)
+
+
+def _let_go(token: uuid.UUID, abandoned: list[Contact], *, now: bool = False) -> None:
+    # A crashed or abandoned waterfall's contact is let go at once: its lease lapses and the
+    # reaper runs it again (up to ENRICHMENT_MAX_RUNS). What this claim held for it goes
+    # back now (only this claim's: another worker may hold it by now). ``now`` (a worker
+    # shutting down): the lease is ended at once, so the reaper's next run publishes it.
+    if not abandoned:
+        return
+    contact_leases.release(token, [c.pk for c in abandoned])
+    if now:
+        with contextlib.suppress(Exception):
+            Contact.objects.filter(
+                pk__in=[c.pk for c in abandoned], status=Contact.PENDING, lease_owner=token
+            ).update(lease_expires_at=timezone.now())
+    try:
+        holds_release(abandoned, token=token)
+    except Exception:
+        # The next claim (``replace``) or the reaper releases it instead.
+        logger.exception("releasing held credits failed", extra={"count": len(abandoned)})
+
+
+class Runner:
+    """One per worker process: runs claimed contacts' waterfalls in the shared pool and
+    finishes them in one finisher thread, in batches across claims (``contacts_start``)."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        # A forked child starts empty, with its own lock and (lazily) its own threads.
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._done: queue.SimpleQueue[tuple[_Claim, Any, Outcome | None] | tuple[_Claim, CreditAsk]]
+        self._done = queue.SimpleQueue()
+        self._finisher: threading.Thread | None = None
+        self.stopping = False
+
+    # --- what the tasks call ------------------------------------------------------------------
+
+    def room(self) -> int:
+        return 2 * settings.ENRICHMENT_CONCURRENCY
+
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def wait_room(self) -> bool:
+        """Wait while this process has its fill of contacts in flight; False once stopping."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.stopping or self._in_flight < self.room())
+            return not self.stopping
+
+    def start(self, claim: _Claim, claimed: list[str]) -> None:
+        """Load, hold credits for and submit a fresh claim's contacts."""
+        with self._cond:
+            self._in_flight += len(claimed)
+            if claim.inbox is None:
+                self._start_finisher()
+        unsent = len(claimed)  # not handed to the pool or the finisher yet
+        try:
+            contacts, lineup, reusable = _load(claimed)
+            # Deleted since the claim: nothing to run.
+            self._landed(claim, len(claimed) - len(contacts))
+            unsent = len(contacts)
+            claim.waterfall = _waterfall_of(claim, lineup, reusable)
+            if any(not c.sandbox for c in contacts):
+                # Before any paid call, what each live contact may spend is held
+                # (``credits_hold``), by the finisher: holding locks the account's row, as
+                # every finish does, so one thread per process takes that lock in turn
+                # instead of the task threads queueing on it behind the finishes.
+                self._queue(claim).put((claim, _Hold(contacts)))
+            else:
+                self._dispatch(claim, contacts, {})
+            unsent = 0
+        finally:
+            # What was not handed over is let go: its lease lapses, the reaper runs it again.
+            self._landed(claim, unsent)
+
+    def _hold(self, claim: _Claim, contacts: list[Contact]) -> None:
+        """Hold credits for a claim's contacts, then hand them to the pool."""
+        token = claim.token
+        try:
+            held = db_retry(lambda: contacts_hold(token, contacts), what="hold credits")
+        except Exception:
+            logger.exception("holding credits failed; leaving the contacts to the reaper")
+            contact_leases.release(token, [c.pk for c in contacts])
+            self._landed(claim, len(contacts))
+            return
+        self._dispatch(claim, contacts, held)
+
+    def _dispatch(self, claim: _Claim, contacts: list[Contact], held: dict[Any, int]) -> None:
+        """Give each contact its budget and its waterfall a pool thread (or, holding
+        nothing, an ask for its first kind's price)."""
+        unsent = len(contacts)
+        try:
+            claim.budgets = {
+                c.pk: CreditBudget(held.get(c.pk, 0), more=self._more_credits(claim, c))
+                for c in contacts
+                if not c.sandbox
+            }
+            # Fully held contacts first: a short one may wait for credits that other contacts
+            # hold, and must not keep a pool thread those contacts are queued for.
+            contacts.sort(key=lambda c: not c.sandbox and held.get(c.pk, 0) < max_price(c))
+            assert claim.waterfall is not None
+            for contact in contacts:
+                prices = [] if contact.sandbox else kind_prices(contact)
+                if prices and not held.get(contact.pk):
+                    # Nothing held for it: it waits for its first kind's price in the
+                    # finisher, not in a pool thread the contacts holding credits may need.
+                    self._queue(claim).put(
+                        (
+                            claim,
+                            CreditAsk(
+                                contact=contact,
+                                amount=prices[0],
+                                unused=0,
+                                spent=0,
+                                deadline=time.monotonic() + CREDIT_WAIT_SECONDS,
+                                start=True,
+                            ),
+                        )
+                    )
+                else:
+                    self._submit(claim, contact, claim.waterfall)
+                unsent -= 1
+        finally:
+            self._landed(claim, unsent)
+
+    def resume(self) -> None:
+        """Take work again after ``stop`` (tests: one process, many workers' lives)."""
+        with self._cond:
+            self.stopping = False
+
+    def stop(self, *, timeout: float = 30.0) -> int:
+        """A warm shutdown: start no new waterfall (those not started yet are let go, and the
+        reaper publishes them again within a lease), let those running finish and be
+        finished, for up to ``timeout`` seconds. Returns how many were still in flight."""
+        with self._cond:
+            self.stopping = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: not self._in_flight, timeout=timeout)
+            return self._in_flight
+
+    # --- the threads --------------------------------------------------------------------------
+
+    def _start_finisher(self) -> None:
+        """Under the lock: lazily, so each forked process has its own."""
+        if self._finisher is None or not self._finisher.is_alive():
+            self._finisher = threading.Thread(
+                target=self._finish_loop, args=(self._done,), name="sluice-finisher", daemon=True
+            )
+            self._finisher.start()
+
+    def _landed(self, claim: _Claim, count: int, finished: int = 0) -> None:
+        """``count`` of the claim's contacts are done with (``finished`` of them finished)."""
+        if not count:
+            return
+        with self._cond:
+            self._in_flight -= count
+            claim.remaining -= count
+            claim.finished += finished
+            last = not claim.remaining
+            self._cond.notify_all()
+        if last:
+            contact_leases.release(claim.token)
+            claim.done.set()
+
+    def _submit(
+        self, claim: _Claim, contact: Contact, waterfall: Callable[[Contact], Outcome]
+    ) -> None:
+        def job() -> None:
+            outcome = None
+            try:
+                if not self.stopping:
+                    outcome = _outcome_or_none(contact, waterfall)
+            finally:
+                self._queue(claim).put((claim, contact, outcome))  # always: it is counted
+                # The breaker's cache may be the database (embedded mode): never keep a
+                # connection open in a pool thread between contacts.
+                connection.close()
+
+        _waterfall_pool().submit(job)
+
+    def _more_credits(self, claim: _Claim, contact: Contact, *, refused: bool = False) -> Any:
+        # A short budget asks the finisher, which does the database work, for more
         # (``credit_asks_serve``); the waterfall thread waits for the answer. ``refused``:
-        # this thread has just refused the first kind's price, so the first ask is answered.
+        # the finisher has just refused the first kind's price, so the first ask is answered.
         first_refused = [True] if refused else []
+        margin = settings.ENRICHMENT_LEASE_SECONDS / 2
 
         def more(amount: int, unused: int) -> bool:
             if first_refused:
@@ -146,126 +455,111 @@ def _run_claimed(token: uuid.UUID, claimed: list[str]) -> int:
                 contact=contact,
                 amount=amount,
                 unused=unused,
-                spent=budgets[contact.pk].spent,
+                spent=claim.budgets[contact.pk].spent,
                 deadline=time.monotonic() + CREDIT_WAIT_SECONDS,
             )
-            if threaded:
-                done.put(ask)
-                if not ask.answered.wait(timeout=CREDIT_WAIT_SECONDS + margin):
-                    raise LeaseLost()
-            else:
-                waiting = [ask]
-                while waiting := credit_asks_serve(waiting, token=token, still_ours=still_ours):
-                    time.sleep(CREDIT_POLL_SECONDS)
+            self._queue(claim).put((claim, ask))
+            if not ask.answered.wait(timeout=CREDIT_WAIT_SECONDS + margin):
+                raise LeaseLost()
             if ask.lost:
                 raise LeaseLost()
             return ask.granted
 
         return more
 
-    budgets = {
-        c.pk: CreditBudget(held.get(c.pk, 0), more=more_credits(c))
-        for c in contacts
-        if not c.sandbox
-    }
-    # Fully held contacts first: a short one may wait for credits that other contacts hold,
-    # and must not keep a pool thread those contacts are queued for.
-    contacts.sort(key=lambda c: not c.sandbox and held.get(c.pk, 0) < max_price(c))
+    def attend(self, claim: _Claim) -> None:
+        """Finish an attended claim's contacts in this thread, until all are done."""
+        assert claim.inbox is not None
+        self._finish_loop(claim.inbox, until=claim.done.is_set, own_thread=False)
 
-    def waterfall(contact: Contact) -> Outcome:
-        return waterfall_run(
-            contact,
-            lineup=lineup,
-            budget=budgets.get(contact.pk),
-            reuse=reusable.get((contact.account_id, contact.person_key)),
-            before_call=still_ours,
-        )
+    def _queue(self, claim: _Claim) -> queue.SimpleQueue[Any]:
+        return self._done if claim.inbox is None else claim.inbox
 
-    def finish(batch: list[tuple[Contact, Outcome | None]]) -> int:
-        # A crashed or abandoned waterfall's contact is let go at once: its lease lapses and
-        # the reaper runs it again (up to ENRICHMENT_MAX_RUNS). What this claim held for it
-        # goes back now (only this claim's: another worker may hold it by now).
-        abandoned = [c for c, o in batch if o is None]
-        contact_leases.release(token, [c.pk for c in abandoned])
-        try:
-            holds_release(abandoned, token=token)
-        except Exception:
-            # The next claim (``replace``) or the reaper releases it instead.
-            logger.exception("releasing held credits failed", extra={"count": len(abandoned)})
-        finished = finish_batch([(c, o) for c, o in batch if o is not None], token=token)
-        contact_leases.release(token, [c.pk for c, _ in batch])  # done: nothing to renew
-        return finished
-
-    if not threaded:
-        # No threads: the waterfall and the finish both run here, one contact at a time.
-        return sum(finish([(c, _outcome_or_none(c, waterfall))]) for c in contacts)
-
-    def job(contact: Contact) -> None:
-        outcome = None
-        try:
-            outcome = _outcome_or_none(contact, waterfall)
-        finally:
-            done.put((contact, outcome))  # always, or the finisher below would wait forever
-            # The breaker's cache may be the database (embedded mode): never keep a
-            # connection open in a pool thread between contacts.
-            connection.close()
-
-    pool = _waterfall_pool()
-    waiting: list[CreditAsk] = []
-    for contact in contacts:
-        prices = [] if contact.sandbox else kind_prices(contact)
-        if prices and not held.get(contact.pk):
-            # Nothing held for it: it waits for its first kind's price here, not in a pool
-            # thread that the contacts holding credits may be queued for.
-            waiting.append(
-                CreditAsk(
-                    contact=contact,
-                    amount=prices[0],
-                    unused=0,
-                    spent=0,
-                    deadline=time.monotonic() + CREDIT_WAIT_SECONDS,
-                    start=True,
-                )
-            )
-        else:
-            pool.submit(job, contact)
-
-    def serve(asks: list[CreditAsk]) -> list[CreditAsk]:
-        still = credit_asks_serve(asks, token=token, still_ours=still_ours)
-        for ask in asks:
-            if not ask.start or not ask.answered.is_set():
-                continue
-            if ask.lost:
-                done.put((ask.contact, None))
-                continue
-            budgets[ask.contact.pk] = CreditBudget(
-                ask.amount if ask.granted else 0,
-                more=more_credits(ask.contact, refused=not ask.granted),
-            )
-            pool.submit(job, ask.contact)
-        return still
-
-    waiting = serve(waiting) if waiting else waiting
-    finished = 0
-    remaining = len(contacts)
-    while remaining:
-        items: list[Any] = []
-        with contextlib.suppress(queue.Empty):
-            # While budgets wait for credits, look again every CREDIT_POLL_SECONDS.
-            items.append(done.get(timeout=CREDIT_POLL_SECONDS if waiting else None))
-        while items and len(items) < FINISH_BATCH_MAX:
+    def _finish_loop(
+        self,
+        done: queue.SimpleQueue[Any],
+        *,
+        until: Callable[[], bool] = lambda: False,
+        own_thread: bool = True,
+    ) -> None:
+        """Finish what arrives on ``done`` and serve its credit asks until ``until()``.
+        ``own_thread``: the finisher's own thread (not a caller's, whose connection is its
+        own business)."""
+        waiting: list[tuple[_Claim, CreditAsk]] = []
+        while not until():
+            items: list[Any] = []
             try:
-                items.append(done.get_nowait())
+                # While budgets wait for credits, look again every CREDIT_POLL_SECONDS.
+                items.append(done.get(timeout=CREDIT_POLL_SECONDS if waiting else 1.0))
             except queue.Empty:
-                break
-        batch = [item for item in items if not isinstance(item, CreditAsk)]
-        waiting += [item for item in items if isinstance(item, CreditAsk)]
-        remaining -= len(batch)
-        finished += finish(batch)
-        if waiting:
-            # After the finish: what it released may be what they wait for.
-            waiting = serve(waiting)
-    return finished
+                if own_thread and not waiting:
+                    # The finisher, idle for a second: no connection kept open (it is opened
+                    # again in a millisecond or two; a test database can be dropped meanwhile).
+                    connection.close()
+            while items and len(items) < FINISH_BATCH_MAX:
+                try:
+                    items.append(done.get_nowait())
+                except queue.Empty:
+                    break
+            batch = [item for item in items if len(item) == 3]
+            waiting += [item for item in items if isinstance(item[-1], CreditAsk)]
+            for claim, hold in (item for item in items if isinstance(item[-1], _Hold)):
+                # First: their waterfalls start as soon as their credits are held.
+                self._hold(claim, hold.contacts)
+            if batch:
+                self._finish(batch)
+            if waiting:
+                # After the finish: what it released may be what they wait for.
+                try:
+                    waiting = self._serve(waiting)
+                except Exception:
+                    logger.exception("serving credit asks failed; trying again")
+
+    def _finish(self, batch: list[tuple[_Claim, Contact, Outcome | None]]) -> None:
+        """One transaction for the batch's finished contacts, whatever their claims."""
+        finished: set[str] = set()
+        try:
+            per_claim: dict[_Claim, list[Contact]] = {}
+            for claim, contact, outcome in batch:
+                if outcome is None:
+                    per_claim.setdefault(claim, []).append(contact)
+            for claim, abandoned in per_claim.items():
+                _let_go(claim.token, abandoned, now=self.stopping)
+            finished = finish_batch(
+                [(c, o) for _, c, o in batch if o is not None],
+                token={c.pk: claim.token for claim, c, o in batch if o is not None},
+            )
+        except Exception:
+            logger.exception("finishing failed", extra={"count": len(batch)})
+        finally:
+            per_claim_done: dict[_Claim, list[str]] = {}
+            for claim, contact, _ in batch:
+                per_claim_done.setdefault(claim, []).append(str(contact.pk))
+            for claim, ids in per_claim_done.items():
+                contact_leases.release(claim.token, ids)  # done: nothing to renew
+                self._landed(claim, len(ids), finished=len(finished.intersection(ids)))
+
+    def _serve(self, waiting: list[tuple[_Claim, CreditAsk]]) -> list[tuple[_Claim, CreditAsk]]:
+        per_claim: dict[_Claim, list[CreditAsk]] = {}
+        for claim, ask in waiting:
+            per_claim.setdefault(claim, []).append(ask)
+        still: list[tuple[_Claim, CreditAsk]] = []
+        for claim, asks in per_claim.items():
+            left = credit_asks_serve(asks, token=claim.token, still_ours=claim.still_ours)
+            still += [(claim, ask) for ask in left]
+            for ask in asks:
+                if not ask.start or not ask.answered.is_set():
+                    continue
+                if ask.lost:
+                    self._queue(claim).put((claim, ask.contact, None))
+                    continue
+                claim.budgets[ask.contact.pk] = CreditBudget(
+                    ask.amount if ask.granted else 0,
+                    more=self._more_credits(claim, ask.contact, refused=not ask.granted),
+                )
+                assert claim.waterfall is not None  # set before any ask is queued
+                self._submit(claim, ask.contact, claim.waterfall)
+        return still
 
 
 def _reusable_results(contacts: list[Contact]) -> dict[tuple[Any, str], dict[str, Any]]:
@@ -331,3 +625,6 @@ def _outcome_or_none(contact: Contact, waterfall: Any) -> Outcome | None:
     except Exception:
         logger.exception("waterfall failed", extra={"enrichment_id": str(contact.pk)})
         return None
+
+
+runner = Runner()
