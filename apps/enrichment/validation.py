@@ -107,7 +107,7 @@ CONTACT_REQUEST: tuple[RequestField, ...] = (
     ),
     RequestField(
         "custom",
-        {"type": "object", "nullable": True},
+        {"type": ["object", "null"]},
         description=f"JSON object, ≤ {CUSTOM_MAX_BYTES} bytes, depth ≤ {CUSTOM_MAX_DEPTH}; "
         "echoed back",
     ),
