@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -173,3 +174,23 @@ def test_429_is_retried_after_retry_after_then_raised(live_server):
     retry_after = limited.value.retry_after
     assert retry_after is not None and 0 < retry_after <= 60
     assert len(waits) == 2 and all(0 < w <= 60 for w in waits)
+
+
+def test_enrich_csv_rechunks_to_a_smaller_plan_bulk_max(live_server, worker, tmp_path):
+    from sluice_client import enrich_csv
+
+    api = make_client(plan_code="growth")  # bulks of 50
+    rows = ["first_name,last_name,domain", *(f"Bo{i},Kim,k{i}.io" for i in range(120))]
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+    summary = enrich_csv.run(
+        Sluice(api.key.raw_key, base_url=live_server.url),
+        input_path=tmp_path / "in.csv",
+        output_path=tmp_path / "out.csv",
+        enrichment_type=["email"],
+        sleep=lambda s: time.sleep(min(s, 0.5)),
+    )
+    assert len(summary["bulk_ids"]) == 3 and summary["verified"] == 120
+    assert Contact.objects.count() == 120
+    out = (tmp_path / "out.csv").read_text().splitlines()
+    assert out[1].startswith("Bo0,Kim,k0.io,") and "bo0.kim@k0.io" in out[1]
+    assert "bo119.kim@k119.io" in out[120]
