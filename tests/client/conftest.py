@@ -42,6 +42,7 @@ def run_sluice(sluice_env):
             **kwargs,
         )
 
+    run.env = sluice_env
     return run
 
 

@@ -9,6 +9,7 @@ import queue
 import signal
 import subprocess
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,32 @@ def test_contacts_get_credits_and_events_tail(run_sluice, worker, account_key):
     event = json.loads(tail.stdout)
     assert event["type"] == "contact.verified"
     assert event["data"]["enrichment_id"] == accepted["enrichment_id"]
+
+    # Tailing from now on: the next two events, each once, then exit.
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    tail_args = ["--type", "contact.enriched", "--since", now, "--count", "2", "--interval", "0.3"]
+    follow = subprocess.Popen(
+        [str(SLUICE), "events", "tail", *tail_args, "--json"],
+        env=run_sluice.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        later = [
+            api.post(
+                "/api/v1/enrich",
+                {
+                    "first_name": name,
+                    "last_name": "Lovelace",
+                    "domain": "engines.io",
+                    "enrichment_type": ["email"],
+                },
+                format="json",
+            ).json()["enrichment_id"]
+            for name in ("Ada2", "Ada3")
+        ]
+        stdout, _ = follow.communicate(timeout=60)
+    finally:
+        follow.kill()
+    tailed = [json.loads(line)["data"]["enrichment_id"] for line in stdout.splitlines()]
+    assert sorted(tailed) == sorted(later)

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,16 +92,25 @@ def cmd_contacts_get(args: argparse.Namespace) -> int:
     return 0
 
 
+def _moment(timestamp: str) -> datetime:
+    """An RFC 3339 timestamp as an aware datetime (strings with and without a fraction do
+    not sort as text)."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+
+
 def cmd_events_tail(args: argparse.Namespace) -> int:
     client = _client(args)
     since = args.since or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
-    seen: set[str] = set()
+    # ``since`` is inclusive: the ids already printed at the newest moment seen (only those
+    # can come back) are remembered, nothing older.
+    seen: dict[str, str] = {}
     printed = 0
     while True:
         fresh = [e for e in client.iter_events(type=args.type, since=since) if e["id"] not in seen]
         for event in sorted(fresh, key=lambda e: (e["created_at"], e["id"])):
-            seen.add(event["id"])
-            since = max(since, event["created_at"])
+            seen[event["id"]] = event["created_at"]
+            if _moment(event["created_at"]) > _moment(since):
+                since = event["created_at"]
             data = event.get("data") or {}
             what = data.get("enrichment_id") or data.get("bulk_id") or data.get("id") or ""
             status = (data.get("result") or {}).get("status") or data.get("status") or ""
@@ -113,6 +123,7 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
             printed += 1
             if args.count and printed >= args.count:
                 return 0
+        seen = {k: at for k, at in seen.items() if _moment(at) >= _moment(since)}
         time.sleep(args.interval)
 
 
