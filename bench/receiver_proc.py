@@ -22,7 +22,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tests.support.receiver as receiver_module
 from tests.support.receiver import Answer, Receiver
 
 
@@ -47,10 +46,6 @@ def _record(r) -> dict:
 
 
 def main() -> None:
-    # A listen backlog for 32 clients connecting at once (socketserver's default is 5: the
-    # bare sender's simultaneous warm-up connects overflowed it and were reset). Nothing else
-    # of the receiver changes.
-    receiver_module.ThreadingHTTPServer.request_queue_size = 128
     receiver = Receiver(Answer(status=204, body=b"")).start()
     print(receiver.port, flush=True)
     for line in sys.stdin:

@@ -289,8 +289,8 @@ def thread_group(name: str | None, tid: int, pid: int) -> str:
 
 def thread_split(before: dict, after: dict, process: str, n: int) -> dict:
     """CPU ms per delivery of the process's threads, grouped by Python thread name; threads
-    that ended inside the window (one ``threading.Timer`` per request, lease keepers) are no
-    longer in /proc: their CPU is the process's total less the live threads'."""
+    that ended inside the window (lease keepers, anything started per task) are no longer
+    in /proc: their CPU is the process's total less the live threads'."""
     pid = PROCS[process].pid
     old, new = before["threads"].get(process, {}), after["threads"].get(process, {})
     total = (after["processes"][process] - before["processes"].get(process, 0)) / TICK
@@ -301,9 +301,7 @@ def thread_split(before: dict, after: dict, process: str, n: int) -> dict:
         groups[group] += (value - old.get(tid, 0)) / TICK
         counts[group] += 1
     live = sum(groups.values())
-    groups["threads that ended in the window (Timer per request, lease keeper)"] = max(
-        0.0, total - live
-    )
+    groups["threads that ended in the window"] = max(0.0, total - live)
     return {
         group: {
             "ms_per_delivery": round(seconds * 1000 / max(1, n), 3),

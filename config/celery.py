@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -97,6 +97,8 @@ def _configure() -> None:
         beat_schedule=settings.CELERY_BEAT_SCHEDULE,
         worker_hijack_root_logger=False,
         timezone="UTC",
+        # Read under this name by Celery's Django fixup (not a namespaced Celery setting).
+        CELERY_DB_REUSE_MAX=settings.CELERY_DB_REUSE_MAX or None,
     )
 
 
@@ -120,6 +122,22 @@ def _exchange_tables_create(control: Path) -> None:
                 os.link(tmp, table)
         finally:
             os.unlink(tmp)
+
+
+@signals.task_prerun.connect
+def _connections_check(task: object = None, **_: object) -> None:
+    """With connections kept across tasks (``CELERY_DB_REUSE_MAX``), a task starts as Django
+    starts a request: a connection past ``CONN_MAX_AGE`` is closed, and one kept is health
+    checked (``CONN_HEALTH_CHECKS``) on its first query, so one that a PostgreSQL restart cut
+    is replaced before the task uses it."""
+    from django.conf import settings
+    from django.db import close_old_connections
+
+    # An eager task runs inside its caller (maybe in its transaction): Celery's fixup leaves
+    # its connection alone, and so does this.
+    eager = getattr(getattr(task, "request", None), "is_eager", False)
+    if settings.CELERY_DB_REUSE_MAX and not eager:
+        close_old_connections()
 
 
 _configure()

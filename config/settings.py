@@ -195,6 +195,12 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 # normally runs; a message still unacknowledged after it is delivered again (a no-op for a
 # task whose work is leased or done: docs/reliability.md).
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
+# Celery's Django fixup closes the task thread's database connection before and after every
+# task, so each task opened a new one (a PostgreSQL backend started per webhooks batch). With
+# this, one connection in the process is closed every N tasks instead (the fixup counts a
+# task's start and end against 2 N); a broken one is replaced on its next query (db_retry).
+# 0: close around every task, as Celery does by default.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 
 # --- Auth, static, i18n -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

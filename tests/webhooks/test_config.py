@@ -6,8 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
+import pytest
+from celery.fixups.django import DjangoWorkerFixup
 from django.conf import settings
+from django.db import connection
 
 from apps.webhooks import tasks
 from config.celery import app
@@ -75,3 +79,20 @@ def test_deliveries_go_to_the_webhooks_queue_and_upkeep_to_maintenance():
         assert queue_of(task) == "maintenance"
     assert beat["maintenance.sweep_webhook_deliveries"] == settings.WEBHOOK_SWEEP_INTERVAL_SECONDS
     assert beat["maintenance.purge_webhook_events"] <= 3600
+
+
+@pytest.mark.django_db
+def test_celery_keeps_a_task_thread_s_database_connection_across_tasks():
+    """Celery's Django fixup, as the worker runs it around each task, reads
+    ``CELERY_DB_REUSE_MAX``: a task thread's connection outlives its tasks (one new
+    PostgreSQL backend per batch otherwise)."""
+    assert settings.CELERY_DB_REUSE_MAX == 100
+    fixup = DjangoWorkerFixup(app)
+    assert fixup.db_reuse_max == settings.CELERY_DB_REUSE_MAX
+    task = SimpleNamespace(request=SimpleNamespace(is_eager=False))
+    connection.ensure_connection()
+    kept = connection.connection
+    for _ in range(settings.CELERY_DB_REUSE_MAX - 1):
+        fixup.on_task_prerun(task)
+        fixup.on_task_postrun(task)
+    assert connection.connection is kept

@@ -110,3 +110,61 @@ def test_an_attempt_is_recorded_once_even_when_its_record_is_retried():
     row = Delivery.objects.get(pk=delivery.pk)
     assert row.attempt_count == 1
     assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 1
+
+
+def test_a_batch_records_the_claims_it_holds_and_leaves_a_taken_over_one_alone():
+    """The recorder's single UPDATE: each held row moves on as its attempt says; the row whose
+    claim another token took over is not touched, nor is its attempt counted anywhere."""
+    endpoint = EndpointFactory(consecutive_failures=0)
+    token, other = delivery_leases.new_token(), delivery_leases.new_token()
+    published = timezone.now() - timedelta(minutes=1)
+    ok_row, failed_row, lost_row, skipped_row = (
+        DeliveryFactory(endpoint=endpoint, published_at=published) for _ in range(4)
+    )
+    Delivery.objects.update(claim_token=token, claimed_until=timezone.now() + timedelta(minutes=1))
+    Delivery.objects.filter(pk=lost_row.pk).update(claim_token=other)
+    # Skipped meanwhile (its endpoint was disabled by another process's batch).
+    Delivery.objects.filter(pk=skipped_row.pk).update(status=Delivery.SKIPPED)
+    ok = AttemptResult(200, 5, None, "", None)
+    failed = AttemptResult(500, 5, "HTTP 500", "", None)
+    start = timezone.now()
+    batch = [
+        services.Sent(ok_row, token, ok, start),
+        services.Sent(failed_row, token, failed, start + timedelta(seconds=1)),
+        services.Sent(lost_row, token, failed, start + timedelta(seconds=2)),
+        services.Sent(skipped_row, token, failed, start + timedelta(seconds=3)),
+    ]
+    statuses = services.deliveries_record(batch)
+    assert statuses == {
+        ok_row.pk: Delivery.SUCCEEDED,
+        failed_row.pk: Delivery.PENDING,
+        skipped_row.pk: Delivery.SKIPPED,
+    }
+    rows = {d.pk: d for d in Delivery.objects.all()}
+    done = rows[ok_row.pk]
+    assert (done.status, done.attempt_count, done.round_attempts) == (Delivery.SUCCEEDED, 1, 1)
+    assert (done.claim_token, done.claimed_until, done.next_attempt_at) == (None, None, None)
+    assert done.last_attempt_at == start and done.published_at == published
+    retry = rows[failed_row.pk]
+    assert (retry.status, retry.attempt_count, retry.claim_token) == (Delivery.PENDING, 1, None)
+    wait = (retry.next_attempt_at - retry.updated_at).total_seconds()
+    assert 4 <= wait <= 6, wait  # the schedule's 5 s ± 20 %
+    assert retry.published_at == retry.next_attempt_at  # a countdown carries it
+    lost = rows[lost_row.pk]
+    assert (lost.status, lost.attempt_count, lost.claim_token) == (Delivery.PENDING, 0, other)
+    assert lost.last_attempt_at is None and lost.published_at == published
+    skipped = rows[skipped_row.pk]
+    assert (skipped.status, skipped.attempt_count, skipped.next_attempt_at) == (
+        Delivery.SKIPPED,
+        1,
+        None,
+    )
+    assert set(DeliveryAttempt.objects.values_list("delivery_id", flat=True)) == {
+        ok_row.pk,
+        failed_row.pk,
+        skipped_row.pk,
+    }
+    # The streak counts the recorded attempts in order: a success, then two failures.
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 2
+    assert endpoint.last_success_at is not None and endpoint.failing_since is not None

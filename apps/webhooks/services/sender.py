@@ -127,7 +127,8 @@ class Sender:
                 targets.setdefault(waiting.target, deque()).append(waiting)
                 self._waiting += 1
             self._start()
-            self._cond.notify_all()
+            # One waiting sender thread per new delivery at most (not the whole pool).
+            self._cond.notify(len(deliveries))
 
     def waiting(self) -> int:
         return self._waiting
@@ -250,7 +251,9 @@ class Sender:
                 self._recording += 1
                 self._account_flight[waiting.account] -= 1
                 self._target_flight[waiting.target] -= 1
-                self._cond.notify_all()
+                # One slot is free: one waiter may take it (this thread, looping back, would
+                # too); waking every thread cost each of them a pick per finished request.
+                self._cond.notify()
             self._done.put(Sent(waiting.delivery, waiting.token, result, at))
 
     def _record_loop(self) -> None:

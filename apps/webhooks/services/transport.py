@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -66,6 +69,77 @@ def _connection_error(exc: requests.exceptions.ConnectionError) -> str:
     return f"Connection error: {reason or exc}"
 
 
+class _Watchdog:
+    """One thread that cuts off attempts past their total deadline (``AttemptWatch.cut_off``).
+
+    A ``threading.Timer`` per request cost a thread start and its teardown on every delivery
+    (a good part of the sender threads' CPU, bench/webhooks.sh). Here an attempt is an entry
+    in a heap; finishing it only marks the entry, which the thread drops when it reaches the
+    top. Deadlines are the same for every attempt, so a new entry never goes first and the
+    thread is not woken per request. Cutting off and cancelling happen under one lock: once
+    ``cancel`` returns, that attempt's connection is never shut down (it may be reused).
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, list[targets.AttemptWatch | None]]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(
+        self, watch: targets.AttemptWatch, *, seconds: float
+    ) -> list[targets.AttemptWatch | None]:
+        entry: list[targets.AttemptWatch | None] = [watch]
+        at = time.monotonic() + seconds
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="sluice-webhook-watchdog", daemon=True
+                )
+                self._thread.start()
+            first = not self._heap or at < self._heap[0][0]
+            heapq.heappush(self._heap, (at, next(self._order), entry))
+            if first:
+                self._cond.notify()
+        return entry
+
+    def cancel(self, entry: list[targets.AttemptWatch | None]) -> None:
+        with self._cond:
+            entry[0] = None
+
+    def _loop(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][2][0] is None:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, _, entry = heapq.heappop(self._heap)
+                watch = entry[0]
+                if watch is not None:
+                    try:
+                        watch.cut_off()
+                    except Exception:  # the watchdog must outlive any one attempt
+                        logger.warning("could not cut off a webhook attempt", exc_info=True)
+
+    def pending(self) -> int:
+        """Attempts being watched (for tests)."""
+        with self._cond:
+            return sum(1 for _, _, entry in self._heap if entry[0] is not None)
+
+
+watchdog = _Watchdog()
+
+
 def http_post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
     """One POST with the SPEC's timeouts, no redirects and the public-address guard."""
     started = time.monotonic()
@@ -77,9 +151,7 @@ def http_post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResul
     # lease assumes; a receiver trickling bytes is cut off then.
     deadline = settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_READ_TIMEOUT
     watch = targets.attempt_watch()
-    timer = threading.Timer(deadline, watch.cut_off)
-    timer.daemon = True
-    timer.start()
+    entry = watchdog.watch(watch, seconds=deadline)
     try:
         with targets.session().post(
             url,
@@ -111,7 +183,7 @@ def http_post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResul
         logger.warning("webhook request raised", exc_info=True)
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        timer.cancel()
+        watchdog.cancel(entry)
     if watch.cut_before_answer:
         status_code, snippet, retry_after = None, "", None
         error = f"Timeout: no complete answer within {deadline:g} s"
