@@ -19,12 +19,21 @@ from sluice_client.errors import AuthenticationError
 
 from apps.accounts.models import Plan
 from apps.enrichment.models import Contact
+from apps.enrichment.services import waiting
 from tests.support.api import make_client
 from tests.support.worker import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 ADA = {"first_name": "Ada", "last_name": "Lovelace", "domain": "engines.io"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _stop_the_sync_listener():
+    """POST /enrich/sync's LISTEN connection (one per web process, here the test's) would
+    keep the test database from being dropped at the end."""
+    yield
+    waiting.listener.stop()
 
 
 def unkept() -> requests.Session:
