@@ -15,7 +15,7 @@ from typing import Any
 
 from . import enrich_csv
 from .client import Sluice
-from .errors import APIError, SluiceError
+from .errors import APIError, ConnectionError, SluiceError
 from .listen import Forwarded, Listener
 
 try:  # The `cli` extra: a progress bar and colours; plain lines without it.
@@ -237,6 +237,12 @@ def cmd_enrich(args: argparse.Namespace) -> int:
             f"(state in {enrich_csv.state_path(output)}; nothing is sent twice)"
         )
         return 130
+    except ConnectionError as exc:  # the retries are spent: the server is away
+        _err(
+            f"{exc}\nrun the same command again to resume "
+            f"(state in {enrich_csv.state_path(output)}; nothing is sent twice)"
+        )
+        return 1
     _out(
         args,
         summary,
