@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from apps.enrichment.models import Contact
 from apps.webhooks.models import Endpoint
 from tests.client.conftest import SLUICE
+from tests.support.simulator import free_port
 from tests.support.worker import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
@@ -242,3 +243,33 @@ def test_contacts_get_credits_and_events_tail(run_sluice, worker, account_key):
         follow.kill()
     tailed = [json.loads(line)["data"]["enrichment_id"] for line in stdout.splitlines()]
     assert sorted(tailed) == sorted(later)
+
+
+def test_listen_on_an_existing_endpoint_keeps_it(sluice_env, worker, receiver, account_key):
+    api = account_key[0]
+    port = free_port()
+    endpoint = api.post(
+        "/api/v1/webhooks", {"url": f"http://127.0.0.1:{port}/"}, format="json"
+    ).json()
+    listen = subprocess.Popen(
+        [
+            *(str(SLUICE), "listen", "--forward-to", receiver.url("/mine")),
+            *("--port", str(port), "--endpoint", endpoint["id"], "--json"),
+        ],
+        env=sluice_env | {"SLUICE_WEBHOOK_SECRET": endpoint["secret"]},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out = _lines(listen.stdout)
+        assert json.loads(out.get(timeout=30))["endpoint_id"] == endpoint["id"]
+        test = api.post(f"/api/v1/webhooks/{endpoint['id']}/test", {}, format="json")
+        assert test.status_code == 202
+        report = json.loads(out.get(timeout=30))
+        assert report["verified"] is True and report["status"] == 200
+        assert receiver.received(path="/mine")
+        listen.send_signal(signal.SIGINT)
+        assert listen.wait(timeout=30) == 0
+    finally:
+        listen.kill()
+    assert Endpoint.objects.filter(pk=endpoint["id"]).exists()

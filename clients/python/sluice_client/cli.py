@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -147,6 +148,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         port=args.port,
         public_url=args.public_url,
         on_delivery=report,
+        endpoint_id=args.endpoint,
+        secret=args.secret or os.environ.get("SLUICE_WEBHOOK_SECRET"),
     )
     stop = threading.Event()
     # SIGTERM too: the endpoint is removed however the command is stopped (but SIGKILL).
@@ -165,7 +168,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
             },
             f"Ready: endpoint {endpoint['id']} at {listener.url} → {args.forward_to}\n"
             f"Signing secret {endpoint['secret']} · events {', '.join(endpoint['events'])}\n"
-            "Ctrl-C removes the endpoint.",
+            "Ctrl-C stops"
+            + (" (the endpoint stays)." if args.endpoint else " and removes the endpoint."),
         )
         while not stop.wait(0.5):
             pass
@@ -173,7 +177,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         pass
     finally:
         listener.stop()
-        if not args.json:
+        if not args.json and not args.endpoint:
             _err(f"endpoint {endpoint['id']} removed")
     return 0
 
@@ -278,6 +282,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=0, help="port to listen on (default: any free)")
     p.add_argument("--public-url", help="the URL Sluice should call, if not http://HOST:PORT/")
+    p.add_argument("--endpoint", help="use this existing endpoint (kept on exit) instead")
+    p.add_argument("--secret", help="its whsec_ secret (default: $SLUICE_WEBHOOK_SECRET)")
     p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("credits", parents=[common], help="balance and today's usage")

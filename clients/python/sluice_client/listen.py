@@ -72,6 +72,8 @@ class Listener:
         public_url: str | None = None,
         on_delivery: Callable[[Forwarded], None] = lambda f: None,
         forward_timeout: float = 10.0,
+        endpoint_id: str | None = None,
+        secret: str | None = None,
     ) -> None:
         self.client = client
         self.forward_to = forward_to
@@ -79,6 +81,11 @@ class Listener:
         self.on_delivery = on_delivery
         self.forward_timeout = forward_timeout
         self.endpoint: dict[str, Any] | None = None
+        # An existing endpoint (already pointing at this machine, e.g. through a tunnel):
+        # used as it is and kept on exit.
+        self.given = (endpoint_id, secret) if endpoint_id else None
+        if self.given and not secret:
+            raise ValueError("an existing endpoint needs its secret (--secret)")
         self._session = requests.Session()
         listener = self
 
@@ -101,6 +108,12 @@ class Listener:
 
     def start(self) -> dict[str, Any]:
         """Serve, then subscribe: the endpoint (with its ``secret``)."""
+        if self.given:
+            endpoint_id, secret = self.given
+            self.endpoint = {**self.client.get_webhook(endpoint_id), "secret": secret}
+            self.url = self.endpoint["url"]
+            self._thread.start()
+            return self.endpoint
         self._thread.start()
         self.endpoint = self.client.create_webhook(
             self.url, events=self.events or None, description="sluice listen (temporary)"
@@ -108,9 +121,10 @@ class Listener:
         return self.endpoint
 
     def stop(self) -> None:
-        """Unsubscribe (the endpoint and its deliveries go), then stop serving."""
+        """Unsubscribe (the endpoint and its deliveries go; a given one stays), then stop
+        serving."""
         try:
-            if self.endpoint is not None:
+            if self.endpoint is not None and not self.given:
                 self.client.delete_webhook(self.endpoint["id"])
                 self.endpoint = None
         finally:
