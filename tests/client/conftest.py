@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.support.api import make_client
 from tests.support.receiver import Receiver
-
-SLUICE = Path(sys.executable).parent / "sluice"
+from tests.support.sluice_cli import SLUICE
 
 
 @pytest.fixture

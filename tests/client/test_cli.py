@@ -17,8 +17,8 @@ from standardwebhooks.webhooks import Webhook
 
 from apps.enrichment.models import Contact
 from apps.webhooks.models import Endpoint
-from tests.client.conftest import SLUICE
 from tests.support.simulator import free_port
+from tests.support.sluice_cli import SLUICE
 from tests.support.worker import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
