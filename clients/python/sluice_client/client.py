@@ -145,18 +145,22 @@ class Sluice:
             except ValueError:
                 body = None
             error = errors.error_from_response(response.status_code, body, dict(response.headers))
-            if attempt < self.max_retries and self._retryable(error):
+            if attempt < self.max_retries and self._retryable(error, method):
                 self._sleep(self._wait_before_retry(error, attempt))
                 attempt += 1
                 continue
             raise error
 
     @staticmethod
-    def _retryable(error: errors.APIError) -> bool:
+    def _retryable(error: errors.APIError, method: str) -> bool:
         return (
             error.status == 429
             or error.status in _RETRY_STATUSES
             or (error.status == 409 and error.code == "idempotency_key_in_flight")
+            # Any 5xx of a read or a delete (a deadlock, a blip): repeating it is harmless.
+            # Not of a POST: a 500 is not kept with its Idempotency-Key, so a retry would
+            # run the request again after it may have done its work.
+            or (error.status >= 500 and method in ("GET", "DELETE"))
         )
 
     def _wait_before_retry(self, error: errors.APIError, attempt: int) -> float:
