@@ -13,14 +13,12 @@ from apps.accounts.models import Account
 from apps.core.errors import InvalidRequest, NotFound
 from apps.core.timefmt import iso, parse_timestamp
 
-from .models import BulkJob, Contact, ProviderAttempt
+from .models import BulkJob, Contact, List, ListEntry, ProviderAttempt
 
-_ATTEMPTS = Prefetch(
-    "attempts",
-    queryset=ProviderAttempt.objects.only(
-        "contact_id", "provider", "kind", "outcome", "duration_ms", "error", "position"
-    ).order_by("position"),
-)
+_ATTEMPTS_QUERYSET = ProviderAttempt.objects.only(
+    "contact_id", "provider", "kind", "outcome", "duration_ms", "error", "position"
+).order_by("position")
+_ATTEMPTS = Prefetch("attempts", queryset=_ATTEMPTS_QUERYSET)
 
 
 def _uuid_or_404(value: str) -> uuid.UUID:
@@ -76,7 +74,56 @@ def bulk_get(*, account: Account, sandbox: bool, bulk_id: str) -> BulkJob:
     return bulk
 
 
+# The list page's order: pinned first, then most recently updated (prospiq's), then id.
+LIST_ORDER = ("-is_pinned", "-updated_at", "-pk")
+
+
+def list_list(*, account: Account, sandbox: bool) -> QuerySet[List]:
+    return List.objects.filter(account=account, sandbox=sandbox)
+
+
+def list_entries(*, list_obj: List) -> QuerySet[ListEntry]:
+    """The list's entries with their contacts and attempts (two queries a page)."""
+    return (
+        ListEntry.objects.filter(list_id=list_obj.pk)
+        .select_related("contact")
+        .prefetch_related(Prefetch("contact__attempts", queryset=_ATTEMPTS_QUERYSET))
+    )
+
+
 # --- Representations (the API's JSON shapes) ----------------------------------------------------
+
+
+def list_data(list_obj: List) -> dict[str, Any]:
+    """A list as prospiq shows it (``GET /v1/lists``), with Sluice's ``sandbox``."""
+    return {
+        "id": str(list_obj.pk),
+        "name": list_obj.name,
+        "description": list_obj.description,
+        "color": list_obj.color,
+        "is_pinned": list_obj.is_pinned,
+        "contact_count": list_obj.contact_count,
+        "sandbox": list_obj.sandbox,
+        "created_at": iso(list_obj.created_at),
+        "updated_at": iso(list_obj.updated_at),
+    }
+
+
+def lists_data(lists: Sequence[List]) -> list[dict[str, Any]]:
+    return [list_data(item) for item in lists]
+
+
+def entry_contacts_data(entries: Sequence[ListEntry]) -> list[dict[str, Any]]:
+    return [contact_data(entry.contact) for entry in entries]
+
+
+def entry_data(entry: ListEntry) -> dict[str, Any]:
+    """The answer to ``POST /lists/{id}/contacts``."""
+    return {
+        "list_id": str(entry.list_id),
+        "enrichment_id": str(entry.contact_id),
+        "added_at": iso(entry.created_at),
+    }
 
 
 def contact_data(contact: Contact) -> dict[str, Any]:

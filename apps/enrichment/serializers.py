@@ -8,7 +8,8 @@ from rest_framework import serializers
 
 from apps.core.api import PaginationSerializer
 
-from .validation import CONTACT_REQUEST, SYNC_TIMEOUT, RequestField
+from .models import List
+from .validation import CONTACT_REQUEST, LIST_ID, SYNC_TIMEOUT, RequestField
 
 
 def _schema_field(spec: RequestField, *, batch: bool = False) -> serializers.Field:
@@ -30,9 +31,11 @@ def _request_serializer(
 
 
 # The request components, from the one description of a contact (validation.CONTACT_REQUEST).
-EnrichRequestSerializer = _request_serializer("EnrichRequestSerializer", CONTACT_REQUEST)
+EnrichRequestSerializer = _request_serializer(
+    "EnrichRequestSerializer", (*CONTACT_REQUEST, LIST_ID)
+)
 EnrichSyncRequestSerializer = _request_serializer(
-    "EnrichSyncRequestSerializer", (*CONTACT_REQUEST, SYNC_TIMEOUT)
+    "EnrichSyncRequestSerializer", (*CONTACT_REQUEST, SYNC_TIMEOUT, LIST_ID)
 )
 BulkContactSerializer = _request_serializer(
     "BulkContactSerializer",
@@ -44,7 +47,9 @@ BulkContactSerializer = _request_serializer(
 
 class BulkRequestSerializer(
     _request_serializer(
-        "BulkFieldsSerializer", tuple(f for f in CONTACT_REQUEST if f.per_batch), batch=True
+        "BulkFieldsSerializer",
+        (*(f for f in CONTACT_REQUEST if f.per_batch), LIST_ID),
+        batch=True,
     )
 ):
     contacts = BulkContactSerializer(many=True, help_text="At most the plan's bulk max")
@@ -133,3 +138,59 @@ class BulkSerializer(serializers.Serializer):
     credits_used = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)
+
+
+# --- Lists (schema only: validation is services.lists.list_fields_clean) ----------------------
+
+_COLOR_HELP = "A named colour, as prospiq's lists have: " + ", ".join(List.COLORS)
+
+
+class ListCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=List.NAME_MAX_LENGTH)
+    description = serializers.CharField(
+        max_length=List.DESCRIPTION_MAX_LENGTH, required=False, allow_null=True
+    )
+    color = serializers.ChoiceField(
+        List.COLORS, required=False, help_text=f"{_COLOR_HELP}; default {List.DEFAULT_COLOR}"
+    )
+    is_pinned = serializers.BooleanField(required=False, help_text="Pinned lists come first")
+
+
+class ListUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=List.NAME_MAX_LENGTH, required=False)
+    description = serializers.CharField(
+        max_length=List.DESCRIPTION_MAX_LENGTH, required=False, allow_null=True
+    )
+    color = serializers.ChoiceField(List.COLORS, required=False, help_text=_COLOR_HELP)
+    is_pinned = serializers.BooleanField(required=False)
+
+
+class ListSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_null=True)
+    color = serializers.ChoiceField(List.COLORS)
+    is_pinned = serializers.BooleanField()
+    contact_count = serializers.IntegerField()
+    sandbox = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(
+        help_text="Also moved when contacts are added or removed"
+    )
+
+
+class ListPageSerializer(serializers.Serializer):
+    data = ListSerializer(many=True)
+    pagination = PaginationSerializer()
+
+
+class ListContactAddSerializer(serializers.Serializer):
+    enrichment_id = serializers.UUIDField(
+        help_text="A contact of this account and mode (prospiq's search_id)"
+    )
+
+
+class ListEntrySerializer(serializers.Serializer):
+    list_id = serializers.UUIDField()
+    enrichment_id = serializers.UUIDField()
+    added_at = serializers.DateTimeField()

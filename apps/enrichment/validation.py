@@ -118,6 +118,16 @@ CONTACT_REQUEST: tuple[RequestField, ...] = (
     ),
 )
 CONTACT_FIELDS = frozenset(f.name for f in CONTACT_REQUEST)
+# For the whole request (a single enrich, a bulk), never per contact of a bulk: the list
+# every contact is added to as it is created. Its existence is the view's lookup (404
+# ``list_not_found``, ``services.lists.list_for_account``); here only its type.
+LIST_ID = RequestField(
+    "list_id",
+    {"type": ["string", "null"], "format": "uuid"},
+    description="A list of this account and mode (GET /lists) to add the contact(s) to as "
+    "they are created; another account's, another mode's or an unknown id is 404 "
+    "list_not_found",
+)
 
 
 @dataclass
@@ -135,6 +145,8 @@ class CleanContact:
     person_key: str = ""
     # Set by a vendor dialect: the body format its client's webhook_url receives.
     webhook_format: str = ""
+    # The request's list_id (POST /enrich, /enrich/sync), not yet looked up.
+    list_id: str | None = None
 
 
 @dataclass
@@ -385,7 +397,24 @@ def clean_contact(
     )
 
 
-BULK_FIELDS = frozenset({"contacts"} | {f.name for f in CONTACT_REQUEST if f.per_batch})
+BULK_FIELDS = frozenset(
+    {"contacts", LIST_ID.name} | {f.name for f in CONTACT_REQUEST if f.per_batch}
+)
+
+
+def _list_id(data: Any, problems: Problems) -> tuple[Any, str | None]:
+    """``data`` without its ``list_id``, and that id (None when absent or null); a value
+    that is not a string is a 422 at ``list_id``."""
+    if not isinstance(data, dict) or LIST_ID.name not in data:
+        return data, None
+    data = dict(data)
+    value = data.pop(LIST_ID.name)
+    if value is None:
+        return data, None
+    if not isinstance(value, str):
+        problems.add(LIST_ID.name, "Must be a list id (a string).")
+        return data, None
+    return data, value
 
 
 @dataclass
@@ -394,6 +423,7 @@ class CleanBulk:
     enrichment_type: list[str]
     webhook_url: str
     webhook_format: str = ""  # as CleanContact's, for the bulk's own bulk.completed
+    list_id: str | None = None  # not yet looked up, as CleanContact's
 
 
 def clean_bulk(
@@ -413,6 +443,7 @@ def clean_bulk(
         )
     if "webhook_url" in data:
         batch["webhook_url"] = clean_webhook_url(data["webhook_url"], "webhook_url", problems)
+    _, list_id = _list_id(data, problems)
     unknown = sorted(set(data) - BULK_FIELDS)
     if unknown:
         problems.add(unknown[0], "Unknown field.")
@@ -450,6 +481,7 @@ def clean_bulk(
         contacts=clean,
         enrichment_type=batch.get("enrichment_type", []),
         webhook_url=batch.get("webhook_url", ""),
+        list_id=list_id,
     ), {}
 
 
@@ -462,9 +494,11 @@ def invalid(errors: dict[str, str]) -> InvalidRequest:
 def contact_validated(data: Any, *, consent: bool) -> CleanContact:
     """``POST /enrich``'s contact, clean; the 422 (``InvalidRequest``) otherwise."""
     problems = Problems()
+    data, list_id = _list_id(data, problems)
     clean = clean_contact(data, problems=problems, consent=consent)
-    if clean is None:
+    if clean is None or problems.errors:
         raise invalid(problems.errors)
+    clean.list_id = list_id
     return clean
 
 
@@ -498,7 +532,9 @@ def sync_validated(data: Any, *, consent: bool) -> tuple[CleanContact, float]:
             problems.add("timeout", f"Must be a number of seconds above 0 and at most {most:g}.")
         else:
             timeout = float(raw)
+    data, list_id = _list_id(data, problems)
     clean = clean_contact(data, problems=problems, consent=consent)
     if clean is None or problems.errors:
         raise invalid(problems.errors)
+    clean.list_id = list_id
     return clean, timeout

@@ -34,6 +34,10 @@ class Event(models.Model):
     CREDITS_LOW = notices.CREDITS_LOW
     CREDITS_EXHAUSTED = notices.CREDITS_EXHAUSTED
     ENDPOINT_DISABLED = "endpoint.disabled"
+    # A contact was put in a list (enrichment builds the payload: services/lists.py).
+    CONTACT_ADDED_TO_LIST = "contact.added_to_list"
+    # Every contact of a CSV import has finished (built by the imports app).
+    IMPORT_COMPLETED = "import.completed"
     TYPES = [
         CONTACT_ENRICHED,
         CONTACT_VERIFIED,
@@ -41,6 +45,8 @@ class Event(models.Model):
         CREDITS_LOW,
         CREDITS_EXHAUSTED,
         ENDPOINT_DISABLED,
+        CONTACT_ADDED_TO_LIST,
+        IMPORT_COMPLETED,
     ]
 
     id = models.CharField(primary_key=True, max_length=40, default=event_id_generate)

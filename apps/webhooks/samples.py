@@ -49,12 +49,30 @@ _BULK: dict[str, Any] = {
     "completed_at": "2026-05-19T14:30:04.000Z",
 }
 
+# contact.added_to_list: prospiq's payload (list_id, list_name, contact_email, contact_name,
+# company, job_title) with Sluice's ids, as apps.enrichment.services.lists builds it.
+_ADDED_TO_LIST: dict[str, Any] = {
+    "list_id": "00000000-0000-4000-8000-000000000002",
+    "list_name": "Q2 SaaS targets",
+    "enrichment_id": _CONTACT["enrichment_id"],
+    "status": "finished",
+    "contact_email": "sarah.chen@stripe.com",
+    "contact_name": "Sarah Chen",
+    "company": "Stripe",
+    "job_title": "Head of Growth",
+    "bulk_id": None,
+    "custom": {"hubspot_id": "4447901"},
+    "added_at": "2026-05-19T14:31:00.000Z",
+}
+
 
 def sample_data(event_type: str, *, endpoint_data: dict[str, Any]) -> dict[str, Any]:
     if event_type in ("contact.enriched", "contact.verified"):
         return dict(_CONTACT)
     if event_type == "bulk.completed":
         return dict(_BULK)
+    if event_type == "contact.added_to_list":
+        return dict(_ADDED_TO_LIST)
     if event_type == "credits.low":
         return {"account_id": "sample", "credits": 42, "threshold": 100}
     if event_type == "credits.exhausted":

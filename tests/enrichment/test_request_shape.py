@@ -10,6 +10,7 @@ from apps.enrichment.validation import (
     BULK_FIELDS,
     CONTACT_FIELDS,
     CONTACT_REQUEST,
+    LIST_ID,
     Problems,
     clean_contact,
 )
@@ -24,7 +25,8 @@ def components():
 
 def test_the_schema_shows_exactly_the_described_fields_and_required_ones(components):
     enrich = components["EnrichRequest"]
-    assert list(enrich["properties"]) == NAMES
+    # list_id is the request's, not the contact's (never per contact of a bulk).
+    assert list(enrich["properties"]) == [*NAMES, LIST_ID.name]
     assert sorted(enrich["required"]) == sorted(f.name for f in CONTACT_REQUEST if f.required)
     for spec in CONTACT_REQUEST:
         for key, value in spec.schema.items():

@@ -12,7 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.services import credits_add
-from apps.enrichment.models import Contact, ProviderAttempt
+from apps.enrichment.models import Contact, List, ProviderAttempt
+from apps.enrichment.services.lists import contacts_add_to_list
 from apps.ops.services import SUPPORT_GROUP
 from apps.providers.models import ProviderConfig
 from apps.webhooks.models import Delivery, DeliveryAttempt
@@ -79,6 +80,10 @@ def rows(admin_user):
     delivery = DeliveryFactory(endpoint=endpoint, status=Delivery.FAILED, attempt_count=1)
     DeliveryAttempt.objects.create(delivery=delivery, at=now, status_code=500, error="HTTP 500")
     IdempotencyRecordFactory(account=account, key="idem-1")
+    sweep_list = List.objects.create(
+        account=account, sandbox=True, name="Sweep targets", color="indigo"
+    )
+    contacts_add_to_list(list_obj=sweep_list, contacts=[contact])
 
 
 @pytest.fixture

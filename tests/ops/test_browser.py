@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.services import credits_add
-from apps.enrichment.models import Contact, ProviderAttempt
+from apps.enrichment.models import Contact, List, ProviderAttempt
+from apps.enrichment.services.lists import contacts_add_to_list
 from apps.providers.models import ProviderConfig
 from apps.webhooks.models import Delivery, DeliveryAttempt
 from apps.webhooks.services import endpoint_deactivate
@@ -42,6 +43,8 @@ MODELS_SHOWN = (
     "accounts-ledgerentry",
     "enrichment-contact",
     "enrichment-bulkjob",
+    "enrichment-list",
+    "enrichment-listentry",
     "providers-providerconfig",
     "webhooks-endpoint",
     "webhooks-delivery",
@@ -261,6 +264,15 @@ def admin_rows(ops_user):
         delivery=delivery, at=now, status_code=500, error="HTTP 500 Internal Server Error"
     )
     IdempotencyRecordFactory(account=account, key="5f0c8a2e-2b1e-4f5e-9a51-2f3a6f1b7c11")
+    targets = List.objects.create(
+        account=account,
+        sandbox=True,
+        name="Q2 SaaS targets - EMEA enterprise accounts",
+        description="Outreach for the June 23 launch, owned by the EMEA sales team",
+        color="indigo",
+        is_pinned=True,
+    )
+    contacts_add_to_list(list_obj=targets, contacts=[found])
 
 
 def _admin_pages() -> list[tuple[str, str]]:

@@ -11,8 +11,9 @@ from apps.accounts.models import Account, ApiKey
 from apps.core.db import insert_one
 from apps.core.errors import InsufficientCredits
 
-from ..models import BulkJob, Contact
+from ..models import BulkJob, Contact, List
 from ..validation import CleanBulk, CleanContact
+from .lists import contacts_add_to_list
 from .publishing import coalescer, contacts_publish
 from .waiting import contact_wait, contacts_wait, wait_slots
 
@@ -45,7 +46,16 @@ def _contact_row(
     )
 
 
-def contact_enqueue(*, account: Account, api_key: ApiKey, clean: CleanContact) -> Contact:
+def _contact_insert(contact: Contact, *, api_key: ApiKey) -> None:
+    if not insert_one(
+        contact, where=key_accepts_work_sql(), params=key_accepts_work_params(api_key)
+    ):
+        raise CachedKeyRefused()
+
+
+def contact_enqueue(
+    *, account: Account, api_key: ApiKey, clean: CleanContact, list_obj: List | None = None
+) -> Contact:
     """Store one contact and publish its waterfall once the row is committed.
 
     ``api_key`` may come from a web process's key cache (``apps.accounts.keycache``), so the
@@ -54,13 +64,18 @@ def contact_enqueue(*, account: Account, api_key: ApiKey, clean: CleanContact) -
     them a moment ago gets ``CachedKeyRefused`` instead of a row. A single INSERT commits on
     its own; on_commit still defers the publish when a caller has opened a transaction
     around us.
+
+    With ``list_obj`` (the account's list in the key's mode, ``lists.list_for_account``) the
+    contact is added to it in the same transaction as its INSERT.
     """
     _ensure_credits(account=account, api_key=api_key)
     contact = _contact_row(account=account, api_key=api_key, clean=clean)
-    if not insert_one(
-        contact, where=key_accepts_work_sql(), params=key_accepts_work_params(api_key)
-    ):
-        raise CachedKeyRefused()
+    if list_obj is None:
+        _contact_insert(contact, api_key=api_key)
+    else:
+        with transaction.atomic():
+            _contact_insert(contact, api_key=api_key)
+            contacts_add_to_list(list_obj=list_obj, contacts=[contact])
     ids = [str(contact.id)]
     # Coalesced with other requests' contacts into one message (publishing.py).
     transaction.on_commit(lambda: coalescer.add(ids))
@@ -68,9 +83,11 @@ def contact_enqueue(*, account: Account, api_key: ApiKey, clean: CleanContact) -
 
 
 def bulk_enqueue(
-    *, account: Account, api_key: ApiKey, clean: CleanBulk
+    *, account: Account, api_key: ApiKey, clean: CleanBulk, list_obj: List | None = None
 ) -> tuple[BulkJob, list[Contact]]:
-    """Store a batch with two INSERTs and publish it in one message after commit."""
+    """Store a batch with two INSERTs and publish it in one message after commit; with
+    ``list_obj``, every contact is added to that list in the same transaction (a constant
+    number of queries more, ``lists.contacts_add_to_list``)."""
     _ensure_credits(account=account, api_key=api_key)
     for contact in clean.contacts:  # a dialect's format applies to the batch's contacts too
         contact.webhook_format = contact.webhook_format or clean.webhook_format
@@ -91,13 +108,20 @@ def bulk_enqueue(
                 for i, c in enumerate(clean.contacts)
             ]
         )
+        if list_obj is not None:
+            contacts_add_to_list(list_obj=list_obj, contacts=contacts)
         ids = [str(c.id) for c in contacts]
         transaction.on_commit(lambda: contacts_publish(ids))
     return bulk, contacts
 
 
 def contact_enrich_sync(
-    *, account: Account, api_key: ApiKey, clean: CleanContact, timeout: float
+    *,
+    account: Account,
+    api_key: ApiKey,
+    clean: CleanContact,
+    timeout: float,
+    list_obj: List | None = None,
 ) -> tuple[Contact, bool]:
     """Store one contact as ``contact_enqueue`` does, then wait up to ``timeout`` seconds for
     an enrichment worker to finish it (the waterfall never runs in the web process).
@@ -107,7 +131,7 @@ def contact_enrich_sync(
     as the asynchronous path does, and the contact finishes as usual.
     """
     with wait_slots.slot() as free:
-        contact = contact_enqueue(account=account, api_key=api_key, clean=clean)
+        contact = contact_enqueue(account=account, api_key=api_key, clean=clean, list_obj=list_obj)
         if not free:
             return contact, False
         pk = contact.pk

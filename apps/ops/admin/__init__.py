@@ -8,9 +8,9 @@ Django's autodiscover imports ``apps.ops.admin``; importing the submodules regis
 
 from django.contrib import admin
 
-from . import accounts, core, enrichment, providers, webhooks
+from . import accounts, core, enrichment, lists, providers, webhooks
 
-__all__ = ["accounts", "core", "enrichment", "providers", "webhooks"]
+__all__ = ["accounts", "core", "enrichment", "lists", "providers", "webhooks"]
 
 admin.site.site_header = "Sluice admin"
 admin.site.site_title = "Sluice admin"

@@ -213,6 +213,7 @@ class AccountAdmin(
         lists = [
             ("enrichment", "contact", "Enrichments"),
             ("enrichment", "bulkjob", "Bulk jobs"),
+            ("enrichment", "list", "Lists"),
             ("accounts", "apikey", "API keys"),
             ("webhooks", "endpoint", "Webhook endpoints"),
             ("webhooks", "delivery", "Deliveries"),

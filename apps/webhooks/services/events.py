@@ -41,6 +41,8 @@ def _object_path(type: str, data: dict[str, Any]) -> str | None:
         return f"/api/v1/contacts/{data['enrichment_id']}"
     if type == Event.BULK_COMPLETED and data.get("bulk_id"):
         return f"/api/v1/bulk/{data['bulk_id']}"
+    if type == Event.CONTACT_ADDED_TO_LIST and data.get("enrichment_id"):
+        return f"/api/v1/contacts/{data['enrichment_id']}"
     if type == Event.ENDPOINT_DISABLED and data.get("id"):
         return f"/api/v1/webhooks/{data['id']}"
     if type in (Event.CREDITS_LOW, Event.CREDITS_EXHAUSTED):
