@@ -270,6 +270,8 @@ SPECTACULAR_SETTINGS = {
             "credits_low",
             "credits_exhausted",
             "endpoint_disabled",
+            "contact_added_to_list",
+            "import_completed",
         )
     ],
     # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not a CDN: the docs

@@ -16,6 +16,55 @@ from apps.webhooks.models import Event
 from apps.webhooks.serializers import EndpointSerializer
 
 
+class AddedToListSerializer(serializers.Serializer):
+    """``apps.enrichment.services.lists.added_to_list_data``: prospiq's fields with Sluice's
+    ids. A contact added as it is created is still pending (no email, no title yet)."""
+
+    list_id = serializers.UUIDField()
+    list_name = serializers.CharField()
+    enrichment_id = serializers.UUIDField()
+    status = serializers.ChoiceField(["pending", "finished"])
+    contact_email = serializers.CharField(allow_null=True)
+    contact_name = serializers.CharField()
+    company = serializers.CharField(allow_null=True)
+    job_title = serializers.CharField(allow_null=True)
+    bulk_id = serializers.UUIDField(allow_null=True)
+    custom = serializers.JSONField()
+    added_at = serializers.DateTimeField()
+
+
+class ImportCompletedSerializer(serializers.Serializer):
+    """The GET /imports/{id} object (the imports API, docs/imports.md) when every contact of
+    the file has finished."""
+
+    import_id = serializers.UUIDField()
+    object = serializers.ChoiceField(["import"])
+    status = serializers.ChoiceField(["processing", "completed", "failed"])
+    stage = serializers.ChoiceField(["validating", "enqueueing", "enriching", "done"])
+    name = serializers.CharField(allow_null=True)
+    file_name = serializers.CharField()
+    total_rows = serializers.IntegerField()
+    valid_rows = serializers.IntegerField()
+    imported_rows = serializers.IntegerField()
+    error_count = serializers.IntegerField()
+    finished = serializers.IntegerField()
+    verified = serializers.IntegerField()
+    not_found = serializers.IntegerField()
+    no_credits = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    credits_used = serializers.IntegerField()
+    bulk_id = serializers.UUIDField(allow_null=True)
+    list_id = serializers.UUIDField(allow_null=True)
+    enrichment_type = serializers.ListField(child=serializers.CharField())
+    columns = serializers.ListField(child=serializers.CharField())
+    mapping = serializers.DictField(child=serializers.CharField(allow_null=True))
+    error_message = serializers.CharField(allow_null=True)
+    sandbox = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+
 class CreditNoticeSerializer(serializers.Serializer):
     account_id = serializers.CharField()
     credits = serializers.IntegerField(help_text="The available balance right after the change")
@@ -90,6 +139,20 @@ credits_exhausted = _webhook(
     "CreditsExhaustedEvent",
     CreditNoticeSerializer(),
     "A charge or a negative adjustment took the live balance to 0.",
+)
+contact_added_to_list = _webhook(
+    Event.CONTACT_ADDED_TO_LIST,
+    "ContactAddedToListEvent",
+    AddedToListSerializer(),
+    "A contact was put in a list: by POST /lists/{id}/contacts, or as it was created by an "
+    "enrich, bulk or import naming a `list_id`.",
+)
+import_completed = _webhook(
+    Event.IMPORT_COMPLETED,
+    "ImportCompletedEvent",
+    ImportCompletedSerializer(),
+    "Every contact of a CSV import (POST /imports) has finished; `data` is the "
+    "GET /imports/{id} object. Sent to the import's `webhook_url` too.",
 )
 endpoint_disabled = _webhook(
     Event.ENDPOINT_DISABLED,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from apps.enrichment.models import Contact
+from apps.enrichment.models import Contact, List
 from apps.webhooks.models import Endpoint
 from tests.support.simulator import free_port
 from tests.support.sluice_cli import SLUICE
@@ -62,10 +62,13 @@ def check_output(path: Path, rows: list[dict[str, str]]) -> None:
 def test_a_500_row_csv_is_enriched_end_to_end(run_sluice, worker, tmp_path):
     rows = write_csv(tmp_path / "contacts.csv", 500)
     done = run_sluice(
-        "enrich", str(tmp_path / "contacts.csv"), "-o", str(tmp_path / "out.csv"), "--json"
+        *("enrich", str(tmp_path / "contacts.csv"), "-o", str(tmp_path / "out.csv")),
+        *("--list", "Q2 leads", "--json"),
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
+    q2 = List.objects.get(name="Q2 leads")
+    assert summary["list_id"] == str(q2.pk) and q2.contact_count == 500
     assert summary["rows"] == summary["finished"] == 500
     assert summary["verified"] == 450 and summary["found_rate"] == 0.9
     assert summary["credits_used"] == 0  # sandbox

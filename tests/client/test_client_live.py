@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 from sluice_client import (
+    ConflictError,
     InvalidRequestError,
     NotFoundError,
     RateLimitError,
@@ -121,6 +122,31 @@ def test_webhooks_crud_test_delivery_and_events(client, worker, receiver):
     client.delete_webhook(endpoint["id"])
     with pytest.raises(NotFoundError):
         client.get_webhook(endpoint["id"])
+
+
+def test_lists(client, worker):
+    q2 = client.create_list("Q2 targets", color="indigo")
+    assert client.get_list(q2["id"])["color"] == "indigo"
+    assert [x["id"] for x in client.iter_lists()] == [q2["id"]]
+    accepted = client.enrich_bulk(
+        [{"first_name": f"L{i}", "last_name": "Ng", "domain": f"l{i}.io"} for i in range(3)],
+        enrichment_type=["email"],
+        list_id=q2["id"],
+    )
+    one = client.enrich(**ADA)
+    entry = client.add_to_list(q2["id"], one["enrichment_id"])
+    assert entry["list_id"] == q2["id"]
+    with pytest.raises(ConflictError) as again:
+        client.add_to_list(q2["id"], one["enrichment_id"])
+    assert again.value.code == "already_in_list"
+    members = {c["enrichment_id"] for c in client.iter_list_contacts(q2["id"], page_size=2)}
+    assert members == {c["enrichment_id"] for c in accepted["contacts"]} | {one["enrichment_id"]}
+    client.remove_from_list(q2["id"], one["enrichment_id"])
+    assert client.update_list(q2["id"], is_pinned=True)["contact_count"] == 3
+    assert len(client.list_list_contacts(q2["id"], limit=2)["data"]) == 2
+    client.delete_list(q2["id"])
+    with pytest.raises(NotFoundError):
+        client.get_list(q2["id"])
 
 
 class _DropFirstAnswers:

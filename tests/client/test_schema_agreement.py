@@ -34,6 +34,8 @@ SHAPES = {
     types.DeliveryAttempt: "DeliveryAttempt",
     types.Recover: "Recover",
     types.Pagination: "Pagination",
+    types.ContactList: "List",
+    types.ListEntry: "ListEntry",
 }
 
 

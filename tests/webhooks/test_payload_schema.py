@@ -55,10 +55,12 @@ def test_real_deliveries_validate_against_their_schemas(openapi, api, worker, re
     endpoint = api.post(
         "/api/v1/webhooks", {"url": receiver.url()}, format="json"
     ).json()  # every event type
+    q2 = api.post("/api/v1/lists", {"name": "Q2"}, format="json").json()
     bulk = api.post(
         "/api/v1/enrich/bulk",
         {
             "enrichment_type": ["email"],
+            "list_id": q2["id"],
             "contacts": [
                 {"first_name": "Ada", "last_name": "Lovelace", "domain": "engines.io"},
                 {
@@ -79,8 +81,9 @@ def test_real_deliveries_validate_against_their_schemas(openapi, api, worker, re
         )
         assert test.status_code == 202, test.json()
 
-    # 2 contact.enriched, 1 contact.verified, 1 bulk.completed, 3 samples.
-    wait_for(lambda: len(receiver.received()) >= 7, timeout=60, message="deliveries missing")
+    # 2 contact.added_to_list, 2 contact.enriched, 1 contact.verified, 1 bulk.completed,
+    # 3 samples.
+    wait_for(lambda: len(receiver.received()) >= 9, timeout=60, message="deliveries missing")
     seen: dict[str, int] = {}
     for request in receiver.received():
         payload = Webhook(endpoint["secret"]).verify(request.body, request.headers)
@@ -92,6 +95,7 @@ def test_real_deliveries_validate_against_their_schemas(openapi, api, worker, re
             assert not required or name.lower() in request.headers, name
         seen[event_type] = seen.get(event_type, 0) + 1
     assert seen == {
+        "contact.added_to_list": 2,
         "contact.enriched": 2,
         "contact.verified": 1,
         "bulk.completed": 1,

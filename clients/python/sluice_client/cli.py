@@ -195,6 +195,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
             input_path=Path(args.input),
             output_path=output,
             enrichment_type=types,
+            list_name=args.list,
             on_progress=on_progress,
         )
 
@@ -274,6 +275,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, help="the enriched CSV to write")
     p.add_argument("--type", default="email", help="comma-separated: email,phone,personal_email")
+    p.add_argument("--list", help="put every contact in the list of this name (created if none)")
     p.set_defaults(func=cmd_enrich)
 
     p = sub.add_parser("listen", parents=[common], help="forward webhook deliveries to a local URL")

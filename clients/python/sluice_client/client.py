@@ -19,12 +19,14 @@ from .types import (
     BulkAccepted,
     CallbackSecret,
     Contact,
+    ContactList,
     Credits,
     Delivery,
     Endpoint,
     EndpointEnabled,
     EndpointWithSecret,
     Event,
+    ListEntry,
     Page,
     Recover,
 )
@@ -195,7 +197,7 @@ class Sluice:
     ) -> Accepted:
         """``POST /enrich``: one contact; 202 ``{enrichment_id, status: "pending", …}``.
         ``fields``: ``company_name``, ``domain``, ``linkedin_url``, ``phone_country_codes``,
-        ``webhook_url``, ``custom``, ``max_credits``."""
+        ``webhook_url``, ``custom``, ``max_credits``, ``list_id``."""
         body = {
             "first_name": first_name,
             "last_name": last_name,
@@ -235,10 +237,12 @@ class Sluice:
         enrichment_type: Sequence[str] | None = None,
         phone_country_codes: Sequence[str] | None = None,
         webhook_url: str | None = None,
+        list_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> BulkAccepted:
         """``POST /enrich/bulk``: up to the plan's bulk max, all or nothing; 202 ``{bulk_id,
-        total, contacts: [{enrichment_id, custom}]}`` in request order."""
+        total, contacts: [{enrichment_id, custom}]}`` in request order; ``list_id`` puts every
+        contact in that list as it is created."""
         body = {
             "contacts": [dict(c) for c in contacts],
             **_drop_none(
@@ -248,6 +252,7 @@ class Sluice:
                     if phone_country_codes
                     else None,
                     "webhook_url": webhook_url,
+                    "list_id": list_id,
                 }
             ),
         }
@@ -530,6 +535,74 @@ class Sluice:
             idempotency_key=idempotency_key,
         )
 
+    # --- lists ----------------------------------------------------------------------------
+
+    def create_list(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        color: str | None = None,
+        is_pinned: bool | None = None,
+        idempotency_key: str | None = None,
+    ) -> ContactList:
+        """``POST /lists``: a named set of contacts."""
+        body = _drop_none(
+            {"name": name, "description": description, "color": color, "is_pinned": is_pinned}
+        )
+        return self.request("POST", "/api/v1/lists", json=body, idempotency_key=idempotency_key)
+
+    def list_lists(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[ContactList]:
+        """``GET /lists``: one page, pinned first, then most recently updated."""
+        return self.request("GET", "/api/v1/lists", params={"limit": limit, "cursor": cursor})
+
+    def iter_lists(self, *, page_size: int = 100) -> Iterator[ContactList]:
+        return self._pages("/api/v1/lists", {"limit": page_size})
+
+    def get_list(self, list_id: str) -> ContactList:
+        return self.request("GET", _path("/api/v1/lists/{id}", id=list_id))
+
+    def update_list(self, list_id: str, **changes: Any) -> ContactList:
+        """``PATCH /lists/{id}``: ``name``, ``description``, ``color``, ``is_pinned``."""
+        return self.request("PATCH", _path("/api/v1/lists/{id}", id=list_id), json=changes)
+
+    def delete_list(self, list_id: str) -> None:
+        """``DELETE /lists/{id}``: its entries go, its contacts stay."""
+        self.request("DELETE", _path("/api/v1/lists/{id}", id=list_id))
+
+    def list_list_contacts(
+        self, list_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Contact]:
+        """``GET /lists/{id}/contacts``: one page, most recently added first."""
+        return self.request(
+            "GET",
+            _path("/api/v1/lists/{id}/contacts", id=list_id),
+            params={"limit": limit, "cursor": cursor},
+        )
+
+    def iter_list_contacts(self, list_id: str, *, page_size: int = 100) -> Iterator[Contact]:
+        return self._pages(_path("/api/v1/lists/{id}/contacts", id=list_id), {"limit": page_size})
+
+    def add_to_list(
+        self, list_id: str, enrichment_id: str, *, idempotency_key: str | None = None
+    ) -> ListEntry:
+        """``POST /lists/{id}/contacts``: 409 ``already_in_list`` if it is there already."""
+        return self.request(
+            "POST",
+            _path("/api/v1/lists/{id}/contacts", id=list_id),
+            json={"enrichment_id": enrichment_id},
+            idempotency_key=idempotency_key,
+        )
+
+    def remove_from_list(self, list_id: str, enrichment_id: str) -> None:
+        """``DELETE /lists/{id}/contacts/{enrichment_id}``: the contact itself stays."""
+        self.request(
+            "DELETE",
+            _path("/api/v1/lists/{id}/contacts/{contact}", id=list_id, contact=enrichment_id),
+        )
+
 
 # The operation each method calls (``operationId`` in the OpenAPI schema), checked against
 # the server's schema by the test suite: a new operation without a method, or a method whose
@@ -566,6 +639,18 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
         "GET",
         "/api/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}",
         "get_delivery",
+    ),
+    "list_list": ("GET", "/api/v1/lists", "list_lists"),
+    "list_create": ("POST", "/api/v1/lists", "create_list"),
+    "list_retrieve": ("GET", "/api/v1/lists/{list_id}", "get_list"),
+    "list_update": ("PATCH", "/api/v1/lists/{list_id}", "update_list"),
+    "list_delete": ("DELETE", "/api/v1/lists/{list_id}", "delete_list"),
+    "list_contacts": ("GET", "/api/v1/lists/{list_id}/contacts", "list_list_contacts"),
+    "list_contact_add": ("POST", "/api/v1/lists/{list_id}/contacts", "add_to_list"),
+    "list_contact_remove": (
+        "DELETE",
+        "/api/v1/lists/{list_id}/contacts/{enrichment_id}",
+        "remove_from_list",
     ),
     "webhook_delivery_retry": (
         "POST",

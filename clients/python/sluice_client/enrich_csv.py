@@ -69,6 +69,9 @@ class Job:
     enrichment_type: list[str]
     chunk_size: int
     chunks: list[dict[str, Any]] = field(default_factory=list)
+    list_name: str | None = None
+    list_id: str | None = None
+    list_key: str | None = None  # the Idempotency-Key of the list's creation, if it was made
 
     @classmethod
     def load(cls, path: Path) -> Job | None:
@@ -110,10 +113,13 @@ def run(
     input_path: Path,
     output_path: Path,
     enrichment_type: Sequence[str],
+    list_name: str | None = None,
     on_progress: Callable[[Progress], None] = lambda p: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Enrich ``input_path`` into ``output_path``; resumes the job of an earlier run."""
+    """Enrich ``input_path`` into ``output_path``; resumes the job of an earlier run.
+    ``list_name``: every contact goes into the list of that name (created if there is none;
+    the first one if there are several)."""
     columns, rows = read_rows(input_path)
     digest = hashlib.sha256(input_path.read_bytes()).hexdigest()
     state = state_path(output_path)
@@ -146,7 +152,15 @@ def run(
         "found_rate": round(progress.found_rate, 4),
         "credits_used": progress.credits_used,
         "bulk_ids": [b["bulk_id"] for b in bulks],
+        "list_id": job.list_id,
     }
+
+
+def _list_named(client: Sluice, name: str, *, idempotency_key: str) -> str:
+    for existing in client.iter_lists():
+        if existing["name"] == name:
+            return existing["id"]
+    return client.create_list(name, idempotency_key=idempotency_key)["id"]
 
 
 def _submit(
@@ -172,6 +186,7 @@ def _submit(
                     accepted = client.enrich_bulk(
                         [contact_of(row, start + i) for i, row in enumerate(part)],
                         enrichment_type=job.enrichment_type,
+                        list_id=job.list_id,
                         idempotency_key=chunk["idempotency_key"],
                     )
                 except InvalidRequestError as exc:

@@ -164,3 +164,23 @@ class EndpointEnabled(Endpoint):
 
 class Recover(TypedDict):
     recovered: int
+
+
+class ContactList(TypedDict):
+    """A list (``List`` in the schema; named so beside the built-in ``list``)."""
+
+    id: str
+    name: str
+    description: str | None
+    color: str
+    is_pinned: bool
+    contact_count: int
+    sandbox: bool
+    created_at: str
+    updated_at: str
+
+
+class ListEntry(TypedDict):
+    list_id: str
+    enrichment_id: str
+    added_at: str
