@@ -84,6 +84,7 @@ def test_an_interrupted_run_resumes_without_enqueueing_anything_twice(
     rows = write_csv(tmp_path / "contacts.csv", 250)
     state = tmp_path / "out.csv.sluice.json"
     args = [str(SLUICE), "enrich", str(tmp_path / "contacts.csv"), "-o", str(tmp_path / "out.csv")]
+    args += ["--list", "Resumed"]
     # No worker yet: the run sends its three bulks, then waits; Ctrl-C it there.
     first = subprocess.Popen(args, env=sluice_env, stderr=subprocess.PIPE, text=True)
     try:
@@ -109,10 +110,12 @@ def test_an_interrupted_run_resumes_without_enqueueing_anything_twice(
     state.write_text(json.dumps(job))
 
     worker_factory()
-    done = run_sluice("enrich", str(tmp_path / "contacts.csv"), "-o", str(tmp_path / "out.csv"))
+    done = run_sluice(*args[1:])
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr
     assert Contact.objects.count() == 250  # the second bulk replayed, not sent again
+    (resumed,) = List.objects.all()  # one list, made once
+    assert resumed.contact_count == 250
     check_output(tmp_path / "out.csv", rows)
 
 

@@ -125,16 +125,27 @@ def run(
     state = state_path(output_path)
     job = Job.load(state)
     if job is not None and (
-        job.input_sha256 != digest or job.enrichment_type != list(enrichment_type)
+        job.input_sha256 != digest
+        or job.enrichment_type != list(enrichment_type)
+        or job.list_name != list_name
     ):
         raise SystemExit(
-            f"{state} belongs to another input or --type; remove it to start over "
+            f"{state} belongs to another input, --type or --list; remove it to start over "
             "(rows it already sent are enriched and charged already)."
         )
     if job is None:
         job = Job(
-            input_sha256=digest, enrichment_type=list(enrichment_type), chunk_size=DEFAULT_CHUNK
+            input_sha256=digest,
+            enrichment_type=list(enrichment_type),
+            chunk_size=DEFAULT_CHUNK,
+            list_name=list_name,
         )
+        job.save(state)
+    if job.list_name and not job.list_id:
+        if job.list_key is None:
+            job.list_key = str(uuid.uuid4())
+            job.save(state)  # before creating: a resumed run never makes a second list
+        job.list_id = _list_named(client, job.list_name, idempotency_key=job.list_key)
         job.save(state)
 
     progress = Progress(total=len(rows))
