@@ -806,6 +806,31 @@ def test_every_event_type_renders_the_seeds_data():
     disabled = data_of("endpoint.disabled", endpoint)
     assert disabled["event"] == "contact.verified" and disabled["target_url"] == endpoint["url"]
     assert disabled["disabled_reason"] == endpoint["disabled_reason"]
+    added = {
+        "list_id": "l",
+        "list_name": "Q2 SaaS targets",
+        "enrichment_id": "c",
+        "status": "finished",
+        "contact_email": "sarah.chen@stripe.com",
+        "contact_name": "Sarah Chen",
+        "company": "Stripe",
+        "job_title": "Head of Growth",
+        "bulk_id": None,
+        "custom": {"row": 1},
+        "added_at": "2026-05-13T18:30:00.000Z",
+    }
+    # The seed's seven fields first (search_id is the enrichment id), then Sluice's status/custom.
+    assert data_of("contact.added_to_list", added) == {
+        "list_id": "l",
+        "list_name": "Q2 SaaS targets",
+        "contact_email": "sarah.chen@stripe.com",
+        "contact_name": "Sarah Chen",
+        "company": "Stripe",
+        "job_title": "Head of Growth",
+        "search_id": "c",
+        "status": "finished",
+        "custom": {"row": 1},
+    }
 
 
 def test_test_and_sandbox_events_are_marked_in_the_body_and_headers():
@@ -919,7 +944,7 @@ def test_another_accounts_or_modes_subscription_is_not_found(api, receiver):
     ("body", "expected"),
     [
         ({"target_url": "https://x.example"}, "event: This field is required."),
-        ({"event": "contact.added_to_list", "target_url": "https://x.example"}, "event: "),
+        ({"event": "contact.deleted", "target_url": "https://x.example"}, "event: "),
         ({"event": "contact.verified"}, "target_url: This field is required."),
         ({"event": "contact.verified", "target_url": "ftp://x.example"}, "target_url: "),
         (
@@ -1014,7 +1039,7 @@ def test_poll_returns_the_stored_events_in_prospiqs_shape(api):
     assert polled["payload"]["timestamp"] == polled["created_at"] == iso(fresh.created_at)
     assert "_sandbox" not in polled["payload"]
 
-    unknown = api.get(f"{BASE}/webhooks/poll/contact.added_to_list")
+    unknown = api.get(f"{BASE}/webhooks/poll/contact.deleted")
     assert unknown.status_code == 422 and error_of(unknown).startswith("event: ")
     bad = api.get(f"{BASE}/webhooks/poll/contact.verified", {"since": "yesterday"})
     assert bad.status_code == 422 and error_of(bad).startswith("since: ")

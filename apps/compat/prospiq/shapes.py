@@ -25,14 +25,15 @@ PHONE_TYPES = ("mobile", "direct", "office")
 _PHONE_TYPE = {"mobile": "mobile", "work": "office", "toll_free": "office"}
 
 # The event types a prospiq subscription may name, with the catalogue's labels. The names
-# are Sluice's own: prospiq's four that Sluice emits are spelled alike. contact.added_to_list
-# is not there: Sluice's contacts are not added to lists through this dialect, so it never
-# happens. contact.enriched and endpoint.disabled are Sluice's additions.
+# are Sluice's own: prospiq's five are spelled alike (contact.added_to_list fires when a
+# contact is added through Sluice's /api/v1/lists or a bulk's list_id). contact.enriched and
+# endpoint.disabled are Sluice's additions.
 EVENT_LABELS = {
     "contact.verified": "New verified contact",
     "credits.low": "Credits running low (below {threshold})",
     "credits.exhausted": "Credits exhausted (0)",
     "bulk.completed": "Bulk enrichment job completed",
+    "contact.added_to_list": "Contact added to a list",
     "contact.enriched": "Contact enrichment finished, whatever the outcome (Sluice)",
     "endpoint.disabled": "A subscription was deactivated after failing deliveries (Sluice)",
 }
@@ -212,6 +213,19 @@ def event_data(sluice_type: str, data: Any) -> Any:
             # Not in Sluice's event (the balance at delivery time would differ per retry).
             "credits_remaining": data.get("credits_remaining"),
             "bulk_id": data.get("bulk_id"),
+        }
+    if sluice_type == "contact.added_to_list" and not data.get("truncated"):
+        # The seed's seven fields, search_id being the enrichment id; Sluice's extras after.
+        return {
+            "list_id": data.get("list_id"),
+            "list_name": data.get("list_name"),
+            "contact_email": data.get("contact_email"),
+            "contact_name": data.get("contact_name"),
+            "company": data.get("company"),
+            "job_title": data.get("job_title"),
+            "search_id": data.get("enrichment_id"),
+            "status": data.get("status"),
+            "custom": data.get("custom"),
         }
     if sluice_type == "credits.low":
         return {
