@@ -79,6 +79,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and ReDoc assets served from the project (/api/docs/, /api/redoc/ offline).
+    "drf_spectacular_sidecar",
     "apps.core",
     "apps.accounts",
     "apps.providers",
@@ -256,7 +258,32 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.schema.add_guard_headers",
+        "apps.core.schema.undouble_request_names",
+        "apps.core.schema.add_webhook_headers",
+        "apps.core.schema.simplify_nullable_any",
     ],
+    # OpenAPI 3.1: its top-level ``webhooks`` describe every event Sluice sends
+    # (config/webhooks_schema.py), and its schemas are JSON Schema 2020-12, so a receiver can
+    # validate a delivery with any JSON Schema library.
+    "OAS_VERSION": "3.1.0",
+    "WEBHOOKS": [
+        f"config.webhooks_schema.{name}"
+        for name in (
+            "contact_enriched",
+            "contact_verified",
+            "bulk_completed",
+            "credits_low",
+            "credits_exhausted",
+            "endpoint_disabled",
+            "contact_added_to_list",
+            "import_completed",
+        )
+    ],
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not a CDN: the docs
+    # work on a machine without internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Product settings -----------------------------------------------------------------------

@@ -2,7 +2,11 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
 
 from apps.core import metrics as core_metrics
 from apps.core import views as core_views
@@ -28,6 +32,17 @@ urlpatterns = [
             url_name="schema", authentication_classes=[], permission_classes=[]
         ),
         name="docs",
+    ),
+    # Swagger UI and ReDoc load their assets from this server (drf-spectacular-sidecar).
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(
+            url_name="schema",
+            template_name="core/redoc.html",
+            authentication_classes=[],
+            permission_classes=[],
+        ),
+        name="redoc",
     ),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),

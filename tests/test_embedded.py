@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -83,6 +84,20 @@ def test_scripts_run_serves_the_api_end_to_end():
         sandbox = results[sandbox_key]
         assert sandbox["result"]["email"] == "sarah.chen@stripe.com"
         assert sandbox["sandbox"] is True and sandbox["custom"] == {"k": 1}
+        # The banner's export line, pasted into a shell, is what the `sluice` command reads.
+        exported = re.search(
+            r"export SLUICE_BASE_URL=(\S+) SLUICE_API_KEY=(\S+)", (var / "run.log").read_text()
+        )
+        assert exported and exported.groups() == (base, sandbox_key)
+        cli = subprocess.run(
+            [str(ROOT / ".venv/bin/sluice"), "credits", "--json"],
+            env=env | {"SLUICE_BASE_URL": base, "SLUICE_API_KEY": sandbox_key},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert cli.returncode == 0 and "plan" in json.loads(cli.stdout), cli.stderr
         live = results[live_key]
         assert live["sandbox"] is False
         # The live contact went through the real adapters to the simulator process.

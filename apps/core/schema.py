@@ -39,3 +39,92 @@ def add_guard_headers(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
                         name, {"schema": {"type": "integer"}, "description": description}
                     )
     return result
+
+
+def undouble_request_names(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """``COMPONENT_SPLIT_REQUEST`` appends ``Request`` to a request serializer's component
+    name, so ``EnrichRequestSerializer`` became ``EnrichRequest`` + ``Request``: drop the second one
+    (and rewrite every ``$ref``) unless that name is already taken."""
+    schemas = result.get("components", {}).get("schemas", {})
+    renames = {
+        name: name[: -len("Request")]
+        for name in schemas
+        if name.endswith("RequestRequest") and name[: -len("Request")] not in schemas
+    }
+    if not renames:
+        return result
+    result["components"]["schemas"] = {renames.get(k, k): v for k, v in schemas.items()}
+    refs = {
+        f"#/components/schemas/{old}": f"#/components/schemas/{new}" for old, new in renames.items()
+    }
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: (refs.get(v, v) if k == "$ref" and isinstance(v, str) else rewrite(v))
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    return rewrite(result)
+
+
+# Headers of every webhook delivery (apps/webhooks/services/deliveries.py, signing.py).
+WEBHOOK_HEADERS: list[tuple[str, bool, str]] = [
+    ("webhook-id", True, "The event id (evt_…), the same on every retry: deduplicate on it"),
+    ("webhook-timestamp", True, "Unix seconds of this attempt (Standard Webhooks)"),
+    (
+        "webhook-signature",
+        True,
+        "`v1,<base64 HMAC-SHA256>` of `{webhook-id}.{webhook-timestamp}.{body}` keyed with the "
+        "secret's base64 part; several space-separated during a secret rotation",
+    ),
+    (
+        "X-Sluice-Signature",
+        True,
+        "Hex HMAC-SHA256 of the body keyed with the whole secret (space-separated during a "
+        "rotation)",
+    ),
+    ("X-Sluice-Event", True, "The event type"),
+    ("X-Sluice-Delivery", True, "The delivery id (GET /webhooks/{id}/deliveries/{delivery_id})"),
+    ("X-Sluice-Test", False, "`true` on a sample from POST /webhooks/{id}/test"),
+]
+
+
+def add_webhook_headers(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]`` entry: the delivery headers on every
+    webhook (``extend_schema`` on an ``OpenApiWebhook`` takes no parameters)."""
+    for item in result.get("webhooks", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            operation["parameters"] = [
+                {
+                    "in": "header",
+                    "name": name,
+                    "required": required,
+                    "schema": {"type": "string"},
+                    "description": description,
+                }
+                for name, required, description in WEBHOOK_HEADERS
+            ]
+    return result
+
+
+def simplify_nullable_any(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular's OpenAPI 3.1 form of a nullable free-form field (a ``JSONField``
+    with ``allow_null``) is ``oneOf: [{}, {"type": "null"}]``, which no value satisfies
+    exactly once (null matches both): it becomes the schema that accepts any value."""
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.get("oneOf") == [{}, {"type": "null"}]:
+                node = {k: v for k, v in node.items() if k != "oneOf"}
+            return {k: rewrite(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    return rewrite(result)

@@ -107,7 +107,7 @@ CONTACT_REQUEST: tuple[RequestField, ...] = (
     ),
     RequestField(
         "custom",
-        {"type": "object", "nullable": True},
+        {"type": ["object", "null"]},
         description=f"JSON object, ≤ {CUSTOM_MAX_BYTES} bytes, depth ≤ {CUSTOM_MAX_DEPTH}; "
         "echoed back",
     ),
@@ -123,7 +123,7 @@ CONTACT_FIELDS = frozenset(f.name for f in CONTACT_REQUEST)
 # ``list_not_found``, ``services.lists.list_for_account``); here only its type.
 LIST_ID = RequestField(
     "list_id",
-    {"type": "string", "format": "uuid", "nullable": True},
+    {"type": ["string", "null"], "format": "uuid"},
     description="A list of this account and mode (GET /lists) to add the contact(s) to as "
     "they are created; another account's, another mode's or an unknown id is 404 "
     "list_not_found",

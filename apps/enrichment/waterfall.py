@@ -245,7 +245,7 @@ def _run_kind(
             if found is not None and found.confidence < threshold:
                 reason = f"confidence {found.confidence} < {threshold}"
             elif found is not None:
-                reason = "unusable answer (invalid email or no phone in the wanted countries)"
+                reason = _unusable_reason(kind, found, contact)
             outcome.attempts.append(
                 AttemptRecord(adapter.name, kind, ProviderAttempt.MISS, started, reason)
             )
@@ -370,6 +370,31 @@ def _usable(kind: str, found: Found, contact: Contact) -> dict[str, Any] | None:
         email = normalize_email(data.get("personal_email"))
         return {"personal_email": email} if email else None
     return None
+
+
+def _unusable_reason(kind: str, found: Found, contact: Contact) -> str:
+    """What was wrong with an answer ``_usable`` refused, for the attempt's ``error``: said
+    for the kind that was asked, so a phone miss never reads as an email problem."""
+    data = found.data
+    if kind == "email":
+        if not data.get("email"):
+            return "unusable answer: no email"
+        if not normalize_email(data.get("email")):
+            return "unusable answer: not a valid email address"
+        status = str(data.get("email_status") or "unknown").lower()
+        return f"unusable answer: email status {status!r}"
+    if kind == "phone":
+        if not data.get("phones"):
+            return "unusable answer: no phone number"
+        wanted = [c.upper() for c in contact.phone_country_codes or [] if c]
+        if wanted:
+            return f"unusable answer: no valid phone number in {', '.join(wanted)}"
+        return "unusable answer: no valid phone number"
+    if kind == "personal_email":
+        if not data.get("personal_email"):
+            return "unusable answer: no personal email"
+        return "unusable answer: not a valid personal email address"
+    return f"unusable answer for {kind}"
 
 
 def _ms(started: float) -> int:

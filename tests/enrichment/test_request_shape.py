@@ -24,14 +24,14 @@ def components():
 
 
 def test_the_schema_shows_exactly_the_described_fields_and_required_ones(components):
-    enrich = components["EnrichRequestRequest"]
+    enrich = components["EnrichRequest"]
     # list_id is the request's, not the contact's (never per contact of a bulk).
     assert list(enrich["properties"]) == [*NAMES, LIST_ID.name]
     assert sorted(enrich["required"]) == sorted(f.name for f in CONTACT_REQUEST if f.required)
     for spec in CONTACT_REQUEST:
         for key, value in spec.schema.items():
             assert enrich["properties"][spec.name][key] == value, (spec.name, key)
-    bulk = components["BulkRequestRequest"]
+    bulk = components["BulkRequest"]
     assert set(bulk["properties"]) == set(BULK_FIELDS)
     assert bulk["required"] == ["contacts"]
     # In a bulk, a per-batch field may come from the batch instead.

@@ -139,6 +139,8 @@ def test_invalid_email_is_a_miss_and_catch_all_is_kept(account):
         ("apollo", "email", "miss"),
         ("pdl", "email", "miss"),
     ]
+    hunter_miss = first.attempts.get(provider="hunter")
+    assert hunter_miss.error == "unusable answer: email status 'invalid'"
     responses.replace(responses.GET, HUNTER_URL, json=hunter_body(status="accept_all"))
     second = live_contact(account)
     run(second)
@@ -239,6 +241,9 @@ def test_phone_only_in_unwanted_country_is_a_miss_and_next_provider_is_tried(acc
     run(contact)
     assert attempts(contact) == [("pdl", "phone", "miss"), ("hunter", "phone", "hit")]
     assert contact.result["phones"] == [{"number": "+14155552671", "type": "work", "country": "US"}]
+    # The miss says what was wrong with the phone answer, not with an email.
+    miss = contact.attempts.get(provider="pdl")
+    assert miss.error == "unusable answer: no valid phone number in US"
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,24 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.accounts.services import account_create
 from apps.core.errors import SluiceError
 
+EXAMPLE = """example:
+  python manage.py create_account --name "Acme" --plan growth --credits 500 --mode test
+  (add --consent when the account consented to personal-email enrichment)"""
+
 
 class Command(BaseCommand):
     help = "Create an account with one API key and print its credentials as JSON."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs):  # type: ignore[override]
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.epilog = EXAMPLE
+
+        class KeepEpilogLines(parser.formatter_class):  # type: ignore[misc,name-defined]
+            def _fill_text(self, text: str, width: int, indent: str) -> str:
+                return "".join(indent + line for line in text.splitlines(keepends=True))
+
+        parser.formatter_class = KeepEpilogLines
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True)
@@ -47,4 +62,8 @@ class Command(BaseCommand):
                     "webhook_secret": created.account.callback_secret,
                 }
             )
+        )
+        # For a person at a terminal (stdout's one JSON line stays the scripts' contract).
+        self.stderr.write(
+            f"export SLUICE_API_KEY={created.key.raw_key}", style_func=lambda text: text
         )

@@ -1,0 +1,255 @@
+"""The client against the real API (live server, real worker, PostgreSQL, Redis)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from sluice_client import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+    Sluice,
+    verify_webhook,
+)
+from sluice_client.errors import AuthenticationError
+
+from apps.accounts.models import Plan
+from apps.enrichment.models import Contact
+from apps.enrichment.services import waiting
+from tests.support.api import make_client
+from tests.support.worker import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+
+ADA = {"first_name": "Ada", "last_name": "Lovelace", "domain": "engines.io"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _stop_the_sync_listener():
+    """POST /enrich/sync's LISTEN connection (one per web process, here the test's) would
+    keep the test database from being dropped at the end."""
+    yield
+    waiting.listener.stop()
+
+
+def unkept() -> requests.Session:
+    """A session that does not keep connections alive: Django's live server holds a
+    kept-alive connection's thread, with its database connection, past the test (and the
+    test database could then not be dropped)."""
+    session = requests.Session()
+    session.headers["Connection"] = "close"
+    return session
+
+
+@pytest.fixture
+def client(live_server, account_key):
+    with Sluice(account_key[1], base_url=live_server.url, session=unkept()) as sluice:
+        yield sluice
+
+
+def test_enrich_wait_and_read_back(client, worker):
+    accepted = client.enrich(**ADA, custom={"crm": "42"})
+    assert accepted["status"] == "pending"
+    contact = client.wait(accepted["enrichment_id"], timeout=30, interval=0.2)
+    assert contact["result"]["email"] == "ada.lovelace@engines.io"
+    assert contact["custom"] == {"crm": "42"}
+    assert client.get_contact(accepted["enrichment_id"]) == contact
+    assert client.last_headers["X-Request-ID"].startswith("req_")
+    sync = client.enrich_sync(first_name="Grace", last_name="Hopper", domain="navy.mil", timeout=20)
+    assert sync["status"] == "finished" and sync["result"]["status"] == "VERIFIED"
+
+
+def test_bulk_wait_bulk_and_paging_through_every_contact(client, worker):
+    contacts = [{"first_name": f"P{i}", "last_name": "Ng", "domain": f"d{i}.io"} for i in range(7)]
+    accepted = client.enrich_bulk(contacts, enrichment_type=["email"])
+    seen: list[int] = []
+    bulk = client.wait_bulk(
+        accepted["bulk_id"],
+        timeout=60,
+        interval=0.2,
+        on_progress=lambda b: seen.append(b["finished"]),
+    )
+    assert bulk["status"] == "completed" and bulk["verified"] == 7 and seen[-1] == 7
+    # Pages of 3: the iterator follows the cursor to the end, each contact once.
+    listed = list(client.iter_contacts(bulk_id=accepted["bulk_id"], page_size=3))
+    assert sorted(c["enrichment_id"] for c in listed) == sorted(
+        c["enrichment_id"] for c in accepted["contacts"]
+    )
+    page = client.list_contacts(bulk_id=accepted["bulk_id"], limit=3)
+    assert len(page["data"]) == 3 and page["pagination"]["has_more"] is True
+
+
+def test_errors_carry_the_envelope(client, live_server):
+    with pytest.raises(NotFoundError) as missing:
+        client.get_contact("00000000-0000-4000-8000-000000000000")
+    assert missing.value.status == 404 and missing.value.code == "not_found"
+    assert missing.value.request_id.startswith("req_")
+    with pytest.raises(InvalidRequestError) as invalid:
+        client.enrich(first_name="Ada", last_name="Lovelace", linkedin_url="https://x.io/ada")
+    assert invalid.value.status == 422 and "linkedin_url" in invalid.value.details
+    with (
+        pytest.raises(AuthenticationError),
+        Sluice("sk_test_nope", base_url=live_server.url, session=unkept()) as bad,
+    ):
+        bad.credits()
+    assert client.credits()["plan"] == "pro"
+
+
+def test_webhooks_crud_test_delivery_and_events(client, worker, receiver):
+    endpoint = client.create_webhook(receiver.url(), events=["contact.enriched"])
+    assert client.get_webhook(endpoint["id"])["url"] == receiver.url()
+    assert [e["id"] for e in client.iter_webhooks()] == [endpoint["id"]]
+    assert client.update_webhook(endpoint["id"], description="crm")["description"] == "crm"
+    client.test_webhook(endpoint["id"])
+    wait_for(lambda: receiver.received(), timeout=30, message="no test delivery")
+    delivered = receiver.received()[0]
+    event = verify_webhook(delivered.body, delivered.headers, endpoint["secret"])
+    assert event["type"] == "contact.enriched" and event["_test"] is True
+    deliveries = list(client.iter_deliveries(endpoint["id"]))
+    assert client.get_delivery(endpoint["id"], deliveries[0]["id"])["status"] in (
+        "succeeded",
+        "pending",
+    )
+    accepted = client.enrich(**ADA)
+    client.wait(accepted["enrichment_id"], timeout=30, interval=0.2)
+    events = list(client.iter_events(type="contact.enriched"))
+    assert [e["data"]["enrichment_id"] for e in events] == [accepted["enrichment_id"]]
+    client.delete_webhook(endpoint["id"])
+    with pytest.raises(NotFoundError):
+        client.get_webhook(endpoint["id"])
+
+
+def test_lists(client, worker):
+    q2 = client.create_list("Q2 targets", color="indigo")
+    assert client.get_list(q2["id"])["color"] == "indigo"
+    assert [x["id"] for x in client.iter_lists()] == [q2["id"]]
+    accepted = client.enrich_bulk(
+        [{"first_name": f"L{i}", "last_name": "Ng", "domain": f"l{i}.io"} for i in range(3)],
+        enrichment_type=["email"],
+        list_id=q2["id"],
+    )
+    one = client.enrich(**ADA)
+    entry = client.add_to_list(q2["id"], one["enrichment_id"])
+    assert entry["list_id"] == q2["id"]
+    with pytest.raises(ConflictError) as again:
+        client.add_to_list(q2["id"], one["enrichment_id"])
+    assert again.value.code == "already_in_list"
+    members = {c["enrichment_id"] for c in client.iter_list_contacts(q2["id"], page_size=2)}
+    assert members == {c["enrichment_id"] for c in accepted["contacts"]} | {one["enrichment_id"]}
+    client.remove_from_list(q2["id"], one["enrichment_id"])
+    assert client.update_list(q2["id"], is_pinned=True)["contact_count"] == 3
+    assert len(client.list_list_contacts(q2["id"], limit=2)["data"]) == 2
+    client.delete_list(q2["id"])
+    with pytest.raises(NotFoundError):
+        client.get_list(q2["id"])
+
+
+class _DropFirstAnswers:
+    """An HTTP proxy in front of the live server that forwards each request but, for the
+    first ``drop`` requests, hangs up instead of answering: the request ran, the client
+    never heard (a lost connection)."""
+
+    def __init__(self, upstream: str, drop: int) -> None:
+        self.upstream = upstream
+        self.drop = drop
+        self.forwarded: list[dict[str, str]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                proxy.forwarded.append(headers)
+                answer = requests.post(proxy.upstream + self.path, data=body, headers=headers)
+                if len(proxy.forwarded) <= proxy.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # no answer at all
+                    return
+                self.send_response(answer.status_code)
+                for key in ("Content-Type", "Idempotent-Replayed", "X-Request-ID"):
+                    if key in answer.headers:
+                        self.send_header(key, answer.headers[key])
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_lost_answer_is_retried_with_the_same_key_and_enqueues_once(live_server, account_key):
+    proxy = _DropFirstAnswers(live_server.url, drop=2)
+    waits: list[float] = []
+    client = Sluice(account_key[1], base_url=proxy.url, sleep=waits.append, session=unkept())
+    try:
+        accepted = client.enrich(**ADA)
+    finally:
+        client.close()
+        proxy.stop()
+    assert len(proxy.forwarded) == 3 and len(waits) == 2
+    assert len({h["Idempotency-Key"] for h in proxy.forwarded}) == 1
+    assert client.last_headers.get("Idempotent-Replayed") == "true"
+    assert [str(pk) for pk in Contact.objects.values_list("pk", flat=True)] == [
+        accepted["enrichment_id"]
+    ]
+
+
+def test_429_is_retried_after_retry_after_then_raised(live_server):
+    tiny, _ = Plan.objects.get_or_create(
+        code="tiny", defaults={"name": "Tiny", "api_access": True, "per_minute": 1, "bulk_max": 5}
+    )
+    api = make_client(plan_code="pro")
+    api.account.plan = tiny
+    api.account.save(update_fields=["plan"])
+    waits: list[float] = []
+    client = Sluice(
+        api.key.raw_key,
+        base_url=live_server.url,
+        max_retries=2,
+        sleep=waits.append,
+        session=unkept(),
+    )
+    # Three calls: a minute boundary can fall between two of them, not twice in a row.
+    with client, pytest.raises(RateLimitError) as limited:
+        for _ in range(3):
+            client.credits()
+    assert limited.value.code == "rate_limited"
+    retry_after = limited.value.retry_after
+    assert retry_after is not None and 0 < retry_after <= 60
+    # The call that raised waited Retry-After before each of its two retries.
+    assert len(waits) >= 2 and all(0 < w <= 60 for w in waits[-2:])
+    assert retry_after <= waits[-1] <= retry_after + 1  # the header's value, not a guess
+
+
+def test_enrich_csv_rechunks_to_a_smaller_plan_bulk_max(live_server, worker, tmp_path):
+    from sluice_client import enrich_csv
+
+    api = make_client(plan_code="growth")  # bulks of 50
+    rows = ["first_name,last_name,domain", *(f"Bo{i},Kim,k{i}.io" for i in range(120))]
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+    with Sluice(api.key.raw_key, base_url=live_server.url, session=unkept()) as client:
+        summary = enrich_csv.run(
+            client,
+            input_path=tmp_path / "in.csv",
+            output_path=tmp_path / "out.csv",
+            enrichment_type=["email"],
+            sleep=lambda s: time.sleep(min(s, 0.5)),
+        )
+    assert len(summary["bulk_ids"]) == 3 and summary["verified"] == 120
+    assert Contact.objects.count() == 120
+    out = (tmp_path / "out.csv").read_text().splitlines()
+    assert out[1].startswith("Bo0,Kim,k0.io,") and "bo0.kim@k0.io" in out[1]
+    assert "bo119.kim@k119.io" in out[120]
