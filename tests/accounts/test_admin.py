@@ -464,13 +464,17 @@ def test_a_plan_code_is_set_once_its_limits_stay_editable(admin_client):
 
 def test_account_page_links_to_its_rows_in_every_list(admin_client):
     from apps.core.models import IdempotencyRecord
+    from apps.enrichment.models import List
     from tests.factories import BulkJobFactory, ContactFactory
+    from tests.imports.factories import import_rows
     from tests.webhooks.factories import DeliveryFactory
 
     def one_of_each(account):
-        ApiKeyFactory(account=account)
+        key = ApiKeyFactory(account=account)
         BulkJobFactory(account=account)
         ContactFactory(account=account)
+        List.objects.create(account=account, sandbox=True, name="Targets")
+        import_rows(account=account, key=key)  # an import and its export
         DeliveryFactory(endpoint__account=account)
         IdempotencyRecord.objects.create(
             account=account,
@@ -487,7 +491,7 @@ def test_account_page_links_to_its_rows_in_every_list(admin_client):
     one_of_each(other)
     page = admin_client.get(reverse("admin:accounts_account_change", args=[mine.pk]))
     links = re.findall(r'href="([^"]+\?account__id__exact=[^"]+)"', page.content.decode())
-    assert len(links) == 8  # the ledger and the seven lists
+    assert len(links) == 11  # the ledger and the ten lists
     for link in links:
         response = admin_client.get(link.replace("&amp;", "&"))
         assert response.status_code == 200, link

@@ -214,6 +214,8 @@ class AccountAdmin(
             ("enrichment", "contact", "Enrichments"),
             ("enrichment", "bulkjob", "Bulk jobs"),
             ("enrichment", "list", "Lists"),
+            ("imports", "import", "Imports"),
+            ("imports", "export", "Exports"),
             ("accounts", "apikey", "API keys"),
             ("webhooks", "endpoint", "Webhook endpoints"),
             ("webhooks", "delivery", "Deliveries"),
