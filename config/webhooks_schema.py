@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework import serializers
 
 from apps.enrichment.serializers import BulkSerializer, ContactSerializer
+from apps.imports.serializers import ImportSerializer
 from apps.webhooks.models import Event
 from apps.webhooks.serializers import EndpointSerializer
 
@@ -31,38 +32,6 @@ class AddedToListSerializer(serializers.Serializer):
     bulk_id = serializers.UUIDField(allow_null=True)
     custom = serializers.JSONField()
     added_at = serializers.DateTimeField()
-
-
-class ImportCompletedSerializer(serializers.Serializer):
-    """The GET /imports/{id} object (the imports API, docs/imports.md) when every contact of
-    the file has finished."""
-
-    import_id = serializers.UUIDField()
-    object = serializers.ChoiceField(["import"])
-    status = serializers.ChoiceField(["processing", "completed", "failed"])
-    stage = serializers.ChoiceField(["validating", "enqueueing", "enriching", "done"])
-    name = serializers.CharField(allow_null=True)
-    file_name = serializers.CharField()
-    total_rows = serializers.IntegerField()
-    valid_rows = serializers.IntegerField()
-    imported_rows = serializers.IntegerField()
-    error_count = serializers.IntegerField()
-    finished = serializers.IntegerField()
-    verified = serializers.IntegerField()
-    not_found = serializers.IntegerField()
-    no_credits = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    credits_used = serializers.IntegerField()
-    bulk_id = serializers.UUIDField(allow_null=True)
-    list_id = serializers.UUIDField(allow_null=True)
-    enrichment_type = serializers.ListField(child=serializers.CharField())
-    columns = serializers.ListField(child=serializers.CharField())
-    mapping = serializers.DictField(child=serializers.CharField(allow_null=True))
-    error_message = serializers.CharField(allow_null=True)
-    sandbox = serializers.BooleanField()
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    completed_at = serializers.DateTimeField(allow_null=True)
 
 
 class CreditNoticeSerializer(serializers.Serializer):
@@ -150,7 +119,7 @@ contact_added_to_list = _webhook(
 import_completed = _webhook(
     Event.IMPORT_COMPLETED,
     "ImportCompletedEvent",
-    ImportCompletedSerializer(),
+    ImportSerializer(),  # the GET /imports/{id} object itself
     "Every contact of a CSV import (POST /imports) has finished; `data` is the "
     "GET /imports/{id} object. Sent to the import's `webhook_url` too.",
 )
