@@ -467,8 +467,8 @@ def test_fan_out_queries_do_not_grow_with_the_number_of_endpoints():
 
 def test_an_attempt_is_a_constant_handful_of_queries(receiver, django_assert_num_queries):
     delivery = DeliveryFactory(endpoint=EndpointFactory(url=receiver.url()))
-    # claim, load, then BEGIN, lock the delivery, update it, attempt row, lock the endpoint,
-    # update it, COMMIT
+    # claim, load, then BEGIN, lock the endpoint, lock the delivery, update it, attempt row,
+    # update the endpoint, COMMIT
     with django_assert_num_queries(9):
         assert attempt(delivery) == Delivery.SUCCEEDED
 

@@ -45,6 +45,10 @@ COUNTDOWN_MAX_SECONDS = 60.0
 
 USER_AGENT = "Sluice-Webhooks/1.0"
 
+# What ``deliveries_record`` says of an attempt whose endpoint was deleted meanwhile (with the
+# delivery): nothing recorded, and nothing more to send to it.
+GONE = "gone"
+
 
 def delivery_retry(*, delivery: Delivery) -> Delivery:
     """Send one delivery again now, whatever its status (its endpoint must be active)."""
@@ -224,7 +228,8 @@ def delivery_attempt(*, delivery_id: str) -> str | None:
             lambda: deliveries_record([Sent(delivery, token, result, at)]),
             what="record delivery attempt",
         )
-        return recorded.get(delivery.pk)
+        status = recorded.get(delivery.pk)
+        return None if status == GONE else status
     finally:
         delivery_leases.release(token)
 
@@ -279,7 +284,8 @@ def deliveries_record(batch: Sequence[Sent]) -> dict[Any, str]:
 
     Fenced by each claim's token: an attempt whose claim was taken over after it lapsed (or
     whose delivery was deleted with its endpoint) is not recorded. Returns the new status of
-    each recorded delivery (``skipped`` for one whose endpoint this batch deactivated).
+    each recorded delivery (``skipped`` for one whose endpoint this batch deactivated), and
+    ``GONE`` for each attempt whose endpoint no longer exists (the sender drops the rest).
     """
     if not batch:
         return {}
@@ -287,7 +293,29 @@ def deliveries_record(batch: Sequence[Sent]) -> dict[Any, str]:
     by_id = {sent.delivery.pk: sent for sent in batch}
     statuses: dict[Any, str] = {}
     retries: list[tuple[str, float]] = []
+    endpoint_ids = sorted({s.delivery.endpoint_id for s in batch if s.delivery.endpoint_id})
     with transaction.atomic():
+        # The endpoints first, then the deliveries in id order: the order of every writer of
+        # an endpoint's deliveries (endpoint_delete, endpoint_deactivate below), so none of
+        # them deadlocks with another. NO KEY: a fan-out inserting deliveries (whose foreign
+        # key takes KEY SHARE on the endpoint) is not held up by recording.
+        endpoints = (
+            {
+                e.pk: e
+                for e in Endpoint.objects.select_for_update(no_key=True)
+                .filter(pk__in=endpoint_ids)
+                .order_by("pk")
+            }
+            if endpoint_ids
+            else {}
+        )
+        statuses.update(
+            {
+                sent.delivery.pk: GONE
+                for sent in batch
+                if sent.delivery.endpoint_id and sent.delivery.endpoint_id not in endpoints
+            }
+        )
         current = {
             pk: (status, rounds, attempts, token)
             for pk, status, rounds, attempts, token in Delivery.objects.select_for_update()
@@ -304,7 +332,7 @@ def deliveries_record(batch: Sequence[Sent]) -> dict[Any, str]:
         if lost:
             logger.warning("delivery claims lost; attempts not recorded", extra={"count": lost})
         if not plans:
-            return {}
+            return statuses
         updates = []
         for plan in plans:
             delivery, at = plan.sent.delivery, plan.sent.at
@@ -345,7 +373,7 @@ def deliveries_record(batch: Sequence[Sent]) -> dict[Any, str]:
                 for plan in plans
             ]
         )
-        deactivate = _endpoints_record(plans, now=done)
+        deactivate = _endpoints_record(plans, endpoints, now=done)
         disabled = {
             endpoint.pk
             for endpoint, reason in deactivate
@@ -413,19 +441,22 @@ def _retries_publish(retries: list[tuple[str, float]]) -> None:
         deliveries_publish_later(delivery_id=delivery_id, countdown=countdown)
 
 
-def _endpoints_record(plans: list[_Plan], *, now: datetime) -> list[tuple[Endpoint, str]]:
-    """Each endpoint's failure streak after the batch's attempts, in attempt order (two
-    statements); returns the endpoints to deactivate, with why: a 410, or a streak long
-    enough in count and time (SPEC §6)."""
+def _endpoints_record(
+    plans: list[_Plan], locked: dict[Any, Endpoint], *, now: datetime
+) -> list[tuple[Endpoint, str]]:
+    """Each endpoint's failure streak after the batch's attempts, in attempt order (one
+    statement; ``locked``: the batch's endpoints, read under their row locks); returns the
+    endpoints to deactivate, with why: a 410, or a streak long enough in count and time
+    (SPEC §6)."""
     per_endpoint: dict[Any, list[Sent]] = {}
     for plan in sorted(plans, key=lambda p: p.sent.at):
         if plan.sent.delivery.endpoint_id is not None:
             per_endpoint.setdefault(plan.sent.delivery.endpoint_id, []).append(plan.sent)
     if not per_endpoint:
         return []
-    endpoints = list(
-        Endpoint.objects.select_for_update().filter(pk__in=list(per_endpoint)).order_by("pk")
-    )
+    endpoints = [locked[pk] for pk in sorted(per_endpoint) if pk in locked]
+    if not endpoints:
+        return []
     deactivate = []
     for endpoint in endpoints:
         gone = False

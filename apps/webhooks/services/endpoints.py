@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Account
-from apps.core.errors import Conflict, InvalidRequest
+from apps.core.errors import Conflict, InvalidRequest, NotFound
 from apps.core.timefmt import iso
 
 from .. import filters, samples, signing, targets
@@ -188,8 +188,26 @@ def endpoint_update(
 
 
 def endpoint_delete(*, endpoint: Endpoint) -> None:
-    """Delete the endpoint with its deliveries; queued messages for them find no row and stop."""
-    endpoint.delete()
+    """Delete the endpoint with its deliveries and their attempts; queued messages for them
+    find no row and stop, and an attempt in flight is not recorded (its claim's fence).
+
+    Locks in the order every writer of an endpoint's deliveries uses (the recorder,
+    ``deliveries_record``, and deactivation): the endpoint row first, then its deliveries in
+    id order. The cascade's own DELETE locked deliveries in table order, then the endpoint,
+    and so deadlocked with a recorder locking them in id order (tests/webhooks/
+    test_delete_race.py). Deleted meanwhile by another request: 404.
+    """
+    with transaction.atomic():
+        if not Endpoint.objects.select_for_update().filter(pk=endpoint.pk).exists():
+            raise NotFound()
+        # Locked here, the rows the cascade deletes next can gain no attempt meanwhile.
+        list(
+            Delivery.objects.select_for_update()
+            .filter(endpoint_id=endpoint.pk)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        endpoint.delete()
 
 
 def endpoint_secret_rotate(*, endpoint: Endpoint) -> Endpoint:

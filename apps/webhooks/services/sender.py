@@ -43,6 +43,7 @@ from apps.core.outages import db_retry
 
 from ..models import Delivery
 from .deliveries import (
+    GONE,
     Sent,
     deliveries_claim,
     deliveries_record,
@@ -280,7 +281,11 @@ class Sender:
                     self._recording -= len(batch)
             for sent in batch:
                 endpoint_id = sent.delivery.endpoint_id
-                if endpoint_id is not None and statuses.get(sent.delivery.pk) == Delivery.SKIPPED:
+                # Deactivated, or deleted: what still waits for it is not sent.
+                if endpoint_id is not None and statuses.get(sent.delivery.pk) in (
+                    Delivery.SKIPPED,
+                    GONE,
+                ):
                     self.drop_endpoint(endpoint_id)
 
 
