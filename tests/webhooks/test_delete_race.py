@@ -1,4 +1,5 @@
-"""DELETE /webhooks/{id} racing the sender's recorder, on the real PostgreSQL.
+"""DELETE /webhooks/{id} and the events purge racing the sender's recorder, on the real
+PostgreSQL.
 
 The recorder locks a batch's deliveries, then their endpoints; the delete used to lock the
 endpoint's deliveries in whatever order its DELETE scanned them, then the endpoint. A third
@@ -12,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +25,7 @@ from apps.webhooks import services
 from apps.webhooks.models import Delivery, DeliveryAttempt, Endpoint
 from apps.webhooks.services.deliveries import GONE as GONE_STATUS
 from apps.webhooks.services.transport import AttemptResult
-from tests.webhooks.factories import DeliveryFactory, EndpointFactory
+from tests.webhooks.factories import DeliveryFactory, EndpointFactory, EventFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -154,3 +156,31 @@ def test_a_second_delete_of_the_same_endpoint_is_a_404(api):
     assert api.delete(f"/api/v1/webhooks/{endpoint.pk}").status_code == 204
     with pytest.raises(NotFound):
         services.endpoint_delete(endpoint=stale)
+
+
+def test_the_purge_waits_for_a_locked_delivery_and_keeps_it_if_it_became_pending():
+    """The purge picks old events without a pending delivery, then locks their deliveries in
+    id order: one made pending meanwhile (a manual retry, a recover) keeps its event."""
+    old = timezone.now() - timedelta(days=30)
+    delivery = DeliveryFactory(event=EventFactory(created_at=old), status=Delivery.FAILED)
+    held, release = threading.Event(), threading.Event()
+
+    def retry_it() -> None:
+        with transaction.atomic():
+            Delivery.objects.select_for_update().get(pk=delivery.pk)
+            held.set()
+            release.wait(10)
+            Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.PENDING)
+
+    holder = Racer(retry_it)
+    holder.start()
+    assert held.wait(10)
+    purge = Racer(services.events_purge)
+    purge.start()
+    wait_until_blocked(purge)
+    release.set()
+    holder.join(10)
+    purge.join(10)
+    assert holder.error is None and purge.error is None
+    assert purge.result == 0
+    assert Delivery.objects.filter(pk=delivery.pk, status=Delivery.PENDING).exists()

@@ -72,6 +72,17 @@ def events_purge(*, batch: int = 1000, max_seconds: float = 60.0) -> int:
         if not ids:
             break
         with transaction.atomic():
+            # Lock the deliveries in id order, the recorder's order (deliveries_record), so a
+            # late record and the purge queue instead of deadlocking; one made pending again
+            # since the SELECT above (a retry, a recover) keeps its event.
+            locked = (
+                Delivery.objects.select_for_update()
+                .filter(event_id__in=ids)
+                .order_by("pk")
+                .values_list("event_id", "status")
+            )
+            busy = {event_id for event_id, status in locked if status == Delivery.PENDING}
+            ids = [pk for pk in ids if pk not in busy]
             DeliveryAttempt.objects.filter(delivery__event_id__in=ids).delete()
             Delivery.objects.filter(event_id__in=ids).delete()
             purged += Event.objects.filter(pk__in=ids).delete()[0]
