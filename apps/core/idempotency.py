@@ -33,6 +33,10 @@ NOT_STORED = frozenset({401, 402, 403, 409, 429})
 REPLAYED_HEADERS = ("Content-Type", "Location")
 
 
+def _is_multipart(request: HttpRequest) -> bool:
+    return (request.content_type or "").lower() == "multipart/form-data"
+
+
 def _valid_key(value: str) -> bool:
     return 0 < len(value) <= 255 and all(" " <= ch <= "~" for ch in value)
 
@@ -251,10 +255,16 @@ class IdempotencyMiddleware:
                 "invalid_idempotency_key",
                 {HEADER: "Must be 1-255 printable ASCII characters."},
             )
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            return _error(413, "The request body is too large", "body_too_large")
+        if _is_multipart(request):
+            # A file upload (POST /imports): not read here (Django keeps file parts out of
+            # memory, and a file may be larger than DATA_UPLOAD_MAX_MEMORY_SIZE), and its
+            # boundary differs on every resend (requests, curl). Same length, same request.
+            body = f"multipart:{request.META.get('CONTENT_LENGTH') or 0}".encode()
+        else:
+            try:
+                body = request.body
+            except RequestDataTooBig:
+                return _error(413, "The request body is too large", "body_too_large")
         fingerprint = request_fingerprint(method=request.method, path=request.path, body=body)
         record, acquired = idempotency_begin(
             account_id=principal[0].pk,

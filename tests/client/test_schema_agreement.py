@@ -36,6 +36,9 @@ SHAPES = {
     types.Pagination: "Pagination",
     types.ContactList: "List",
     types.ListEntry: "ListEntry",
+    types.Import: "Import",
+    types.RowError: "RowError",
+    types.Export: "Export",
 }
 
 
@@ -85,6 +88,12 @@ class Recorder:
             def json(self):
                 return json.loads(self.content)
 
+            def iter_content(self, chunk_size=None):
+                yield self.content
+
+            def close(self):
+                pass
+
         return Answer()
 
 
@@ -96,7 +105,9 @@ def _arguments(method) -> tuple[list[Any], dict[str, Any]]:
             continue
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
             continue
-        value: Any = [] if name == "contacts" else f"{name}-value"
+        value: Any = {"contacts": [], "file": b"first_name,last_name\r\nAda,Lovelace\r\n"}.get(
+            name, f"{name}-value"
+        )
         if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
             kwargs[name] = value
         else:

@@ -189,6 +189,42 @@ def test_too_many_bytes_is_a_413(api, settings):
     assert response.status_code == 413
 
 
+def _multipart(data: bytes, boundary: str) -> bytes:
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="enrichment_type"\r\n\r\n'
+        f"email\r\n--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="big.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_a_keyed_upload_over_the_memory_limit_is_replayed_whatever_its_boundary(api, settings):
+    """A resent upload (same key, same file) gets the first answer, however large the file and
+    whichever boundary the resend's multipart framing uses; another file of another size is
+    a 422 ``idempotency_key_reused``."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    data = csv_bytes(people(200))
+    assert len(data) > 5_000
+
+    def send(body: bytes, boundary: str):
+        return api.post(
+            "/api/v1/imports",
+            body,
+            content_type=f"multipart/form-data; boundary={boundary}",
+            HTTP_IDEMPOTENCY_KEY="upload-1",
+        )
+
+    first = send(_multipart(data, "a" * 32), "a" * 32)
+    assert first.status_code == 202, first.json()
+    again = send(_multipart(data, "b" * 32), "b" * 32)
+    assert again.status_code == 202, again.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["import_id"] == first.json()["import_id"]
+    assert Import.objects.count() == 1
+    other = send(_multipart(csv_bytes(people(3)), "c" * 32), "c" * 32)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+
+
 def test_a_live_key_without_credits_is_402(db):
     client = make_client(mode="live", credits=0)
     assert upload(client, csv_bytes(people(1))).status_code == 402

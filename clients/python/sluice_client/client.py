@@ -3,11 +3,14 @@ paging and waiting helpers."""
 
 from __future__ import annotations
 
+import json as _json
+import logging
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -26,9 +29,12 @@ from .types import (
     EndpointEnabled,
     EndpointWithSecret,
     Event,
+    Export,
+    Import,
     ListEntry,
     Page,
     Recover,
+    RowError,
 )
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -37,6 +43,24 @@ USER_AGENT = "sluice-client-python/0.1"
 _RETRY_STATUSES = frozenset({502, 503, 504})
 
 T = TypeVar("T")
+logger = logging.getLogger("sluice_client")
+# A file to upload: its name, its bytes or a binary file object, its content type.
+Upload = tuple[str, bytes | BinaryIO, str]
+
+
+def _retrying(
+    method: str, path: str, reason: str, wait: float, *, status: int | None, retry_after: str | None
+) -> None:
+    """One log line per retry (logger ``sluice_client``, INFO); the fields also as attributes
+    of the record, for a handler that wants them."""
+    logger.info(
+        "%s %s: %s; retrying in %.1f s",
+        method,
+        path,
+        reason,
+        wait,
+        extra={"sluice_status": status, "sluice_wait": wait, "sluice_retry_after": retry_after},
+    )
 
 
 def _path(template: str, **ids: str) -> str:
@@ -112,43 +136,89 @@ class Sluice:
         json: Any = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
+        upload: Upload | None = None,
     ) -> Any:
-        """One API call with the retry policy above; the decoded body (``None`` for 204)."""
+        """One API call with the retry policy above; the decoded body (``None`` for 204).
+        ``upload``: send ``json`` (a flat dict of strings) and this file as
+        ``multipart/form-data`` instead of a JSON body."""
+        response = self._send(
+            method,
+            path,
+            params=params,
+            json=json,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            upload=upload,
+        )
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        upload: Upload | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """The answer (below 400) after the retry policy, or the error it ends with raised."""
         headers: dict[str, str] = {}
         if method == "POST":
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
         url = f"{self.base_url}{path}"
         attempt = 0
         while True:
+            body: dict[str, Any] = {"json": json}
+            if upload is not None:
+                # Every resend reads the file from its start. The server takes a resent
+                # upload with the same key and length as the same request, whatever the
+                # boundary of its multipart framing.
+                name, data, content_type = upload
+                if hasattr(data, "seek"):
+                    data.seek(0)
+                body = {"data": json, "files": {"file": (name, data, content_type)}}
             try:
                 response = self._session.request(
                     method,
                     url,
                     params=_drop_none(params or {}),
-                    json=json,
                     headers=headers,
                     timeout=timeout or self.timeout,
+                    stream=stream,
+                    **body,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # Safe to repeat: GET/PATCH/DELETE are idempotent and every POST carries its
                 # Idempotency-Key (a replay, or 409 in flight, which is retried too).
                 if attempt >= self.max_retries:
                     raise errors.ConnectionError(f"{method} {url}: {exc}") from exc
-                self._sleep(min(2**attempt * 0.5, self.max_retry_wait))
+                wait = min(2**attempt * 0.5, self.max_retry_wait)
+                _retrying(method, path, type(exc).__name__, wait, status=None, retry_after=None)
+                self._sleep(wait)
                 attempt += 1
                 continue
             self.last_headers = dict(response.headers)
             if response.status_code < 400:
-                if response.status_code == 204 or not response.content:
-                    return None
-                return response.json()
+                return response
             try:
-                body = response.json()
+                error_body = response.json()
             except ValueError:
-                body = None
-            error = errors.error_from_response(response.status_code, body, dict(response.headers))
+                error_body = None
+            error = errors.error_from_response(
+                response.status_code, error_body, dict(response.headers)
+            )
             if attempt < self.max_retries and self._retryable(error, method):
-                self._sleep(self._wait_before_retry(error, attempt))
+                wait = self._wait_before_retry(error, attempt)
+                retry_after = error.headers.get("Retry-After")
+                _retrying(
+                    method, path, error.code, wait, status=error.status, retry_after=retry_after
+                )
+                self._sleep(wait)
                 attempt += 1
                 continue
             raise error
@@ -603,6 +673,177 @@ class Sluice:
             _path("/api/v1/lists/{id}/contacts/{contact}", id=list_id, contact=enrichment_id),
         )
 
+    # --- imports and exports --------------------------------------------------------------
+
+    def create_import(
+        self,
+        file: str | os.PathLike[str] | bytes | BinaryIO,
+        *,
+        enrichment_type: Sequence[str] = ("email",),
+        file_name: str | None = None,
+        phone_country_codes: Sequence[str] | None = None,
+        webhook_url: str | None = None,
+        mapping: Mapping[str, str | None] | None = None,
+        name: str | None = None,
+        list_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Import:
+        """``POST /imports``: a CSV file (a path, its bytes or a binary file object) as
+        ``multipart/form-data``; 202 at once, then a worker parses and enqueues it (poll
+        ``get_import`` or ``wait_import``). ``mapping``: CSV column → contact field, ``None``
+        to keep a column in ``custom``; unnamed columns are matched by their usual spellings.
+        Every resend (a retry, or your own with the same ``idempotency_key``) is answered with
+        the first upload's import."""
+        form = _drop_none(
+            {
+                "enrichment_type": ",".join(enrichment_type),
+                "phone_country_codes": ",".join(phone_country_codes)
+                if phone_country_codes
+                else None,
+                "webhook_url": webhook_url,
+                "mapping": _json.dumps(dict(mapping)) if mapping is not None else None,
+                "name": name,
+                "list_id": list_id,
+            }
+        )
+        if isinstance(file, (str, os.PathLike)):
+            path = Path(file)
+            with path.open("rb") as opened:
+                return self.request(
+                    "POST",
+                    "/api/v1/imports",
+                    json=form,
+                    upload=(file_name or path.name, opened, "text/csv"),
+                    idempotency_key=idempotency_key,
+                )
+        return self.request(
+            "POST",
+            "/api/v1/imports",
+            json=form,
+            upload=(file_name or "contacts.csv", file, "text/csv"),
+            idempotency_key=idempotency_key,
+        )
+
+    def list_imports(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Import]:
+        """``GET /imports``: one page, newest first."""
+        return self.request("GET", "/api/v1/imports", params={"limit": limit, "cursor": cursor})
+
+    def iter_imports(self, *, page_size: int = 100) -> Iterator[Import]:
+        return self._pages("/api/v1/imports", {"limit": page_size})
+
+    def get_import(self, import_id: str) -> Import:
+        """``GET /imports/{id}``: its stage, row counts and enrichment counters."""
+        return self.request("GET", _path("/api/v1/imports/{id}", id=import_id))
+
+    def list_import_errors(
+        self, import_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[RowError]:
+        """``GET /imports/{id}/errors``: one page of the skipped rows, in file order."""
+        return self.request(
+            "GET",
+            _path("/api/v1/imports/{id}/errors", id=import_id),
+            params={"limit": limit, "cursor": cursor},
+        )
+
+    def iter_import_errors(self, import_id: str, *, page_size: int = 100) -> Iterator[RowError]:
+        return self._pages(_path("/api/v1/imports/{id}/errors", id=import_id), {"limit": page_size})
+
+    def wait_import(
+        self,
+        import_id: str,
+        *,
+        timeout: float = 3600.0,
+        interval: float = 2.0,
+        on_progress: Callable[[Import], None] | None = None,
+    ) -> Import:
+        """Poll ``GET /imports/{id}`` until it is ``completed`` or ``failed`` (check
+        ``status``: a failed import says why in ``error_message``)."""
+
+        def read() -> Import:
+            job = self.get_import(import_id)
+            if on_progress is not None:
+                on_progress(job)
+            return job
+
+        return self._wait_for(
+            read,
+            lambda j: j["status"] in ("completed", "failed"),
+            timeout=timeout,
+            interval=interval,
+            what=f"import {import_id}",
+        )
+
+    def create_export(
+        self,
+        *,
+        import_id: str | None = None,
+        bulk_id: str | None = None,
+        list_id: str | None = None,
+        filters: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Export:
+        """``POST /exports`` with exactly one source: an import's contacts (in its columns),
+        a bulk's, a list's, or the ``GET /contacts`` ``filters``'; 202, written by a worker."""
+        body = _drop_none(
+            {
+                "import_id": import_id,
+                "bulk_id": bulk_id,
+                "list_id": list_id,
+                "filters": dict(filters) if filters is not None else None,
+            }
+        )
+        return self.request("POST", "/api/v1/exports", json=body, idempotency_key=idempotency_key)
+
+    def list_exports(self, *, limit: int | None = None, cursor: str | None = None) -> Page[Export]:
+        """``GET /exports``: one page, newest first."""
+        return self.request("GET", "/api/v1/exports", params={"limit": limit, "cursor": cursor})
+
+    def iter_exports(self, *, page_size: int = 100) -> Iterator[Export]:
+        return self._pages("/api/v1/exports", {"limit": page_size})
+
+    def get_export(self, export_id: str) -> Export:
+        """``GET /exports/{id}``: ``download_ready`` once its file is written."""
+        return self.request("GET", _path("/api/v1/exports/{id}", id=export_id))
+
+    def wait_export(
+        self, export_id: str, *, timeout: float = 600.0, interval: float = 1.0
+    ) -> Export:
+        """Poll ``GET /exports/{id}`` until its file is ready, or it ``failed``/``expired``."""
+        return self._wait_for(
+            lambda: self.get_export(export_id),
+            lambda e: e["download_ready"] or e["status"] in ("failed", "expired"),
+            timeout=timeout,
+            interval=interval,
+            what=f"export {export_id}",
+        )
+
+    def download_export(
+        self, export_id: str, to: str | os.PathLike[str] | BinaryIO | None = None
+    ) -> bytes | None:
+        """``GET /exports/{id}/download``: the CSV (UTF-8 with a BOM). Returned as bytes, or
+        streamed into ``to`` (a path or a binary file) without holding it in memory."""
+        response = self._send(
+            "GET",
+            _path("/api/v1/exports/{id}/download", id=export_id),
+            stream=to is not None,
+        )
+        if to is None:
+            return response.content
+        try:
+            if isinstance(to, (str, os.PathLike)):
+                with Path(to).open("wb") as out:
+                    _copy(response, out)
+            else:
+                _copy(response, to)
+        finally:
+            response.close()
+        return None
+
+
+def _copy(response: requests.Response, out: BinaryIO) -> None:
+    for block in response.iter_content(chunk_size=64 * 1024):
+        out.write(block)
+
 
 # The operation each method calls (``operationId`` in the OpenAPI schema), checked against
 # the server's schema by the test suite: a new operation without a method, or a method whose
@@ -652,6 +893,14 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
         "/api/v1/lists/{list_id}/contacts/{enrichment_id}",
         "remove_from_list",
     ),
+    "import_create": ("POST", "/api/v1/imports", "create_import"),
+    "import_list": ("GET", "/api/v1/imports", "list_imports"),
+    "import_retrieve": ("GET", "/api/v1/imports/{import_id}", "get_import"),
+    "import_errors": ("GET", "/api/v1/imports/{import_id}/errors", "list_import_errors"),
+    "export_create": ("POST", "/api/v1/exports", "create_export"),
+    "export_list": ("GET", "/api/v1/exports", "list_exports"),
+    "export_retrieve": ("GET", "/api/v1/exports/{export_id}", "get_export"),
+    "export_download": ("GET", "/api/v1/exports/{export_id}/download", "download_export"),
     "webhook_delivery_retry": (
         "POST",
         "/api/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry",

@@ -184,3 +184,62 @@ class ListEntry(TypedDict):
     list_id: str
     enrichment_id: str
     added_at: str
+
+
+class Import(TypedDict):
+    """A CSV import: ``processing`` (stage ``validating`` → ``enqueueing`` → ``enriching``),
+    then ``completed`` or ``failed``; the counters are its bulk's."""
+
+    import_id: str
+    object: str
+    status: str
+    stage: str
+    name: str | None
+    file_name: str
+    total_rows: int
+    valid_rows: int
+    imported_rows: int
+    error_count: int
+    finished: int
+    verified: int
+    not_found: int
+    no_credits: int
+    failed: int
+    credits_used: int
+    bulk_id: str | None
+    list_id: str | None
+    enrichment_type: list[str]
+    columns: list[str]
+    mapping: dict[str, str]
+    error_message: str | None
+    sandbox: bool
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+
+
+class RowError(TypedDict):
+    """A row an import skipped: its record number in the file (the header is 1)."""
+
+    row: int
+    field: str | None
+    column: str | None
+    message: str
+
+
+class Export(TypedDict):
+    export_id: str
+    object: str
+    status: str  # processing, completed, failed, expired
+    source: str  # import, bulk, list, filters
+    source_id: str | None
+    filters: dict[str, str] | None
+    row_count: int
+    download_ready: bool
+    download_url: str | None
+    error_message: str | None
+    sandbox: bool
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+    expires_at: str | None
