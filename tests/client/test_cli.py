@@ -16,6 +16,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from apps.enrichment.models import Contact, List
+from apps.imports.models import Import
 from apps.webhooks.models import Endpoint
 from tests.support.simulator import free_port
 from tests.support.sluice_cli import SLUICE
@@ -43,15 +44,15 @@ def write_csv(path: Path, count: int) -> list[dict[str, str]]:
 
 
 def check_output(path: Path, rows: list[dict[str, str]]) -> None:
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:
         written = list(csv.DictReader(f))
     assert len(written) == len(rows)
     for i, (row, out) in enumerate(zip(rows, written, strict=True)):
         assert {k: out[k] for k in row} == row, i  # the input's columns, unchanged, in order
         if row["last_name"] == "Notfound":
-            assert (out["result_status"], out["email"]) == ("NOT_FOUND", ""), i
+            assert (out["status"], out["email"]) == ("NOT_FOUND", ""), i
         else:
-            assert out["result_status"] == "VERIFIED", i
+            assert out["status"] == "VERIFIED", i
             assert out["email"] == f"ann{i}.lee@co{i}.io", i
             assert out["email_status"] == "valid", i
         assert out["enrichment_id"], i
@@ -72,36 +73,72 @@ def test_a_500_row_csv_is_enriched_end_to_end(run_sluice, worker, tmp_path):
     assert summary["rows"] == summary["finished"] == 500
     assert summary["verified"] == 450 and summary["found_rate"] == 0.9
     assert summary["credits_used"] == 0  # sandbox
-    assert len(summary["bulk_ids"]) == 5  # the pro plan's bulks of 100
+    assert summary["via"] == "imports" and summary["skipped"] == 0
+    (job,) = Import.objects.all()  # the file, uploaded once
+    assert summary["import_id"] == str(job.pk) and summary["bulk_ids"] == [str(job.bulk_id)]
     check_output(tmp_path / "out.csv", rows)
     assert Contact.objects.count() == 500
     assert not (tmp_path / "out.csv.sluice.json").exists()
 
 
-def test_an_interrupted_run_resumes_without_enqueueing_anything_twice(
-    sluice_env, run_sluice, worker_factory, tmp_path
-):
-    rows = write_csv(tmp_path / "contacts.csv", 250)
-    state = tmp_path / "out.csv.sluice.json"
-    args = [str(SLUICE), "enrich", str(tmp_path / "contacts.csv"), "-o", str(tmp_path / "out.csv")]
-    args += ["--list", "Resumed"]
-    # No worker yet: the run sends its three bulks, then waits; Ctrl-C it there.
-    first = subprocess.Popen(args, env=sluice_env, stderr=subprocess.PIPE, text=True)
+def _interrupted(args: list[str], env: dict[str, str], state: Path, started) -> None:
+    """Run ``args`` until ``started(job state)``, then Ctrl-C it."""
+    first = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(
-            lambda: (
-                state.exists()
-                and len(chunks := json.loads(state.read_text())["chunks"]) == 3
-                and all(c["bulk_id"] for c in chunks)
-            ),
+            lambda: state.exists() and started(json.loads(state.read_text())),
             timeout=60,
-            message="the bulks were not sent",
+            message="the run did not get there",
         )
         first.send_signal(signal.SIGINT)
         assert first.wait(timeout=30) == 130
     finally:
         first.kill()
     assert "run the same command again to resume" in first.stderr.read()
+
+
+def test_an_interrupted_import_resumes_without_importing_anything_twice(
+    sluice_env, run_sluice, worker_factory, tmp_path
+):
+    rows = write_csv(tmp_path / "contacts.csv", 250)
+    state = tmp_path / "out.csv.sluice.json"
+    args = [str(SLUICE), "enrich", str(tmp_path / "contacts.csv"), "-o", str(tmp_path / "out.csv")]
+    args += ["--list", "Resumed"]
+    # No worker yet: the run uploads the file, then waits for it; Ctrl-C it there.
+    _interrupted(args, sluice_env, state, lambda job: job["import_id"])
+    assert Import.objects.count() == 1 and Contact.objects.count() == 0
+    # As if the run had been killed right after the upload, before recording its answer:
+    # the key is known, the import id is not.
+    job = json.loads(state.read_text())
+    job["import_id"] = None
+    state.write_text(json.dumps(job))
+
+    worker_factory()
+    done = run_sluice(*args[1:])
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr
+    assert Import.objects.count() == 1  # the upload replayed, not imported again
+    assert Contact.objects.count() == 250
+    (resumed,) = List.objects.all()  # one list, made once
+    assert resumed.contact_count == 250
+    check_output(tmp_path / "out.csv", rows)
+    assert not state.exists()
+
+
+def test_an_interrupted_bulks_run_resumes_without_enqueueing_anything_twice(
+    sluice_env, run_sluice, worker_factory, tmp_path
+):
+    rows = write_csv(tmp_path / "contacts.csv", 250)
+    state = tmp_path / "out.csv.sluice.json"
+    args = [str(SLUICE), "enrich", str(tmp_path / "contacts.csv"), "-o", str(tmp_path / "out.csv")]
+    args += ["--list", "Resumed", "--via", "bulks"]
+    # No worker yet: the run sends its three bulks, then waits; Ctrl-C it there.
+    _interrupted(
+        args,
+        sluice_env,
+        state,
+        lambda job: len(job["chunks"]) == 3 and all(c["bulk_id"] for c in job["chunks"]),
+    )
     assert Contact.objects.count() == 250
     # As if the run had been killed right after sending the second bulk, before recording
     # its answer: the key is known, the bulk id is not.
@@ -117,6 +154,7 @@ def test_an_interrupted_run_resumes_without_enqueueing_anything_twice(
     (resumed,) = List.objects.all()  # one list, made once
     assert resumed.contact_count == 250
     check_output(tmp_path / "out.csv", rows)
+    assert not Import.objects.exists()
 
 
 def _lines(stream) -> queue.Queue:

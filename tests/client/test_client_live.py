@@ -319,10 +319,56 @@ def test_enrich_csv_rechunks_to_a_smaller_plan_bulk_max(live_server, worker, tmp
             input_path=tmp_path / "in.csv",
             output_path=tmp_path / "out.csv",
             enrichment_type=["email"],
+            via="bulks",
             sleep=lambda s: time.sleep(min(s, 0.5)),
         )
-    assert len(summary["bulk_ids"]) == 3 and summary["verified"] == 120
+    assert (
+        summary["via"] == "bulks" and len(summary["bulk_ids"]) == 3 and summary["verified"] == 120
+    )
     assert Contact.objects.count() == 120
     out = (tmp_path / "out.csv").read_text().splitlines()
     assert out[1].startswith("Bo0,Kim,k0.io,") and "bo0.kim@k0.io" in out[1]
     assert "bo119.kim@k119.io" in out[120]
+
+
+class _WithoutImports(requests.Session):
+    """A server from before imports, for the client: ``POST /imports`` goes to a route this
+    server does not have, so the 404 is the real server's own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers["Connection"] = "close"
+        self.refused = 0
+
+    def request(self, method, url, *args, **kwargs):
+        if method == "POST" and url.endswith("/api/v1/imports"):
+            self.refused += 1
+            url = url.replace("/api/v1/imports", "/api/v1/no-such-route")
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_enrich_csv_falls_back_to_bulks_where_the_server_has_no_imports(
+    live_server, worker, tmp_path
+):
+    from sluice_client import enrich_csv
+
+    api = make_client(plan_code="pro")
+    rows = ["first_name,last_name,domain", *(f"Cy{i},Po,p{i}.io" for i in range(3))]
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+    session = _WithoutImports()
+    with Sluice(api.key.raw_key, base_url=live_server.url, session=session) as client:
+        summary = enrich_csv.run(
+            client,
+            input_path=tmp_path / "in.csv",
+            output_path=tmp_path / "out.csv",
+            enrichment_type=["email"],
+            sleep=lambda s: time.sleep(min(s, 0.5)),
+        )
+    assert session.refused == 1
+    assert summary["via"] == "bulks" and summary["import_id"] is None
+    assert summary["verified"] == 3 and not Import.objects.exists()
+    with (tmp_path / "out.csv").open(newline="", encoding="utf-8-sig") as f:
+        written = list(csv.DictReader(f))
+    assert [(r["first_name"], r["status"], r["email"]) for r in written] == [
+        (f"Cy{i}", "VERIFIED", f"cy{i}.po@p{i}.io") for i in range(3)
+    ]

@@ -191,11 +191,15 @@ def test_too_many_bytes_is_a_413(api, settings):
 
 def _multipart(data: bytes, boundary: str) -> bytes:
     return (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="enrichment_type"\r\n\r\n'
-        f"email\r\n--{boundary}\r\n"
-        'Content-Disposition: form-data; name="file"; filename="big.csv"\r\n'
-        "Content-Type: text/csv\r\n\r\n"
-    ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="enrichment_type"\r\n\r\n'
+            f"email\r\n--{boundary}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="big.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
 
 def test_a_keyed_upload_over_the_memory_limit_is_replayed_whatever_its_boundary(api, settings):

@@ -196,6 +196,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
             output_path=output,
             enrichment_type=types,
             list_name=args.list,
+            via=args.via,
             on_progress=on_progress,
         )
 
@@ -229,7 +230,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
                 def fancy(p: enrich_csv.Progress) -> None:
                     bar.update(
                         task,
-                        total=p.total,
+                        total=p.total or None,  # None until the server has counted the rows
                         completed=p.finished,
                         found=f"{p.found_rate:.0%}",
                         credits=p.credits_used,
@@ -248,11 +249,20 @@ def cmd_enrich(args: argparse.Namespace) -> int:
             f"(state in {enrich_csv.state_path(output)}; nothing is sent twice)"
         )
         return 1
+    if not args.json:
+        for error in summary["errors"]:
+            _err(f"skipped row {error['row']} ({error['column'] or 'row'}): {error['message']}")
+        if summary["skipped"] > len(summary["errors"]):
+            _err(
+                f"… {summary['skipped']} rows skipped in all: "
+                f"GET /api/v1/imports/{summary['import_id']}/errors"
+            )
     _out(
         args,
         summary,
         f"{summary['rows']} rows → {summary['output']}: {summary['verified']} found "
-        f"({summary['found_rate']:.0%}), {summary['credits_used']} credits",
+        f"({summary['found_rate']:.0%}), {summary['credits_used']} credits"
+        + (f", {summary['skipped']} rows skipped" if summary["skipped"] else ""),
     )
     return 0
 
@@ -271,11 +281,20 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("enrich", parents=[common], help="enrich a CSV into another CSV")
     p.add_argument(
-        "input", help="CSV with first_name,last_name and company_name/domain/linkedin_url"
+        "input",
+        help="CSV with first and last names and a company, website or LinkedIn column "
+        "(usual spellings; --via bulks: first_name,last_name,company_name/domain/linkedin_url)",
     )
     p.add_argument("-o", "--output", required=True, help="the enriched CSV to write")
     p.add_argument("--type", default="email", help="comma-separated: email,phone,personal_email")
     p.add_argument("--list", help="put every contact in the list of this name (created if none)")
+    p.add_argument(
+        "--via",
+        choices=("auto", "imports", "bulks"),
+        default="auto",
+        help="upload the file as an import (default), or send its rows as bulks "
+        "(auto: bulks when the server has no imports)",
+    )
     p.set_defaults(func=cmd_enrich)
 
     p = sub.add_parser("listen", parents=[common], help="forward webhook deliveries to a local URL")

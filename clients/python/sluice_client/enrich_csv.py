@@ -1,18 +1,29 @@
-"""``sluice enrich``: a CSV through the bulk API, resumable, into an enriched CSV.
+"""``sluice enrich``: a CSV through the imports API (or the bulk API where the server has no
+imports), resumable, into an enriched CSV.
 
-The job's state lives in ``<output>.sluice.json`` beside the output: the input's digest, the
-chunk size and, per chunk of rows, the ``Idempotency-Key`` it is (or was) sent with and the
-``bulk_id`` it got. The key is written *before* the request goes out, so a run cut off at any
-point (Ctrl-C, a lost connection, a killed process) resends that chunk with the same key on
-the next run: the server replays its first answer instead of enqueueing the rows again
-(``Idempotency-Key``s are kept 24 h, ``IDEMPOTENCY_KEY_TTL_SECONDS``). Chunks that have a
-``bulk_id`` are never sent again. The state file is removed when the output is written.
+**Imports** (the default): the file is uploaded as it is (``POST /imports``); the server maps
+its header, skips invalid rows (listed in the summary) and enriches the rest; then the run
+asks for the import's export and downloads it as the output: the file's own columns in their
+order, then the result's (``status``, ``email``, … ``enrichment_id``), one row per imported
+row, in the file's order. **Bulks** (``--via bulks``, or when ``POST /imports`` is a 404): the
+rows go in chunks of the plan's bulk max, the input needs ``first_name`` and ``last_name``
+columns, and the output (every row, the same result columns) is written from the contacts.
+
+The job's state lives in ``<output>.sluice.json`` beside the output: the input's digest, and
+the ``Idempotency-Key`` of each request that creates something (the list, the import, the
+export, each bulk chunk) with the id it got. A key is written *before* its request goes out,
+so a run cut off at any point (Ctrl-C, a lost connection, a killed process) resends that
+request with the same key on the next run: the server replays its first answer instead of
+importing or enqueueing the rows again (``Idempotency-Key``s are kept 24 h,
+``IDEMPOTENCY_KEY_TTL_SECONDS``). What has an id is never sent again. The state file is
+removed when the output is written.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -24,28 +35,37 @@ from pathlib import Path
 from typing import Any
 
 from .client import Sluice
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, NotFoundError
+from .types import Import
 
 # Input columns that are contact fields; every column (these and any other) is copied to the
 # output unchanged, followed by the result's.
 CONTACT_COLUMNS = ("first_name", "last_name", "company_name", "domain", "linkedin_url")
-# What the output adds after the input's own columns.
+# What the output adds after the input's own columns: the export's (``GET
+# /exports/{id}/download``), prefixed ``sluice_`` when the input has a column of that name.
 RESULT_COLUMNS = (
-    "enrichment_id",
-    "result_status",
+    "status",
     "email",
     "email_status",
-    "phone",
     "personal_email",
+    "phone",
+    "phone_type",
     "job_title",
+    "company_domain",
     "confidence",
     "credits_charged",
+    "enrichment_id",
 )
 DEFAULT_CHUNK = 100
 _AT_MOST = re.compile(r"At most (\d+) contacts")
 # Reads of GET /bulk/{id} per second at most while waiting (a growth plan allows 100 requests
 # a minute for the whole account).
 _POLLS_PER_SECOND = 1.25
+# How many skipped rows the summary lists (all of them: GET /imports/{id}/errors).
+ERRORS_SHOWN = 20
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection") gets a leading quote,
+# as in the server's exports; a phone number such as +33 1 23 45 67 89 is left alone.
+_NUMBERISH = re.compile(r"^[+-][\d\s().-]*$")
 
 
 @dataclass
@@ -72,6 +92,11 @@ class Job:
     list_name: str | None = None
     list_id: str | None = None
     list_key: str | None = None  # the Idempotency-Key of the list's creation, if it was made
+    mode: str | None = None  # "imports" or "bulks", once chosen
+    import_key: str | None = None
+    import_id: str | None = None
+    export_key: str | None = None
+    export_id: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> Job | None:
@@ -114,13 +139,16 @@ def run(
     output_path: Path,
     enrichment_type: Sequence[str],
     list_name: str | None = None,
+    via: str = "auto",
     on_progress: Callable[[Progress], None] = lambda p: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Enrich ``input_path`` into ``output_path``; resumes the job of an earlier run.
-    ``list_name``: every contact goes into the list of that name (created if there is none;
-    the first one if there are several)."""
-    columns, rows = read_rows(input_path)
+    ``via``: ``"imports"``, ``"bulks"``, or ``"auto"`` (imports, else bulks). ``list_name``:
+    every contact goes into the list of that name (created if there is none; the first one if
+    there are several)."""
+    if via not in ("auto", "imports", "bulks"):
+        raise ValueError(f"via: auto, imports or bulks, not {via!r}")
     digest = hashlib.sha256(input_path.read_bytes()).hexdigest()
     state = state_path(output_path)
     job = Job.load(state)
@@ -141,13 +169,122 @@ def run(
             list_name=list_name,
         )
         job.save(state)
+    if job.mode is None and job.chunks:  # a state file from before imports: bulks
+        job.mode = "bulks"
     if job.list_name and not job.list_id:
         if job.list_key is None:
             job.list_key = str(uuid.uuid4())
             job.save(state)  # before creating: a resumed run never makes a second list
         job.list_id = _list_named(client, job.list_name, idempotency_key=job.list_key)
         job.save(state)
+    if job.mode is None and via == "bulks":
+        job.mode = "bulks"
+    if job.mode in (None, "imports"):
+        summary = _run_import(client, job, state, input_path, output_path, via, on_progress, sleep)
+        if summary is not None:
+            return summary
+    return _run_bulks(client, job, state, input_path, output_path, on_progress, sleep)
 
+
+def _run_import(
+    client: Sluice,
+    job: Job,
+    state: Path,
+    input_path: Path,
+    output_path: Path,
+    via: str,
+    on_progress: Callable[[Progress], None],
+    sleep: Callable[[float], None],
+) -> dict[str, Any] | None:
+    """The imports way; ``None`` when the server has no imports (then bulks it is)."""
+    if job.import_id is None:
+        if job.import_key is None:
+            job.import_key = str(uuid.uuid4())
+            job.save(state)  # before sending: a resend is answered with the same import
+        try:
+            created = client.create_import(
+                input_path,
+                enrichment_type=job.enrichment_type,
+                list_id=job.list_id,
+                name=input_path.name,
+                idempotency_key=job.import_key,
+            )
+        except NotFoundError as exc:
+            if exc.code != "not_found" or via == "imports":
+                raise
+            job.mode = "bulks"  # a server from before imports: no such route
+            job.save(state)
+            return None
+        job.mode, job.import_id = "imports", created["import_id"]
+        job.save(state)
+    progress = Progress(total=0)
+
+    def seen(imported: Import) -> None:
+        progress.total = imported["total_rows"]
+        progress.submitted = imported["imported_rows"]
+        progress.finished = imported["finished"]
+        progress.verified = imported["verified"]
+        progress.credits_used = imported["credits_used"]
+        on_progress(progress)
+
+    while True:
+        done = client.get_import(job.import_id)
+        seen(done)
+        if done["status"] in ("completed", "failed"):
+            break
+        sleep(1 / _POLLS_PER_SECOND)
+    if done["status"] == "failed":
+        raise SystemExit(f"import {job.import_id} failed: {done['error_message']}")
+    errors = list(itertools.islice(client.iter_import_errors(job.import_id), ERRORS_SHOWN))
+    if job.export_id is None:
+        if job.export_key is None:
+            job.export_key = str(uuid.uuid4())
+            job.save(state)
+        job.export_id = client.create_export(
+            import_id=job.import_id, idempotency_key=job.export_key
+        )["export_id"]
+        job.save(state)
+    export = client.wait_export(job.export_id, timeout=float("inf"))
+    if not export["download_ready"]:
+        raise SystemExit(
+            f"export {job.export_id} {export['status']}: {export['error_message'] or ''}; "
+            f"remove {state} to start over"
+        )
+    tmp = output_path.with_name(output_path.name + ".tmp")
+    client.download_export(job.export_id, to=tmp)
+    os.replace(tmp, output_path)
+    state.unlink()
+    return {
+        "input": str(input_path),
+        "output": str(output_path),
+        "via": "imports",
+        "rows": done["total_rows"],
+        "imported": done["imported_rows"],
+        "skipped": done["error_count"],
+        "errors": [
+            {"row": e["row"], "column": e["column"], "message": e["message"]} for e in errors
+        ],
+        "finished": done["finished"],
+        "verified": done["verified"],
+        "found_rate": round(done["verified"] / done["finished"], 4) if done["finished"] else 0.0,
+        "credits_used": done["credits_used"],
+        "import_id": job.import_id,
+        "export_id": job.export_id,
+        "bulk_ids": [done["bulk_id"]] if done["bulk_id"] else [],
+        "list_id": job.list_id,
+    }
+
+
+def _run_bulks(
+    client: Sluice,
+    job: Job,
+    state: Path,
+    input_path: Path,
+    output_path: Path,
+    on_progress: Callable[[Progress], None],
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
+    columns, rows = read_rows(input_path)
     progress = Progress(total=len(rows))
     _submit(client, job, state, rows, progress, on_progress)
     bulks = _wait(client, job, progress, on_progress, sleep)
@@ -157,11 +294,17 @@ def run(
     return {
         "input": str(input_path),
         "output": str(output_path),
+        "via": "bulks",
         "rows": len(rows),
+        "imported": len(rows),
+        "skipped": 0,
+        "errors": [],
         "finished": progress.finished,
         "verified": progress.verified,
         "found_rate": round(progress.found_rate, 4),
         "credits_used": progress.credits_used,
+        "import_id": None,
+        "export_id": None,
         "bulk_ids": [b["bulk_id"] for b in bulks],
         "list_id": job.list_id,
     }
@@ -251,21 +394,48 @@ def _results(client: Sluice, bulk_ids: list[str]) -> dict[int, dict[str, Any]]:
 
 
 def result_fields(contact: dict[str, Any] | None) -> dict[str, Any]:
+    """The result columns of one contact, as the server's export writes them."""
     if contact is None:
         return dict.fromkeys(RESULT_COLUMNS, "")
     result = contact.get("result") or {}
     phones = result.get("phones") or []
-    return {
-        "enrichment_id": contact["enrichment_id"],
-        "result_status": result.get("status", ""),
-        "email": result.get("email") or "",
-        "email_status": result.get("email_status") or "",
-        "phone": phones[0]["number"] if phones else "",
-        "personal_email": result.get("personal_email") or "",
-        "job_title": result.get("job_title") or "",
-        "confidence": "" if result.get("confidence") is None else result["confidence"],
+    phone = phones[0] if phones else {}
+    confidence = result.get("confidence")
+    finished = contact.get("status") == "finished"
+    values = {
+        "status": result.get("status", "") if finished else "pending",
+        "email": result.get("email"),
+        "email_status": result.get("email_status"),
+        "personal_email": result.get("personal_email"),
+        "phone": phone.get("number"),
+        "phone_type": phone.get("type"),
+        "job_title": result.get("job_title"),
+        "company_domain": result.get("company_domain"),
+        "confidence": "" if confidence is None else confidence,
         "credits_charged": contact.get("credits_charged", 0),
+        "enrichment_id": contact["enrichment_id"],
     }
+    return {k: _cell(v) for k, v in values.items()}
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if (
+        isinstance(value, str)
+        and value[:1] in ("=", "+", "-", "@", "\t", "\r")
+        and not _NUMBERISH.match(value)
+    ):
+        return "'" + value
+    return value
+
+
+def output_columns(columns: Sequence[str]) -> list[str]:
+    """The result columns' names beside ``columns``: ``sluice_``-prefixed, all of them, if
+    the input has one of those names already (as the server's export does)."""
+    if set(columns) & set(RESULT_COLUMNS):
+        return [f"sluice_{c}" for c in RESULT_COLUMNS]
+    return list(RESULT_COLUMNS)
 
 
 def _write(
@@ -274,11 +444,13 @@ def _write(
     rows: list[dict[str, str]],
     results: dict[int, dict[str, Any]],
 ) -> None:
-    added = [c for c in RESULT_COLUMNS if c not in columns]
+    added = output_columns(columns)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=[*columns, *added], extrasaction="ignore")
-        writer.writeheader()
+    # UTF-8 with a BOM, like the export: a spreadsheet opens it with its accents.
+    with tmp.open("w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.writer(f)
+        writer.writerow([*columns, *added])
         for index, row in enumerate(rows):
-            writer.writerow({**row, **result_fields(results.get(index))})
+            fields = result_fields(results.get(index))
+            writer.writerow([*(row.get(c, "") for c in columns), *fields.values()])
     os.replace(tmp, path)
