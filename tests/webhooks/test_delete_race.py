@@ -184,3 +184,68 @@ def test_the_purge_waits_for_a_locked_delivery_and_keeps_it_if_it_became_pending
     assert holder.error is None and purge.error is None
     assert purge.result == 0
     assert Delivery.objects.filter(pk=delivery.pk, status=Delivery.PENDING).exists()
+
+
+def test_a_delete_while_an_event_is_emitted_to_the_endpoint_waits_for_it():
+    """The emitter reads the endpoints it fans out to FOR KEY SHARE: the delete waits for the
+    emitting transaction and takes its new delivery with it. Without the lock the delete
+    went first and the emitter (a whole finish batch, in production) failed at commit on the
+    delivery's deferred foreign key."""
+    endpoint = EndpointFactory()
+    emitted, release = threading.Event(), threading.Event()
+
+    def emit() -> Any:
+        with transaction.atomic():
+            event = services.event_emit(
+                account_id=endpoint.account_id,
+                type="contact.enriched",
+                data={"enrichment_id": "c-1"},
+                sandbox=True,
+            )
+            emitted.set()
+            release.wait(10)
+        return event
+
+    emitter = Racer(emit)
+    emitter.start()
+    assert emitted.wait(10)
+    deleter = Racer(lambda: services.endpoint_delete(endpoint=endpoint))
+    deleter.start()
+    wait_until_blocked(deleter)
+    release.set()
+    for racer in (emitter, deleter):
+        racer.join(15)
+        assert not racer.is_alive()
+    assert emitter.error is None, f"emitter: {emitter.error!r}"
+    assert deleter.error is None, f"delete: {deleter.error!r}"
+    assert emitter.result.type == "contact.enriched"
+    assert not Endpoint.objects.filter(pk=endpoint.pk).exists()
+    assert not Delivery.objects.exists()
+
+
+def test_an_endpoint_updated_while_an_event_is_emitted_does_not_wait():
+    """KEY SHARE does not hold up the recorder's FOR NO KEY UPDATE or a PATCH."""
+    endpoint = EndpointFactory()
+    emitted, release = threading.Event(), threading.Event()
+
+    def emit() -> None:
+        with transaction.atomic():
+            services.event_emit(
+                account_id=endpoint.account_id, type="contact.enriched", data={}, sandbox=True
+            )
+            emitted.set()
+            release.wait(10)
+
+    emitter = Racer(emit)
+    emitter.start()
+    try:
+        assert emitted.wait(10)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")  # waiting would be an error
+            locked = Endpoint.objects.select_for_update(no_key=True).get(pk=endpoint.pk)
+            Endpoint.objects.filter(pk=locked.pk).update(consecutive_failures=1)
+    finally:
+        release.set()
+        emitter.join(15)
+    assert emitter.error is None
+    assert Endpoint.objects.get(pk=endpoint.pk).consecutive_failures == 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 
 from apps.accounts.notices import CreditNotice
@@ -101,16 +101,32 @@ def event_body(
     return _dumps(payload)
 
 
+_ENDPOINT_FIELDS = ("id", "account_id", "sandbox", "events", "active", "filter", "body_format")
+
+
 def _account_endpoints(account_id: Any) -> list[Endpoint]:
     # Both modes in one read, split by ``_event_build``: a transaction finishing sandbox and
     # live contacts together still reads endpoints once per account. Filtered in Python: JSON
     # containment is not portable to the embedded SQLite database, and an account has a
     # handful of endpoints.
-    return list(
-        Endpoint.objects.filter(account_id=account_id).only(
-            "id", "account_id", "sandbox", "events", "active", "filter", "body_format"
-        )
+    #
+    # On PostgreSQL the rows are read FOR KEY SHARE (the lock a foreign key check takes):
+    # a DELETE /webhooks/{id} then waits for this transaction, and deletes the deliveries it
+    # adds, instead of this transaction failing at commit on the deliveries' deferred foreign
+    # key (which threw a whole finish batch back to the reaper, its providers called again).
+    # KEY SHARE does not conflict with the recorder's FOR NO KEY UPDATE or a PATCH.
+    connection = transaction.get_connection(router.db_for_read(Endpoint))
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        return list(Endpoint.objects.filter(account_id=account_id).only(*_ENDPOINT_FIELDS))
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(Endpoint._meta.get_field(f).column) for f in _ENDPOINT_FIELDS)
+    # Identifiers from the model's metadata; the value is a parameter.
+    table, account = (
+        quote(Endpoint._meta.db_table),
+        quote(Endpoint._meta.get_field("account").column),
     )
+    sql = f"SELECT {columns} FROM {table} WHERE {account} = %s FOR KEY SHARE"  # noqa: S608
+    return list(Endpoint.objects.raw(sql, [account_id]))
 
 
 @dataclass
@@ -220,24 +236,25 @@ def events_emit(drafts: Sequence[EventDraft]) -> list[Event]:
     if not drafts:
         return []
     now = timezone.now()
-    endpoints = {
-        account_id: _account_endpoints(account_id)
-        for account_id in dict.fromkeys(d.account_id for d in drafts)
-    }
-    pending = [
-        _event_build(
-            account_id=d.account_id,
-            type=d.type,
-            data=d.data,
-            sandbox=d.sandbox,
-            now=now,
-            endpoints=endpoints[d.account_id],
-            target_urls=d.target_urls,
-            target_format=d.target_format,
-        )
-        for d in drafts
-    ]
-    _events_store(pending)
+    with transaction.atomic(savepoint=False):  # the endpoints' read and the rows it makes
+        endpoints = {
+            account_id: _account_endpoints(account_id)
+            for account_id in dict.fromkeys(d.account_id for d in drafts)
+        }
+        pending = [
+            _event_build(
+                account_id=d.account_id,
+                type=d.type,
+                data=d.data,
+                sandbox=d.sandbox,
+                now=now,
+                endpoints=endpoints[d.account_id],
+                target_urls=d.target_urls,
+                target_format=d.target_format,
+            )
+            for d in drafts
+        ]
+        _events_store(pending)
     return [p.event for p in pending]
 
 
@@ -253,15 +270,16 @@ def event_emit(
 ) -> Event:
     """One event (``events_emit``), optionally to given ``endpoints`` only or all but one
     (``endpoint.disabled`` is not sent to the endpoint it is about)."""
-    built = _event_build(
-        account_id=account_id,
-        type=type,
-        data=data,
-        sandbox=sandbox,
-        now=timezone.now(),
-        endpoints=_account_endpoints(account_id) if endpoints is None else endpoints,
-        target_urls=target_urls,
-        exclude_endpoint_id=exclude_endpoint_id,
-    )
-    _events_store([built])
+    with transaction.atomic(savepoint=False):
+        built = _event_build(
+            account_id=account_id,
+            type=type,
+            data=data,
+            sandbox=sandbox,
+            now=timezone.now(),
+            endpoints=_account_endpoints(account_id) if endpoints is None else endpoints,
+            target_urls=target_urls,
+            exclude_endpoint_id=exclude_endpoint_id,
+        )
+        _events_store([built])
     return built.event
