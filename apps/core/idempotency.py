@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from rest_framework.exceptions import APIException
+from rest_framework.parsers import MultiPartParser
 from rest_framework.settings import api_settings
 
 from .errors import envelope
@@ -31,10 +32,6 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 NOT_STORED = frozenset({401, 402, 403, 409, 429})
 # Response headers worth replaying; the rest (request id, rate limits) belong to each request.
 REPLAYED_HEADERS = ("Content-Type", "Location")
-
-
-def _is_multipart(request: HttpRequest) -> bool:
-    return (request.content_type or "").lower() == "multipart/form-data"
 
 
 def _valid_key(value: str) -> bool:
@@ -173,14 +170,26 @@ def _replay(record: IdempotencyRecord) -> HttpResponse:
     return response
 
 
-def required_scope(request: HttpRequest) -> str:
-    """The scope the view at this path demands of a key (``required_scope``), "" for none."""
+def _view_class(request: HttpRequest) -> Any:
     try:
         match = resolve(request.path_info)
     except Resolver404:
-        return ""
-    view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
-    return getattr(view_class, "required_scope", None) or ""
+        return None
+    return getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
+
+
+def required_scope(request: HttpRequest) -> str:
+    """The scope the view at this path demands of a key (``required_scope``), "" for none."""
+    return getattr(_view_class(request), "required_scope", None) or ""
+
+
+def _is_upload(request: HttpRequest) -> bool:
+    """A ``multipart/form-data`` body sent to a view that parses one (``POST /imports``);
+    anywhere else such a body is read and compared like any other."""
+    if (request.content_type or "").lower() != "multipart/form-data":
+        return False
+    parsers = getattr(_view_class(request), "parser_classes", None) or ()
+    return any(issubclass(p, MultiPartParser) for p in parsers if isinstance(p, type))
 
 
 def may_replay(*, record: IdempotencyRecord, key: Any) -> bool:
@@ -255,7 +264,8 @@ class IdempotencyMiddleware:
                 "invalid_idempotency_key",
                 {HEADER: "Must be 1-255 printable ASCII characters."},
             )
-        if _is_multipart(request):
+        upload = _is_upload(request)
+        if upload:
             # A file upload (POST /imports): not read here (Django keeps file parts out of
             # memory, and a file may be larger than DATA_UPLOAD_MAX_MEMORY_SIZE), and its
             # boundary differs on every resend (requests, curl). Same length, same request.
@@ -307,5 +317,10 @@ class IdempotencyMiddleware:
         except BaseException:
             idempotency_release(record=record)
             raise
-        idempotency_finish(record=record, response=response)
+        if upload and response.status_code >= 300:
+            # Not kept: an upload cut short arrives as a form without its file (a 422), and
+            # its resend, the same length, must run again. A refused upload created nothing.
+            idempotency_release(record=record)
+        else:
+            idempotency_finish(record=record, response=response)
         return response

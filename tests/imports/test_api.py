@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -226,6 +227,41 @@ def test_a_keyed_upload_over_the_memory_limit_is_replayed_whatever_its_boundary(
     assert again.json()["import_id"] == first.json()["import_id"]
     assert Import.objects.count() == 1
     other = send(_multipart(csv_bytes(people(3)), "c" * 32), "c" * 32)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+
+
+def test_a_refused_keyed_upload_is_not_kept_so_its_resend_runs(api):
+    """An upload cut short reaches the view as a form without its file: that 422 is not
+    stored, so the client's resend with the same key imports the file."""
+    cut = api.post(
+        "/api/v1/imports",
+        {"enrichment_type": "email"},
+        format="multipart",
+        HTTP_IDEMPOTENCY_KEY="upload-2",
+    )
+    assert cut.status_code == 422 and "file" in cut.json()["details"]
+    form = {"file": SimpleUploadedFile("a.csv", csv_bytes(people(2))), "enrichment_type": "email"}
+    whole = api.post("/api/v1/imports", form, format="multipart", HTTP_IDEMPOTENCY_KEY="upload-2")
+    assert whole.status_code == 202, whole.json()
+    assert "Idempotent-Replayed" not in whole
+
+
+def test_a_multipart_body_elsewhere_is_compared_by_its_bytes(api):
+    """Only a view that takes uploads compares a multipart body by its length: a JSON body
+    sent as multipart to POST /lists is compared as usual, so another body of the same
+    length under the same key is refused, not answered with the first one's list."""
+
+    def send(body: str):
+        return api.post(
+            "/api/v1/lists",
+            body,
+            content_type="multipart/form-data; boundary=x",
+            HTTP_IDEMPOTENCY_KEY="list-1",
+        )
+
+    first = send('{"name": "Alpha"}')
+    assert first.status_code == 201, first.json()
+    other = send('{"name": "Bravo"}')
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
 
 

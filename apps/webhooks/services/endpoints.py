@@ -254,8 +254,13 @@ def _secret_rotate(
     """
     now = timezone.now()
     with transaction.atomic():
+        # NO KEY: a rotation changes no key, so it need not wait for the finish batches that
+        # hold the endpoint FOR KEY SHARE while emitting (services/events.py).
         current, until = (
-            type(obj).objects.select_for_update().values_list(secret, expires).get(pk=obj.pk)
+            type(obj)
+            .objects.select_for_update(no_key=True)
+            .values_list(secret, expires)
+            .get(pk=obj.pk)
         )
         if until is not None and until > now:
             raise Conflict(

@@ -171,16 +171,22 @@ class Sluice:
         if method == "POST":
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
         url = f"{self.base_url}{path}"
+        start: int | None = None
+        if upload is not None and not isinstance(upload[1], bytes):
+            if upload[1].seekable():
+                start = upload[1].tell()
+            else:  # a pipe: read once, so that every resend sends the same bytes
+                upload = (upload[0], upload[1].read(), upload[2])
         attempt = 0
         while True:
             body: dict[str, Any] = {"json": json}
             if upload is not None:
-                # Every resend reads the file from its start. The server takes a resent
+                # Every resend sends the file from where it stood. The server takes a resent
                 # upload with the same key and length as the same request, whatever the
                 # boundary of its multipart framing.
                 name, data, content_type = upload
-                if hasattr(data, "seek"):
-                    data.seek(0)
+                if start is not None and not isinstance(data, bytes):
+                    data.seek(start)
                 body = {"data": json, "files": {"file": (name, data, content_type)}}
             try:
                 response = self._session.request(
@@ -215,9 +221,8 @@ class Sluice:
             if attempt < self.max_retries and self._retryable(error, method):
                 wait = self._wait_before_retry(error, attempt)
                 retry_after = error.headers.get("Retry-After")
-                _retrying(
-                    method, path, error.code, wait, status=error.status, retry_after=retry_after
-                )
+                reason = error.code or f"HTTP {error.status}"
+                _retrying(method, path, reason, wait, status=error.status, retry_after=retry_after)
                 self._sleep(wait)
                 attempt += 1
                 continue
@@ -692,8 +697,9 @@ class Sluice:
         ``multipart/form-data``; 202 at once, then a worker parses and enqueues it (poll
         ``get_import`` or ``wait_import``). ``mapping``: CSV column → contact field, ``None``
         to keep a column in ``custom``; unnamed columns are matched by their usual spellings.
-        Every resend (a retry, or your own with the same ``idempotency_key``) is answered with
-        the first upload's import."""
+        A resend of the same file (a retry, or your own with the same ``idempotency_key``) is
+        answered with the first upload's import; a refused upload (4xx) is not kept, so its
+        resend runs again."""
         form = _drop_none(
             {
                 "enrichment_type": ",".join(enrichment_type),
@@ -835,6 +841,8 @@ class Sluice:
                     _copy(response, out)
             else:
                 _copy(response, to)
+        except requests.RequestException as exc:  # cut off mid-file: download it again
+            raise errors.ConnectionError(f"GET {response.url}: {exc}") from exc
         finally:
             response.close()
         return None

@@ -5,7 +5,7 @@ imports), resumable, into an enriched CSV.
 its header, skips invalid rows (listed in the summary) and enriches the rest; then the run
 asks for the import's export and downloads it as the output: the file's own columns in their
 order, then the result's (``status``, ``email``, … ``enrichment_id``), one row per imported
-row, in the file's order. **Bulks** (``--via bulks``, or when ``POST /imports`` is a 404): the
+row, in the file's order. **Bulks** (``--via bulks``, or when ``GET /imports`` is a 404): the
 rows go in chunks of the plan's bulk max, the input needs ``first_name`` and ``last_name``
 columns, and the output (every row, the same result columns) is written from the contacts.
 
@@ -171,19 +171,38 @@ def run(
         job.save(state)
     if job.mode is None and job.chunks:  # a state file from before imports: bulks
         job.mode = "bulks"
+    if job.mode is not None and via not in ("auto", job.mode):
+        # An upload or a chunk may have reached the server already: the other way would
+        # enrich (and charge) the rows a second time.
+        raise SystemExit(
+            f"{state} is a job sent as {job.mode}; run it again with --via {job.mode} "
+            "(or auto), or remove it to start over."
+        )
     if job.list_name and not job.list_id:
         if job.list_key is None:
             job.list_key = str(uuid.uuid4())
             job.save(state)  # before creating: a resumed run never makes a second list
         job.list_id = _list_named(client, job.list_name, idempotency_key=job.list_key)
         job.save(state)
-    if job.mode is None and via == "bulks":
-        job.mode = "bulks"
-    if job.mode in (None, "imports"):
-        summary = _run_import(client, job, state, input_path, output_path, via, on_progress, sleep)
-        if summary is not None:
-            return summary
+    if job.mode is None:
+        imports = via == "imports" or (via == "auto" and _has_imports(client))
+        job.mode = "imports" if imports else "bulks"
+        job.save(state)  # before anything is sent: a rerun goes the same way
+    if job.mode == "imports":
+        return _run_import(client, job, state, input_path, output_path, on_progress, sleep)
     return _run_bulks(client, job, state, input_path, output_path, on_progress, sleep)
+
+
+def _has_imports(client: Sluice) -> bool:
+    """Whether the server has the imports API: a server from before it has no such route
+    (asked with a read, before uploading anything)."""
+    try:
+        client.list_imports(limit=1)
+    except NotFoundError as exc:
+        if exc.code != "not_found":
+            raise
+        return False
+    return True
 
 
 def _run_import(
@@ -192,35 +211,27 @@ def _run_import(
     state: Path,
     input_path: Path,
     output_path: Path,
-    via: str,
     on_progress: Callable[[Progress], None],
     sleep: Callable[[float], None],
-) -> dict[str, Any] | None:
-    """The imports way; ``None`` when the server has no imports (then bulks it is)."""
+) -> dict[str, Any]:
     if job.import_id is None:
         if job.import_key is None:
             job.import_key = str(uuid.uuid4())
             job.save(state)  # before sending: a resend is answered with the same import
-        try:
-            created = client.create_import(
-                input_path,
-                enrichment_type=job.enrichment_type,
-                list_id=job.list_id,
-                name=input_path.name,
-                idempotency_key=job.import_key,
-            )
-        except NotFoundError as exc:
-            if exc.code != "not_found" or via == "imports":
-                raise
-            job.mode = "bulks"  # a server from before imports: no such route
-            job.save(state)
-            return None
-        job.mode, job.import_id = "imports", created["import_id"]
+        created = client.create_import(
+            input_path,
+            enrichment_type=job.enrichment_type,
+            list_id=job.list_id,
+            name=input_path.name,
+            idempotency_key=job.import_key,
+        )
+        job.import_id = created["import_id"]
         job.save(state)
     progress = Progress(total=0)
 
     def seen(imported: Import) -> None:
-        progress.total = imported["total_rows"]
+        # The rows it will enrich, once the first pass has counted them.
+        progress.total = imported["valid_rows"] if imported["stage"] != "validating" else 0
         progress.submitted = imported["imported_rows"]
         progress.finished = imported["finished"]
         progress.verified = imported["verified"]
@@ -234,21 +245,31 @@ def _run_import(
             break
         sleep(1 / _POLLS_PER_SECOND)
     if done["status"] == "failed":
-        raise SystemExit(f"import {job.import_id} failed: {done['error_message']}")
-    errors = list(itertools.islice(client.iter_import_errors(job.import_id), ERRORS_SHOWN))
-    if job.export_id is None:
-        if job.export_key is None:
-            job.export_key = str(uuid.uuid4())
-            job.save(state)
-        job.export_id = client.create_export(
-            import_id=job.import_id, idempotency_key=job.export_key
-        )["export_id"]
-        job.save(state)
-    export = client.wait_export(job.export_id, timeout=float("inf"))
-    if not export["download_ready"]:
         raise SystemExit(
-            f"export {job.export_id} {export['status']}: {export['error_message'] or ''}; "
-            f"remove {state} to start over"
+            f"import {job.import_id} failed: {done['error_message']}\n"
+            f"remove {state} to start over (rows it imported are enriched and charged already)."
+        )
+    errors = list(itertools.islice(client.iter_import_errors(job.import_id), ERRORS_SHOWN))
+    for _ in range(2):
+        if job.export_id is None:
+            if job.export_key is None:
+                job.export_key = str(uuid.uuid4())
+                job.save(state)
+            job.export_id = client.create_export(
+                import_id=job.import_id, idempotency_key=job.export_key
+            )["export_id"]
+            job.save(state)
+        export = client.wait_export(job.export_id, timeout=float("inf"))
+        if export["download_ready"]:
+            break
+        # Expired (a rerun after EXPORT_RETENTION_SECONDS) or failed: a new export of the
+        # same import; nothing is imported or charged again.
+        job.export_id = job.export_key = None
+        job.save(state)
+    else:
+        raise SystemExit(
+            f"the export of import {job.import_id} {export['status']}: "
+            f"{export['error_message'] or ''} (run the same command again to retry)"
         )
     tmp = output_path.with_name(output_path.name + ".tmp")
     client.download_export(job.export_id, to=tmp)
