@@ -84,16 +84,21 @@ class BulkAccepted(TypedDict):
     contacts: list[BulkAcceptedContact]
 
 
-class Bulk(TypedDict):
-    bulk_id: str
-    status: str  # pending, completed
-    total: int
+class Counters(TypedDict):
+    """A batch's enrichment counters: a bulk's, an import's."""
+
     finished: int
     verified: int
     not_found: int
     no_credits: int
     failed: int
     credits_used: int
+
+
+class Bulk(Counters):
+    bulk_id: str
+    status: str  # pending, completed
+    total: int
     created_at: str
     completed_at: str | None
 
@@ -186,7 +191,7 @@ class ListEntry(TypedDict):
     added_at: str
 
 
-class Import(TypedDict):
+class Import(Counters):
     """A CSV import: ``processing`` (stage ``validating`` → ``enqueueing`` → ``enriching``),
     then ``completed`` or ``failed``; the counters are its bulk's."""
 
@@ -200,12 +205,6 @@ class Import(TypedDict):
     valid_rows: int
     imported_rows: int
     error_count: int
-    finished: int
-    verified: int
-    not_found: int
-    no_credits: int
-    failed: int
-    credits_used: int
     bulk_id: str | None
     list_id: str | None
     enrichment_type: list[str]
