@@ -6,6 +6,7 @@ import base64
 import hashlib
 import secrets
 import string
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,23 +267,55 @@ def credits_hold(
     Each contact gets what it wants while the balance lasts (the first short one gets the
     rest, unless ``whole``: then all of it or nothing). ``replace`` releases first whatever
     these contacts still hold from earlier claims (a run that died), so a claim never leaks
-    a previous claim's hold. One UPDATE for the account, one INSERT for the rows.
+    a previous claim's hold. One claim's ``credits_hold_many``.
     """
-    wants = [(contact_id, amount) for contact_id, amount in wants if amount > 0]
+    return credits_hold_many(
+        account_id=account_id,
+        wants=[(contact_id, amount, token) for contact_id, amount in wants],
+        whole=whole,
+        replace=[contact_id for contact_id, _ in wants] if replace else (),
+    )
+
+
+def credits_hold_many(
+    *,
+    account_id: Any,
+    wants: Sequence[tuple[Any, int, Any]],
+    whole: bool = False,
+    replace: Collection[Any] = (),
+) -> dict[Any, int]:
+    """Hold credits for one account's contacts, each under its own claim's token
+    (``(contact_id, amount, token)``), in order, from what is available; returns what each
+    contact got.
+
+    As ``credits_hold`` (the first short contact gets the rest, or with ``whole`` nothing,
+    and the contacts after it nothing), for any number of claims at once: one transaction
+    and one lock of the account's row, a constant number of statements however many
+    contacts (lock, read, one conditional UPDATE, one INSERT of the rows). The contacts in
+    ``replace`` first give back whatever they still hold (a redelivered message's new claim:
+    its earlier claim's hold is released, never held twice). Each hold row carries its own
+    claim's token, so each claim releases only its own.
+    """
+    wants = [(contact_id, amount, token) for contact_id, amount, token in wants if amount > 0]
     if not wants:
         return {}
+    if len({contact_id for contact_id, _, _ in wants}) < len(wants):
+        raise ValueError("a contact is held once per call")
     with transaction.atomic():
         _lock_account(account_id)
         if replace:
-            credits_release(account_id=account_id, contact_ids=[c for c, _ in wants])
+            again = set(replace)
+            credits_release(
+                account_id=account_id, contact_ids=[c for c, _, _ in wants if c in again]
+            )
         available = Account.objects.values_list("credits", flat=True).get(pk=account_id)
-        got: dict[Any, int] = {}
+        got: dict[Any, tuple[int, Any]] = {}
         left = available
-        for contact_id, amount in wants:
+        for contact_id, amount, token in wants:
             take = min(amount, left)
             if take <= 0 or (whole and take < amount):
                 continue
-            got[contact_id] = take
+            got[contact_id] = (take, token)
             left -= take
         total = available - left
         if not total:
@@ -294,7 +327,7 @@ def credits_hold(
             return {}
         balance = available
         entries = []
-        for contact_id, take in got.items():
+        for contact_id, (take, token) in got.items():
             balance -= take
             entries.append(
                 LedgerEntry(
@@ -308,7 +341,7 @@ def credits_hold(
                 )
             )
         LedgerEntry.objects.bulk_create(entries)
-    return got
+    return {contact_id: take for contact_id, (take, _) in got.items()}
 
 
 def credits_release(

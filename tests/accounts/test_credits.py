@@ -399,3 +399,127 @@ def test_a_hold_released_without_its_token_is_not_released_again_by_it():
     assert credits_release(account_id=account.pk, contact_ids=[contact.pk], token=old_claim) == 0
     assert assert_consistent(account) == 15
     assert account.held == 5  # the other contact's hold is untouched
+
+
+# --- holds for many claims at once (the enrichment finisher's) -----------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("whole", [False, True])
+def test_concurrent_holds_of_many_claims_never_hold_more_than_the_balance(whole):
+    from apps.accounts.services import credits_hold_many
+
+    account = funded_account(23)
+    batches = [
+        [(ContactFactory(account=account, sandbox=False).pk, 2, uuid.uuid4()) for _ in range(5)]
+        for _ in range(10)
+    ]
+
+    def hold(wants: list) -> dict:
+        return credits_hold_many(account_id=account.pk, wants=wants, whole=whole)
+
+    results = run_concurrently(hold, batches)
+    got = {pk: amount for result in results for pk, amount in result.items()}
+    assert sum(got.values()) == (22 if whole else 23)
+    # Whole: eleven contacts get their 2; otherwise one more gets the last credit.
+    assert sorted(got.values()) == ([2] * 11 if whole else [1] + [2] * 11)
+    assert assert_consistent(account) == (1 if whole else 0)
+    assert account.held == sum(got.values())
+    # Each hold row is its own claim's: the token that contact was held under.
+    tokens = {pk: token for batch in batches for pk, _, token in batch}
+    rows = LedgerEntry.objects.filter(account=account, entry_type="hold")
+    assert {(r.contact_id, r.hold_token, -r.amount) for r in rows} == {
+        (pk, tokens[pk], amount) for pk, amount in got.items()
+    }
+
+
+@pytest.mark.django_db
+def test_a_hold_of_many_claims_short_of_credits_covers_them_in_order():
+    from apps.accounts.services import credits_hold_many, credits_release
+
+    account = funded_account(5)
+    a, b, c = (ContactFactory(account=account, sandbox=False) for _ in range(3))
+    ta, tb, tc = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    got = credits_hold_many(
+        account_id=account.pk, wants=[(a.pk, 3, ta), (b.pk, 3, tb), (c.pk, 3, tc)]
+    )
+    assert got == {a.pk: 3, b.pk: 2}  # as one claim after another: c gets nothing
+    assert list(
+        LedgerEntry.objects.filter(entry_type="hold")
+        .order_by("pk")
+        .values_list("contact_id", "hold_token", "amount", "balance_after")
+    ) == [(a.pk, ta, -3, 2), (b.pk, tb, -2, 0)]
+    # Each claim releases only its own contact's hold.
+    assert credits_release(account_id=account.pk, contact_ids=[a.pk, b.pk], token=tb) == 2
+    assert assert_consistent(account) == 2
+    # All or nothing per contact: b (3) cannot be covered by 2, c (2) can, after it.
+    got = credits_hold_many(account_id=account.pk, wants=[(b.pk, 3, tb), (c.pk, 2, tc)], whole=True)
+    assert got == {c.pk: 2}
+    assert assert_consistent(account) == 0
+    assert account.held == 5
+
+
+@pytest.mark.django_db
+def test_a_hold_of_many_claims_costs_the_statements_of_one():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.accounts.services import credits_hold_many
+
+    account = funded_account(1000)
+    contacts = [ContactFactory(account=account, sandbox=False) for _ in range(26)]
+
+    def count(wants: list, replace: list) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert credits_hold_many(account_id=account.pk, wants=wants, replace=replace)
+        return len(queries)
+
+    one = count([(contacts[0].pk, 1, uuid.uuid4())], [])
+    assert one == count([(c.pk, 1, uuid.uuid4()) for c in contacts[1:26]], [])
+    # Held again by a new claim, the earlier holds released first: a constant number more.
+    again = count([(contacts[0].pk, 1, uuid.uuid4())], [contacts[0].pk])
+    assert one < again
+    assert again == count(
+        [(c.pk, 1, uuid.uuid4()) for c in contacts[1:26]], [c.pk for c in contacts[1:26]]
+    )
+    assert assert_consistent(account) == 1000 - 26
+    assert account.held == 26
+
+
+@pytest.mark.django_db
+def test_a_redelivered_claims_hold_replaces_the_earlier_one_instead_of_adding_to_it():
+    from apps.accounts.services import credits_hold_many, credits_release
+
+    account = funded_account(10)
+    a, b, fresh = (ContactFactory(account=account, sandbox=False) for _ in range(3))
+    first = uuid.uuid4()
+    credits_hold_many(account_id=account.pk, wants=[(a.pk, 3, first), (b.pk, 3, first)])
+    # The message is delivered again: a new claim of a and b, beside a fresh contact.
+    second, other = uuid.uuid4(), uuid.uuid4()
+    got = credits_hold_many(
+        account_id=account.pk,
+        wants=[(a.pk, 3, second), (b.pk, 3, second), (fresh.pk, 4, other)],
+        replace=[a.pk, b.pk],
+    )
+    assert got == {a.pk: 3, b.pk: 3, fresh.pk: 4}  # 10: only if the first hold came back
+    assert assert_consistent(account) == 0
+    assert account.held == 10
+    # The first claim, abandoning them now, gets nothing back: released once only.
+    assert credits_release(account_id=account.pk, contact_ids=[a.pk, b.pk], token=first) == 0
+    assert credits_release(account_id=account.pk, contact_ids=[a.pk, b.pk, fresh.pk]) == 10
+    assert assert_consistent(account) == 10
+    assert account.held == 0
+
+
+@pytest.mark.django_db
+def test_a_contact_is_held_once_per_call():
+    from apps.accounts.services import credits_hold_many
+
+    account = funded_account(10)
+    contact = ContactFactory(account=account, sandbox=False)
+    with pytest.raises(ValueError):
+        credits_hold_many(
+            account_id=account.pk,
+            wants=[(contact.pk, 1, uuid.uuid4()), (contact.pk, 1, uuid.uuid4())],
+        )
+    assert assert_consistent(account) == 10

@@ -10,12 +10,13 @@ import threading
 import psycopg
 import pytest
 import responses
+from django.db import OperationalError
 from django.utils import timezone
 
 from apps.accounts.models import LedgerEntry
 from apps.enrichment import services
 from apps.enrichment.models import Contact
-from apps.enrichment.services import running, waiting
+from apps.enrichment.services import holds, running, waiting
 from apps.providers import breaker, registry
 from tests.factories import live_contact
 from tests.support.api import make_client
@@ -102,6 +103,121 @@ def test_single_contact_claims_run_at_once_and_finish_together(settings):
     assert sorted(finished_ids) == sorted(str(c.pk) for c in contacts)
     # The eight ended at once: the finisher took them in fewer transactions than contacts.
     assert len(payloads) < 8
+
+
+class HoldSpy:
+    """``claims_hold`` as the finisher calls it: records each call's claims (their sizes) and
+    what it held; the first call waits for ``go``, so the claims started meanwhile queue up
+    for the finisher together."""
+
+    def __init__(self) -> None:
+        self.real = running.claims_hold
+        self.calls: list[list[int]] = []
+        self.held: list[dict] = []
+        self.entered, self.go = threading.Event(), threading.Event()
+
+    def __call__(self, claims, **kwargs):
+        self.calls.append([len(contacts) for _, contacts in claims])
+        self.entered.set()
+        assert self.go.wait(20)
+        held = self.real(claims, **kwargs)
+        self.held.append(held)
+        return held
+
+
+@responses.activate
+def test_claims_waiting_for_the_finisher_are_held_at_once_in_their_order(settings, monkeypatch):
+    settings.ENRICHMENT_CONCURRENCY = 8
+    account = make_client(mode="live", credits=5).account
+    hunter = CountingHunter(delay=0.02)
+    responses.add_callback(responses.GET, HUNTER_URL, callback=hunter)
+    contacts = [live_contact(account) for _ in range(12)]
+    spy = HoldSpy()
+    monkeypatch.setattr(running, "claims_hold", spy)
+    claims = [services.contacts_start(contact_ids=[str(contacts[0].pk)])]
+    assert spy.entered.wait(10)  # the finisher holds the first claim's credits...
+    # ... while eleven more single-contact claims arrive.
+    claims += [services.contacts_start(contact_ids=[str(c.pk)]) for c in contacts[1:]]
+    spy.go.set()
+    for claim in claims:
+        assert claim is not None and claim.done.wait(60)
+
+    assert spy.calls == [[1], [1] * 11]  # one hold for the eleven, not eleven
+    # The credits went in the claims' order, as one claim after another would have had them.
+    assert spy.held[1] == {c.pk: 1 for c in contacts[1:5]}
+    verified = Contact.objects.filter(account=account, result_status=Contact.VERIFIED)
+    assert set(verified.values_list("pk", flat=True)) == {c.pk for c in contacts[:5]}
+    assert Contact.objects.filter(account=account, result_status=Contact.NO_CREDITS).count() == 7
+    assert hunter.calls == 5
+    assert LedgerEntry.objects.filter(account=account, entry_type="charge").count() == 5
+    assert assert_settled(account).credits == 0
+
+
+@responses.activate
+def test_a_redelivered_contact_held_beside_other_claims_is_held_and_charged_once(
+    settings, monkeypatch
+):
+    settings.ENRICHMENT_CONCURRENCY = 8
+    responses.add_callback(responses.GET, HUNTER_URL, callback=CountingHunter())
+    account = make_client(mode="live", credits=2).account
+    again, fresh = live_contact(account), live_contact(account)
+    # A worker claimed ``again`` and held its credit, then died; its message is delivered
+    # again before the reaper saw it.
+    dead, claimed = services.contacts_claim(contact_ids=[str(again.pk)])
+    holds.contacts_hold(dead, list(Contact.objects.filter(pk__in=claimed)))
+    Contact.objects.filter(pk=again.pk).update(lease_expires_at=timezone.now())
+    # Another account's claim keeps the finisher busy while the two arrive.
+    blocker = live_contact(make_client(mode="live", credits=1).account)
+    spy = HoldSpy()
+    monkeypatch.setattr(running, "claims_hold", spy)
+    claims = [services.contacts_start(contact_ids=[str(blocker.pk)])]
+    assert spy.entered.wait(10)
+    claims += [services.contacts_start(contact_ids=[str(c.pk)]) for c in (again, fresh)]
+    spy.go.set()
+    for claim in claims:
+        assert claim is not None and claim.done.wait(60)
+
+    assert spy.calls == [[1], [1, 1]]
+    # The dead claim's hold came back first: both held at once from the two credits.
+    assert spy.held[1] == {again.pk: 1, fresh.pk: 1}
+    assert set(
+        Contact.objects.filter(pk__in=[again.pk, fresh.pk]).values_list("result_status", flat=True)
+    ) == {Contact.VERIFIED}
+    assert list(
+        LedgerEntry.objects.filter(contact=again).order_by("pk").values_list("entry_type", "amount")
+    ) == [("hold", -1), ("release", 1), ("hold", -1), ("release", 1), ("charge", -1)]
+    assert assert_settled(account).credits == 0
+
+
+@responses.activate
+def test_a_hold_whose_commit_reply_was_lost_is_held_once(settings, monkeypatch):
+    settings.ENRICHMENT_CONCURRENCY = 8
+    monkeypatch.setattr(running, "CREDIT_WAIT_SECONDS", 2.0)  # a wrong hold fails fast
+    account = make_client(mode="live", credits=2).account
+    hunter = CountingHunter()
+    responses.add_callback(responses.GET, HUNTER_URL, callback=hunter)
+    contacts = [live_contact(account) for _ in range(2)]
+    real = holds.credits_hold_many
+    committed: list[dict] = []
+
+    def commit_then_lose_the_reply(**kwargs):
+        held = real(**kwargs)
+        if not committed:
+            committed.append(held)
+            raise OperationalError("server closed the connection unexpectedly")
+        return held
+
+    monkeypatch.setattr(holds, "credits_hold_many", commit_then_lose_the_reply)
+    assert services.contacts_run(contact_ids=[str(c.pk) for c in contacts]) == 2
+
+    assert committed == [{c.pk: 1 for c in contacts}]  # the first try did hold both
+    # The retry released that hold before holding again: both credits were there for it.
+    assert set(Contact.objects.filter(account=account).values_list("result_status", flat=True)) == {
+        Contact.VERIFIED
+    }
+    assert hunter.calls == 2
+    assert LedgerEntry.objects.filter(account=account, entry_type="charge").count() == 2
+    assert assert_settled(account).credits == 0
 
 
 @responses.activate

@@ -1,7 +1,8 @@
 """Credits held for running contacts: what each may spend, held before any paid call.
 
 Right after the claim, each live contact's maximum price is held from the account's
-available balance (``contacts_hold``: one conditional UPDATE per account, ledger rows); a
+available balance (``contacts_hold``, or ``claims_hold`` for every claim the finisher has
+waiting: one conditional UPDATE per account, ledger rows); a
 short budget asks for more while the chunk runs (``credit_asks_serve``); the finish turns
 the hold into the charge and releases the rest (``holds_release``).
 """
@@ -12,6 +13,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Account
-from apps.accounts.services import credits_hold, credits_release
+from apps.accounts.services import credits_hold, credits_hold_many, credits_release
 
 from ..models import Contact
 from .leases import LeaseLost
@@ -58,23 +60,36 @@ def max_price(contact: Contact) -> int:
 def contacts_hold(token: uuid.UUID, contacts: list[Contact]) -> dict[Any, int]:
     """Hold, per account in one UPDATE, what the claimed live contacts may spend (in order,
     while the available balance lasts); returns what each contact got."""
-    wants: dict[Any, list[tuple[Any, int]]] = {}
-    for contact in contacts:
-        if not contact.sandbox:
-            wants.setdefault(contact.account_id, []).append((contact.pk, max_price(contact)))
-    # ``replace``: a hold left by an earlier claim of these contacts (a run that died before
-    # the reaper saw it) is released first, never leaked. A contact claimed for the first
-    # time (the claim made its run_count 1) has no earlier hold: its claim spares the look,
-    # two statements while the account's row is locked.
-    rerun = {c.account_id for c in contacts if not c.sandbox and c.run_count != 1}
+    return claims_hold([(token, contacts)])
+
+
+def claims_hold(
+    claims: Sequence[tuple[uuid.UUID, list[Contact]]], *, again: bool = False
+) -> dict[Any, int]:
+    """``contacts_hold`` for several claims at once (the finisher's, for every claim that
+    arrived meanwhile): one transaction per account whatever the number of claims
+    (``credits_hold_many``), each contact's hold under its own claim's token, the contacts
+    taken in the claims' order, so each gets what it would have got one claim after another.
+    A contact is in one claim only. ``again``: a retry of a call whose COMMIT may have been
+    lost, so whatever these contacts hold is released first instead of being held twice."""
+    wants: dict[Any, list[tuple[Any, int, uuid.UUID]]] = {}
+    replace: dict[Any, list[Any]] = {}
+    for token, contacts in claims:
+        for contact in contacts:
+            if contact.sandbox:
+                continue
+            wants.setdefault(contact.account_id, []).append((contact.pk, max_price(contact), token))
+            # A hold left by an earlier claim of this contact (a run that died before the
+            # reaper saw it) is released first, never leaked. A contact claimed for the
+            # first time (the claim made its run_count 1) has no earlier hold: its claim
+            # spares the look, two statements while the account's row is locked.
+            if again or contact.run_count != 1:
+                replace.setdefault(contact.account_id, []).append(contact.pk)
     held: dict[Any, int] = {}
     for account_id, account_wants in wants.items():
         held.update(
-            credits_hold(
-                account_id=account_id,
-                token=token,
-                wants=account_wants,
-                replace=account_id in rerun,
+            credits_hold_many(
+                account_id=account_id, wants=account_wants, replace=replace.get(account_id, ())
             )
         )
     return held

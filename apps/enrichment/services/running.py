@@ -4,6 +4,7 @@ them in the process's finisher, in batches across claims, as they end."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -31,6 +32,7 @@ from .holds import (
     CREDIT_POLL_SECONDS,
     CREDIT_WAIT_SECONDS,
     CreditAsk,
+    claims_hold,
     contacts_hold,
     credit_asks_serve,
     holds_release,
@@ -326,7 +328,8 @@ class Runner:
                 # Before any paid call, what each live contact may spend is held
                 # (``credits_hold``), by the finisher: holding locks the account's row, as
                 # every finish does, so one thread per process takes that lock in turn
-                # instead of the task threads queueing on it behind the finishes.
+                # instead of the task threads queueing on it behind the finishes, and
+                # holds every claim waiting for it in one transaction.
                 self._queue(claim).put((claim, _Hold(contacts)))
             else:
                 self._dispatch(claim, contacts, {})
@@ -335,17 +338,40 @@ class Runner:
             # What was not handed over is let go: its lease lapses, the reaper runs it again.
             self._landed(claim, unsent)
 
-    def _hold(self, claim: _Claim, contacts: list[Contact]) -> None:
-        """Hold credits for a claim's contacts, then hand them to the pool."""
-        token = claim.token
-        try:
-            held = db_retry(lambda: contacts_hold(token, contacts), what="hold credits")
-        except Exception:
-            logger.exception("holding credits failed; leaving the contacts to the reaper")
-            contact_leases.release(token, [c.pk for c in contacts])
-            self._landed(claim, len(contacts))
+    def _hold(self, holds: list[tuple[_Claim, list[Contact]]], *, again: bool = False) -> None:
+        """Hold credits for fresh claims' contacts, then hand them to the pool: all of them
+        in one transaction per account (``claims_hold``), so a burst of single-contact
+        claims costs one lock of the account's row and one commit, not one each. If that
+        fails, one claim at a time, so that one claim's failure lets go of its own contacts
+        only. ``again``: an earlier try may have committed (its reply lost)."""
+        ids = [c.pk for _, contacts in holds for c in contacts]
+        if len(holds) > 1 and len(set(ids)) < len(ids):
+            # A contact in two claims (its lease lapsed, and it was claimed again while the
+            # first claim's hold waited here): each claim's hold is its own.
+            for one in holds:
+                self._hold([one], again=again)
             return
-        self._dispatch(claim, contacts, held)
+        tries = itertools.count()
+
+        def hold() -> dict[Any, int]:
+            retry = again or next(tries) > 0
+            return claims_hold([(claim.token, contacts) for claim, contacts in holds], again=retry)
+
+        try:
+            held = db_retry(hold, what="hold credits")
+        except Exception:
+            if len(holds) > 1:
+                logger.exception("holding credits failed; trying one claim at a time")
+                for one in holds:
+                    self._hold([one], again=True)
+                return
+            logger.exception("holding credits failed; leaving the contacts to the reaper")
+            for claim, contacts in holds:
+                contact_leases.release(claim.token, [c.pk for c in contacts])
+                self._landed(claim, len(contacts))
+            return
+        for claim, contacts in holds:
+            self._dispatch(claim, contacts, held)
 
     def _dispatch(self, claim: _Claim, contacts: list[Contact], held: dict[Any, int]) -> None:
         """Give each contact its budget and its waterfall a pool thread (or, holding
@@ -503,9 +529,11 @@ class Runner:
                     break
             batch = [item for item in items if len(item) == 3]
             waiting += [item for item in items if isinstance(item[-1], CreditAsk)]
-            for claim, hold in (item for item in items if isinstance(item[-1], _Hold)):
-                # First: their waterfalls start as soon as their credits are held.
-                self._hold(claim, hold.contacts)
+            holds = [(item[0], item[1].contacts) for item in items if isinstance(item[-1], _Hold)]
+            if holds:
+                # First: their waterfalls start as soon as their credits are held, all the
+                # claims that arrived meanwhile at once.
+                self._hold(holds)
             if batch:
                 self._finish(batch)
             if waiting:
