@@ -98,6 +98,7 @@ KINDS = os.environ.get("BENCH_KINDS", "email").split(",")
 # Live accounts the clients share out (one: every contact's hold and finish queue on one
 # account row, as one tenant's traffic does).
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "1"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 LATENCY_MS = os.environ.setdefault("SIMULATOR_LATENCY_MS", "50")
 WEB_PROCESSES = int(os.environ.get("WEB_CONCURRENCY", "2"))
 POLL_CAP = 15.0  # seconds a client polls a 202'd contact after the phase's end
@@ -162,12 +163,14 @@ def environment(extra: dict[str, str]):  # type: ignore[no-untyped-def]
 class Process:
     """A Procfile process with variables of its own, logging to ``$SLUICE_VAR_DIR/<name>.log``."""
 
-    def __init__(self, name: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], *, extra: tuple[str, ...] = (), label: str = ""
+    ) -> None:
         with environment(env):
-            self.argv = procfile_command(name)
+            self.argv = procfile_command(name) + list(extra)
             child_env = dict(os.environ)
-        self.name, self.env = name, env
-        log_file = open(VAR / f"{name}.log", "ab")  # noqa: SIM115 - the child has its copy
+        self.name, self.env = label or name, env
+        log_file = open(VAR / f"{self.name}.log", "ab")  # noqa: SIM115 - the child has its copy
         try:
             self.proc = subprocess.Popen(
                 self.argv, cwd=ROOT, env=child_env, stdout=log_file, stderr=log_file
@@ -820,9 +823,22 @@ def main() -> None:
         )
         processes.append(simulator)
         wait_http(f"{sim_url}/healthz", 30)
-        worker = Process("worker", {"PROVIDER_SIMULATOR_URL": sim_url})
-        processes.append(worker)
-        STACK.update(simulator=simulator.proc.pid, worker=worker.proc.pid)
+        # BENCH_WORKERS > 1: more `worker` processes, as a Procfile runner's `worker=N`
+        # (each with its own node name).
+        workers = [Process("worker", {"PROVIDER_SIMULATOR_URL": sim_url})]
+        for n in range(2, WORKERS + 1):
+            workers.append(
+                Process(
+                    "worker",
+                    {"PROVIDER_SIMULATOR_URL": sim_url},
+                    extra=("-n", f"enrichment{n}@%h"),
+                    label=f"worker{n}",
+                )
+            )
+        worker = workers[0]
+        processes.extend(workers)
+        STACK.update(simulator=simulator.proc.pid)
+        STACK.update({w.name: w.proc.pid for w in workers})
         for name, pid_file in (
             ("postgres", f"{os.environ.get('SLUICE_PG_DATA', '')}/postmaster.pid"),
             ("redis", f"{os.environ.get('SLUICE_REDIS_DIR', '')}/redis.pid"),
@@ -866,13 +882,15 @@ def main() -> None:
                 )
                 assert settle(queue), "the stack did not go idle after the sync phase"
 
-                worker.pause()
+                for w in workers:
+                    w.pause()
                 try:
                     records, meta = run_clients(async_client, base, keys, clients, SECONDS)
                     time.sleep(0.5)  # the web processes' last publish linger
                     queue.delete(QUEUE)  # accepted, never run: they would delay the next phase
                 finally:
-                    worker.resume()
+                    for w in workers:
+                        w.resume()
                 asynch = async_summary(records, meta)
                 log(
                     f"round {round_no + 1} clients {clients} async: "
@@ -914,6 +932,7 @@ def main() -> None:
         "settings": {
             "web": [shapes[c] for c in CLIENTS],
             "worker": worker.command,
+            "workers": WORKERS,
             "WORKER_CONCURRENCY": int(os.environ.get("WORKER_CONCURRENCY", "4")),
             "ENRICHMENT_CONCURRENCY": settings.ENRICHMENT_CONCURRENCY,
             "ENRICHMENT_PUBLISH_LINGER_MS": settings.ENRICHMENT_PUBLISH_LINGER_MS,

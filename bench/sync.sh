@@ -7,8 +7,9 @@
 # Knobs (environment): BENCH_CLIENTS (8,32), BENCH_ACCOUNTS (1: every client on one live
 # account), BENCH_WEB_<clients> ("threads,waits" per gunicorn process; default clients/2+4
 # threads, clients/2 waits), BENCH_SYNC_TIMEOUT (10 s), BENCH_KINDS (email),
-# SIMULATOR_LATENCY_MS (50), WORKER_CONCURRENCY and ENRICHMENT_CONCURRENCY (the Procfile's
-# defaults, 4 and 16), WEB_CONCURRENCY (2), ENRICHMENT_PUBLISH_LINGER_MS (10).
+# SIMULATOR_LATENCY_MS (50), BENCH_WORKERS (1: how many `worker` processes),
+# WORKER_CONCURRENCY and ENRICHMENT_CONCURRENCY (the Procfile's defaults, 4 and 16),
+# WEB_CONCURRENCY (2), ENRICHMENT_PUBLISH_LINGER_MS (10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap >&2
