@@ -95,3 +95,25 @@ def test_a_job_started_one_way_is_not_resumed_the_other(tmp_path, started, asked
             via=asked,
         )
     assert nothing.sent == []  # refused before anything was sent
+
+
+@pytest.mark.parametrize("sizes", [[64], [1, 1, 1, 61], [2, 62]])
+def test_the_output_drops_the_exports_byte_order_mark_however_it_arrives(sizes):
+    exported = b"\xef\xbb\xbffirst_name,status\r\nAda,VERIFIED\r\n"
+    out = io.BytesIO()
+    plain = enrich_csv._WithoutBom(out)
+    at = 0
+    for size in sizes:
+        plain.write(exported[at : at + size])
+        at += size
+    plain.close()
+    assert out.getvalue() == exported[3:]
+
+
+def test_a_file_without_a_byte_order_mark_is_written_as_it_is():
+    out = io.BytesIO()
+    plain = enrich_csv._WithoutBom(out)
+    for part in (b"\xef", b"x,y\r\n"):  # begins like a BOM, is not one
+        plain.write(part)
+    plain.close()
+    assert out.getvalue() == b"\xefx,y\r\n"

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -44,6 +44,14 @@ _RETRY_STATUSES = frozenset({502, 503, 504})
 
 T = TypeVar("T")
 logger = logging.getLogger("sluice_client")
+
+
+class Writable(Protocol):
+    """Where a download goes: a binary file, or anything with its ``write``."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
 # A file to upload: its name, its bytes or a binary file object, its content type.
 Upload = tuple[str, bytes | BinaryIO, str]
 
@@ -824,10 +832,11 @@ class Sluice:
         )
 
     def download_export(
-        self, export_id: str, to: str | os.PathLike[str] | BinaryIO | None = None
+        self, export_id: str, to: str | os.PathLike[str] | Writable | None = None
     ) -> bytes | None:
-        """``GET /exports/{id}/download``: the CSV (UTF-8 with a BOM). Returned as bytes, or
-        streamed into ``to`` (a path or a binary file) without holding it in memory."""
+        """``GET /exports/{id}/download``: the CSV (UTF-8 with a BOM), as the server wrote
+        it. Returned as bytes, or streamed into ``to`` (a path, a binary file, anything with
+        ``write``) without holding it in memory."""
         response = self._send(
             "GET",
             _path("/api/v1/exports/{id}/download", id=export_id),
@@ -848,7 +857,7 @@ class Sluice:
         return None
 
 
-def _copy(response: requests.Response, out: BinaryIO) -> None:
+def _copy(response: requests.Response, out: Writable) -> None:
     for block in response.iter_content(chunk_size=64 * 1024):
         out.write(block)
 

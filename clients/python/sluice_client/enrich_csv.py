@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .client import Sluice
 from .errors import InvalidRequestError, NotFoundError
@@ -272,7 +272,10 @@ def _run_import(
             f"{export['error_message'] or ''} (run the same command again to retry)"
         )
     tmp = output_path.with_name(output_path.name + ".tmp")
-    client.download_export(job.export_id, to=tmp)
+    with tmp.open("wb") as out:
+        plain = _WithoutBom(out)
+        client.download_export(job.export_id, to=plain)
+        plain.close()
     os.replace(tmp, output_path)
     state.unlink()
     return {
@@ -294,6 +297,33 @@ def _run_import(
         "bulk_ids": [done["bulk_id"]] if done["bulk_id"] else [],
         "list_id": job.list_id,
     }
+
+
+class _WithoutBom:
+    """Writes what it is given but the export's leading byte order mark: the output is
+    plain UTF-8, as a script's ``open(path)`` and ``csv`` expect (a spreadsheet imports it
+    as UTF-8; ``sluice_client.Sluice.download_export`` keeps the export as it is)."""
+
+    BOM = b"\xef\xbb\xbf"
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.head: bytes | None = b""  # the first bytes, until there are enough to tell
+
+    def write(self, data: bytes) -> int:
+        if self.head is not None:
+            self.head += data
+            if len(self.head) < len(self.BOM) and self.BOM.startswith(self.head):
+                return len(data)
+            data = self.head.removeprefix(self.BOM)
+            self.head = None
+        self.out.write(data)
+        return len(data)
+
+    def close(self) -> None:
+        if self.head:  # a file shorter than a BOM, that began like one
+            self.out.write(self.head)
+        self.head = None
 
 
 def _run_bulks(
@@ -467,8 +497,7 @@ def _write(
 ) -> None:
     added = output_columns(columns)
     tmp = path.with_name(path.name + ".tmp")
-    # UTF-8 with a BOM, like the export: a spreadsheet opens it with its accents.
-    with tmp.open("w", newline="", encoding="utf-8-sig") as f:
+    with tmp.open("w", newline="", encoding="utf-8") as f:  # as the imports way writes it
         writer = csv.writer(f)
         writer.writerow([*columns, *added])
         for index, row in enumerate(rows):
