@@ -178,17 +178,17 @@ def _view_class(request: HttpRequest) -> Any:
     return getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
 
 
-def required_scope(request: HttpRequest) -> str:
-    """The scope the view at this path demands of a key (``required_scope``), "" for none."""
-    return getattr(_view_class(request), "required_scope", None) or ""
+def _required_scope(view_class: Any) -> str:
+    """The scope the view demands of a key (``required_scope``), "" for none."""
+    return getattr(view_class, "required_scope", None) or ""
 
 
-def _is_upload(request: HttpRequest) -> bool:
+def _is_upload(request: HttpRequest, view_class: Any) -> bool:
     """A ``multipart/form-data`` body sent to a view that parses one (``POST /imports``);
     anywhere else such a body is read and compared like any other."""
     if (request.content_type or "").lower() != "multipart/form-data":
         return False
-    parsers = getattr(_view_class(request), "parser_classes", None) or ()
+    parsers = getattr(view_class, "parser_classes", None) or ()
     return any(issubclass(p, MultiPartParser) for p in parsers if isinstance(p, type))
 
 
@@ -253,7 +253,8 @@ class IdempotencyMiddleware:
         decision = getattr(request, "sluice_rate_limit", None)
         if principal is None or (decision is not None and not decision.allowed):
             return self.get_response(request)
-        scope = required_scope(request)
+        view_class = _view_class(request)
+        scope = _required_scope(view_class)
         if scope and not principal[1].has_scope(scope):
             return self.get_response(request)
         key = request.headers.get(HEADER, "")
@@ -264,7 +265,7 @@ class IdempotencyMiddleware:
                 "invalid_idempotency_key",
                 {HEADER: "Must be 1-255 printable ASCII characters."},
             )
-        upload = _is_upload(request)
+        upload = _is_upload(request, view_class)
         if upload:
             # A file upload (POST /imports): not read here (Django keeps file parts out of
             # memory, and a file may be larger than DATA_UPLOAD_MAX_MEMORY_SIZE), and its

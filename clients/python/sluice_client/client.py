@@ -56,6 +56,11 @@ class Writable(Protocol):
 Upload = tuple[str, bytes | BinaryIO, str]
 
 
+def _backoff(attempt: int) -> float:
+    """Seconds before retry ``attempt + 1`` when the server named none: 0.5, 1, 2, 4…"""
+    return 2**attempt * 0.5
+
+
 def _retrying(
     method: str, path: str, reason: str, wait: float, *, status: int | None, retry_after: str | None
 ) -> None:
@@ -211,7 +216,7 @@ class Sluice:
                 # Idempotency-Key (a replay, or 409 in flight, which is retried too).
                 if attempt >= self.max_retries:
                     raise errors.ConnectionError(f"{method} {url}: {exc}") from exc
-                wait = min(2**attempt * 0.5, self.max_retry_wait)
+                wait = min(_backoff(attempt), self.max_retry_wait)
                 _retrying(method, path, type(exc).__name__, wait, status=None, retry_after=None)
                 self._sleep(wait)
                 attempt += 1
@@ -251,9 +256,9 @@ class Sluice:
     def _wait_before_retry(self, error: errors.APIError, attempt: int) -> float:
         retry_after = error.headers.get("Retry-After")
         try:
-            wait = float(retry_after) if retry_after is not None else 2**attempt * 0.5
+            wait = float(retry_after) if retry_after is not None else _backoff(attempt)
         except ValueError:
-            wait = 2**attempt * 0.5
+            wait = _backoff(attempt)
         return max(0.0, min(wait, self.max_retry_wait))
 
     def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Any]:
