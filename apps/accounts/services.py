@@ -357,25 +357,7 @@ def credits_release(
         return 0
     with transaction.atomic():
         _lock_account(account_id)
-        rows = LedgerEntry.objects.filter(
-            account_id=account_id,
-            contact_id__in=list(contact_ids),
-            entry_type__in=(LedgerEntry.HOLD, LedgerEntry.RELEASE),
-        )
-        if token is not None:
-            rows = rows.filter(hold_token=token)
-        # Per hold (contact and the claim's token that took it), and each release names the
-        # hold's own token: a release made without a token (finish, reaper, next claim) then
-        # nets that hold to zero for a later release by its token too, so no hold is ever
-        # given back twice.
-        outstanding = [
-            (contact_id, hold_token, -total)
-            for contact_id, hold_token, total in rows.order_by()
-            .values("contact_id", "hold_token")
-            .annotate(total=Sum("amount"))
-            .values_list("contact_id", "hold_token", "total")
-            if total < 0
-        ]
+        outstanding, _ = _holds_outstanding(account_id, contact_ids, token=token)
         if amount is not None:
             outstanding = [(c, t, min(held, amount)) for c, t, held in outstanding[:1]]
         total = sum(held for _, _, held in outstanding)
@@ -385,22 +367,122 @@ def credits_release(
             credits=F("credits") + total, held=F("held") - total
         )
         balance = Account.objects.values_list("credits", flat=True).get(pk=account_id) - total
-        entries = []
-        for contact_id, hold_token, held in outstanding:
-            balance += held
-            entries.append(
+        LedgerEntry.objects.bulk_create(_release_rows(account_id, outstanding, balance))
+    return total
+
+
+def credits_settle(
+    *,
+    account_id: Any,
+    contact_ids: Collection[Any],
+    charges: Sequence[tuple[Any, int]],
+    reason: str = "",
+) -> dict[Any, bool]:
+    """Finish contacts' credits in one go: release everything they hold (whatever claim
+    took it), then charge each ``(contact_id, amount)`` of ``charges`` once, in order, while
+    the balance lasts. Returns, per charged contact, whether it is charged (True also when
+    it already was: it is never charged twice); False when the balance could not pay.
+
+    ``credits_release`` then one ``credits_charge`` per contact, with the same ledger rows,
+    in a constant number of statements whatever the number of contacts: lock the account's
+    row, read its balance and the contacts' ledger rows, one conditional UPDATE, one INSERT.
+    Under the row lock the read is the truth (every change of a balance takes that lock
+    first); the conditional UPDATE and the one-charge-per-contact index still guard it.
+    """
+    ids = list(dict.fromkeys([*contact_ids, *(c for c, _ in charges)]))
+    if not ids:
+        return {}
+    with transaction.atomic():
+        _lock_account(account_id)
+        outstanding, charged = _holds_outstanding(account_id, ids, token=None, charged=True)
+        released = sum(held for _, _, held in outstanding)
+        credits = Account.objects.values_list("credits", flat=True).get(pk=account_id)
+        rows = _release_rows(account_id, outstanding, credits)
+        balance = credits + released
+        paid: dict[Any, bool] = {}
+        for contact_id, amount in charges:
+            if amount <= 0:
+                raise ValueError("a charge is a positive amount")
+            if contact_id in charged or contact_id in paid:
+                paid[contact_id] = paid.get(contact_id, True)
+                continue
+            paid[contact_id] = balance >= amount
+            if not paid[contact_id]:
+                continue
+            balance -= amount
+            rows.append(
                 LedgerEntry(
                     account_id=account_id,
-                    entry_type=LedgerEntry.RELEASE,
-                    amount=held,
+                    entry_type=LedgerEntry.CHARGE,
+                    amount=-amount,
                     balance_after=balance,
                     contact_id=contact_id,
-                    hold_token=hold_token,
-                    reason="released: not used",
+                    reason=reason,
                 )
             )
-        LedgerEntry.objects.bulk_create(entries)
-    return total
+        if not rows:
+            return paid
+        change = balance - credits
+        # Conditional even under the lock: the balance can never go below zero.
+        if not Account.objects.filter(pk=account_id, credits__gte=-change).update(
+            credits=F("credits") + change, held=F("held") - released
+        ):
+            raise IntegrityError(f"account {account_id}: the balance changed under its lock")
+        LedgerEntry.objects.bulk_create(rows)
+    return paid
+
+
+def _holds_outstanding(
+    account_id: Any, contact_ids: Collection[Any], *, token: Any, charged: bool = False
+) -> tuple[list[tuple[Any, Any, int]], set[Any]]:
+    """What each hold on these contacts still holds, ``(contact, hold token, amount)`` (only
+    under ``token`` when given), and with ``charged`` which contacts have a charge row; one
+    query. Call with the account's row locked."""
+    types = [LedgerEntry.HOLD, LedgerEntry.RELEASE] + ([LedgerEntry.CHARGE] if charged else [])
+    rows = LedgerEntry.objects.filter(
+        account_id=account_id, contact_id__in=list(contact_ids), entry_type__in=types
+    )
+    if token is not None:
+        rows = rows.filter(hold_token=token)
+    # Per hold (contact and the claim's token that took it), and each release names the
+    # hold's own token: a release made without a token (finish, reaper, next claim) then
+    # nets that hold to zero for a later release by its token too, so no hold is ever
+    # given back twice.
+    totals: dict[tuple[Any, Any], int] = {}
+    charged_ids: set[Any] = set()
+    for contact_id, hold_token, entry_type, total in (
+        rows.order_by()
+        .values("contact_id", "hold_token", "entry_type")
+        .annotate(total=Sum("amount"))
+        .values_list("contact_id", "hold_token", "entry_type", "total")
+    ):
+        if entry_type == LedgerEntry.CHARGE:
+            charged_ids.add(contact_id)
+        else:
+            totals[(contact_id, hold_token)] = totals.get((contact_id, hold_token), 0) + total
+    outstanding = [(c, t, -total) for (c, t), total in totals.items() if total < 0]
+    return outstanding, charged_ids
+
+
+def _release_rows(
+    account_id: Any, outstanding: list[tuple[Any, Any, int]], balance: int
+) -> list[LedgerEntry]:
+    """The release rows of ``outstanding`` holds, from ``balance`` before them."""
+    entries = []
+    for contact_id, hold_token, held in outstanding:
+        balance += held
+        entries.append(
+            LedgerEntry(
+                account_id=account_id,
+                entry_type=LedgerEntry.RELEASE,
+                amount=held,
+                balance_after=balance,
+                contact_id=contact_id,
+                hold_token=hold_token,
+                reason="released: not used",
+            )
+        )
+    return entries
 
 
 def _violates(exc: IntegrityError, constraint: str) -> bool:

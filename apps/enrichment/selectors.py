@@ -40,6 +40,15 @@ def contact_get(*, account: Account, sandbox: bool, enrichment_id: str) -> Conta
     return contact
 
 
+def contact_if_finished(pk: Any) -> Contact | None:
+    """The contact with its attempts if it has finished, else None: what a sync wait reads
+    (its own contact, by id) before waiting and on each wake-up; two queries once finished,
+    one before."""
+    return (
+        Contact.objects.filter(pk=pk, status=Contact.FINISHED).prefetch_related(_ATTEMPTS).first()
+    )
+
+
 def contact_list(*, account: Account, sandbox: bool, filters: dict[str, str]) -> QuerySet[Contact]:
     qs = Contact.objects.filter(account=account, sandbox=sandbox).prefetch_related(_ATTEMPTS)
     status = filters.get("status")

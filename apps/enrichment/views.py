@@ -101,10 +101,7 @@ class EnrichSyncView(CachedKeyView, APIView):
         )
         if not finished:
             return _accepted(request, contact)
-        finished_contact = selectors.contact_get(
-            account=account, sandbox=api_key.sandbox, enrichment_id=str(contact.pk)
-        )
-        return Response(selectors.contact_data(finished_contact))
+        return Response(selectors.contact_data(contact))
 
 
 class BulkEnrichView(APIView):

@@ -523,3 +523,102 @@ def test_a_contact_is_held_once_per_call():
             wants=[(contact.pk, 1, uuid.uuid4()), (contact.pk, 1, uuid.uuid4())],
         )
     assert assert_consistent(account) == 10
+
+
+@pytest.mark.django_db
+def test_a_settle_releases_every_hold_then_charges_in_order_while_the_balance_lasts():
+    from apps.accounts.services import credits_hold_many, credits_settle
+
+    account = funded_account(5)
+    a, b, c, unheld = (ContactFactory(account=account, sandbox=False) for _ in range(4))
+    ta, tb = uuid.uuid4(), uuid.uuid4()
+    credits_hold_many(account_id=account.pk, wants=[(a.pk, 2, ta), (b.pk, 2, tb), (c.pk, 1, tb)])
+    assert assert_consistent(account) == 0
+    paid = credits_settle(
+        account_id=account.pk,
+        contact_ids=[a.pk, b.pk, c.pk],
+        charges=[(a.pk, 1), (b.pk, 3), (unheld.pk, 2)],
+        reason="enrichment",
+    )
+    # Everything held comes back first (5), then a pays 1 and b 3; 1 is left, short of 2.
+    assert paid == {a.pk: True, b.pk: True, unheld.pk: False}
+    assert assert_consistent(account) == 1
+    assert account.held == 0
+    rows = list(
+        LedgerEntry.objects.filter(account=account, entry_type__in=("release", "charge"))
+        .order_by("pk")
+        .values_list("entry_type", "contact_id", "amount", "balance_after")
+    )
+    releases = sorted(r for r in rows if r[0] == "release")
+    assert sorted((r[1], r[2]) for r in releases) == sorted([(a.pk, 2), (b.pk, 2), (c.pk, 1)])
+    assert [r[3] for r in rows[:3]] == [2, 4, 5]  # each release row's running balance
+    assert rows[3:] == [("charge", a.pk, -1, 4), ("charge", b.pk, -3, 1)]
+    assert LedgerEntry.objects.get(contact=a, entry_type="charge").reason == "enrichment"
+
+
+@pytest.mark.django_db
+def test_a_settle_never_charges_a_contact_twice_nor_releases_a_hold_twice():
+    from apps.accounts.services import credits_hold_many, credits_settle
+
+    account = funded_account(10)
+    contact = ContactFactory(account=account, sandbox=False)
+    credits_hold_many(account_id=account.pk, wants=[(contact.pk, 3, uuid.uuid4())])
+    settle = {"account_id": account.pk, "contact_ids": [contact.pk], "charges": [(contact.pk, 2)]}
+    assert credits_settle(**settle) == {contact.pk: True}
+    assert assert_consistent(account) == 8
+    # Run again (a redelivered finish): already charged, nothing held, nothing changes.
+    assert credits_settle(**settle) == {contact.pk: True}
+    assert assert_consistent(account) == 8
+    assert account.held == 0
+    assert LedgerEntry.objects.filter(contact=contact, entry_type="charge").count() == 1
+    assert LedgerEntry.objects.filter(contact=contact, entry_type="release").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_settle_of_many_contacts_costs_the_statements_of_one():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.accounts.services import credits_hold_many, credits_settle
+
+    account = funded_account(1000)
+    contacts = [ContactFactory(account=account, sandbox=False) for _ in range(26)]
+    credits_hold_many(account_id=account.pk, wants=[(c.pk, 2, uuid.uuid4()) for c in contacts])
+
+    def count(some: list) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            paid = credits_settle(
+                account_id=account.pk,
+                contact_ids=[c.pk for c in some],
+                charges=[(c.pk, 1) for c in some],
+            )
+        assert paid == {c.pk: True for c in some}
+        return len(queries)
+
+    assert count(contacts[:1]) == count(contacts[1:])
+    assert assert_consistent(account) == 1000 - 26
+    assert account.held == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_settles_and_holds_never_overdraw_nor_charge_twice():
+    from apps.accounts.services import credits_hold_many, credits_settle
+
+    account = funded_account(30)
+    contacts = [ContactFactory(account=account, sandbox=False).pk for _ in range(40)]
+    credits_hold_many(account_id=account.pk, wants=[(pk, 1, uuid.uuid4()) for pk in contacts[:20]])
+    # Each of 40 contacts is settled twice, from racing threads, charged 1 each: 30 pay.
+    batches = [contacts[i : i + 5] for i in range(0, 40, 5)] * 2
+
+    def settle(batch: list) -> dict:
+        with transaction.atomic():
+            return credits_settle(
+                account_id=account.pk, contact_ids=batch, charges=[(pk, 1) for pk in batch]
+            )
+
+    run_concurrently(settle, batches)
+    charged = LedgerEntry.objects.filter(account=account, entry_type="charge")
+    assert charged.count() == 30
+    assert len(set(charged.values_list("contact_id", flat=True))) == 30
+    assert assert_consistent(account) == 0
+    assert account.held == 0

@@ -120,3 +120,45 @@ def test_reaper_republishes_stuck_contacts(redis_client, settings):
     assert services.contacts_reap() == 1
     assert redis_client.llen("enrichment") == 1
     assert BulkJob.objects.count() == 0
+
+
+def test_a_finish_of_many_live_contacts_costs_the_statements_of_one():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.enrichment.services import holds
+    from apps.enrichment.waterfall import AttemptRecord, Outcome
+
+    account = make_client(mode="live", credits=100).account
+    contacts = [ContactFactory(account=account, sandbox=False) for _ in range(10)]
+
+    def finish(some: list[Contact], found: bool) -> int:
+        token, claimed = services.contacts_claim(contact_ids=[str(c.pk) for c in some])
+        rows = list(Contact.objects.filter(pk__in=claimed))
+        holds.contacts_hold(token, rows)
+        outcome = Outcome(
+            data={"email": "zoë@bücher.example", "email_status": "valid"} if found else {},
+            found_kinds=["email"] if found else [],
+            providers={"email": "sim"} if found else {},
+            confidence=91 if found else 0,
+            attempts=[AttemptRecord("sim", "email", "hit" if found else "miss", duration_ms=50)],
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert services.contacts_finish(items=[(c, outcome) for c in rows], token=token)
+        return len(queries)
+
+    assert finish(contacts[:1], True) == finish(contacts[1:8], True)
+    finish(contacts[8:], False)
+    found = Contact.objects.get(pk=contacts[3].pk)
+    assert (found.status, found.result_status, found.credits_charged) == ("finished", "VERIFIED", 1)
+    assert found.result["email"] == "zoë@bücher.example" and found.result["confidence"] == 91
+    assert found.lease_expires_at is None and found.finished_at is not None
+    missed = Contact.objects.get(pk=contacts[9].pk)
+    assert (missed.result_status, missed.credits_charged, missed.result["email"]) == (
+        "NOT_FOUND",
+        0,
+        None,
+    )
+    account.refresh_from_db()
+    assert (account.credits, account.held) == (92, 0)
+    assert LedgerEntry.objects.filter(account=account, entry_type="charge").count() == 8

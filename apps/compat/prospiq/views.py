@@ -92,11 +92,7 @@ class EnrichView(CachedKeyView, ProspiqView):
         if not finished:
             body = {"status": shapes.PENDING, "search_id": str(contact.pk), **_sandbox(request)}
             return Response(body, status=202, headers=location)
-        data = enrichment_selectors.contact_data(
-            enrichment_selectors.contact_get(
-                account=account, sandbox=api_key.sandbox, enrichment_id=str(contact.pk)
-            )
-        )
+        data = enrichment_selectors.contact_data(contact)
         result = shapes.contact_result(data)
         if result["status"] == "NO_CREDITS":
             # The seed: NO_CREDITS only inside a bulk; a single enrichment is a 402.

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.notices import charges_crossed
-from apps.accounts.services import AlreadyCharged, credits_charge
+from apps.accounts.services import credits_settle
 from apps.core.outages import db_retry
 from apps.webhooks.models import Event
 from apps.webhooks.services import EventDraft, events_emit
@@ -22,7 +25,6 @@ from .. import selectors
 from ..models import BulkJob, Contact, ProviderAttempt
 from ..signals import bulk_completed
 from ..waterfall import Outcome
-from .holds import holds_release
 from .waiting import notify_finished
 
 logger = logging.getLogger(__name__)
@@ -75,27 +77,33 @@ def _result_body(status: str, outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _charge(contact: Contact, outcome: Outcome) -> bool:
-    """Charge what was found; False when the balance cannot pay it (NO_CREDITS).
+def _price(contact: Contact, outcome: Outcome) -> int:
+    """What the contact is charged for what it found (sandbox contacts are free)."""
+    return 0 if contact.sandbox else sum(settings.CREDIT_PRICES[k] for k in outcome.found_kinds)
 
-    Called after the contact's hold was released (``contacts_finish``), in the same
-    transaction, so the hold turns into the charge: what was held pays, the rest is back.
-    """
-    price = 0 if contact.sandbox else sum(settings.CREDIT_PRICES[k] for k in outcome.found_kinds)
-    if not price:
-        return True
-    try:
-        return (
-            credits_charge(
-                account_id=contact.account_id,
-                contact_id=contact.pk,
-                amount=price,
+
+def _settle(mine: list[tuple[Contact, Outcome]]) -> dict[Any, bool]:
+    """Release what the live contacts hold and charge what they found, per account in a
+    constant number of statements (``credits_settle``), the accounts' rows locked in id
+    order; returns, per charged contact, whether the balance paid (False: NO_CREDITS).
+    The hold turns into the charge: what was held pays, the rest is back."""
+    per_account: dict[Any, list[tuple[Contact, Outcome]]] = {}
+    for contact, outcome in mine:
+        if not contact.sandbox:
+            per_account.setdefault(contact.account_id, []).append((contact, outcome))
+    paid: dict[Any, bool] = {}
+    for account_id in sorted(per_account, key=str):
+        items = per_account[account_id]
+        charges = [(c.pk, price) for c, o in items if (price := _price(c, o))]
+        paid.update(
+            credits_settle(
+                account_id=account_id,
+                contact_ids=[c.pk for c, _ in items],
+                charges=charges,
                 reason="enrichment",
             )
-            is not None
         )
-    except AlreadyCharged:
-        return True
+    return paid
 
 
 def contacts_finish(
@@ -137,10 +145,10 @@ def _contacts_finish(
             return set()
         mine = [by_id[pk] for pk in by_id if pk in pending]
         # Every hold on these contacts (any claim's: this one owns them now) goes back in this
-        # transaction, and the charges below take what was used: charge once, never below 0.
-        holds_release([contact for contact, _ in mine], token=None)
+        # transaction, and the charges take what was used: charge once, never below 0.
+        paid = _settle(mine)
         for contact, outcome in mine:
-            status = _result_status(contact, outcome, charged_ok=_charge(contact, outcome))
+            status = _result_status(contact, outcome, charged_ok=paid.get(contact.pk, True))
             contact.status = Contact.FINISHED
             contact.finished_at = now
             contact.lease_expires_at = None
@@ -152,18 +160,7 @@ def _contacts_finish(
                 if status == Contact.VERIFIED and not contact.sandbox
                 else 0
             )
-        for contact, _ in mine:
-            # One plain UPDATE per row: bulk_update's CASE over a JSON column costs more than
-            # the round trips it saves.
-            Contact.objects.filter(pk=contact.pk).update(
-                status=Contact.FINISHED,
-                finished_at=now,
-                lease_expires_at=None,
-                result_status=contact.result_status,
-                result=contact.result,
-                credits_charged=contact.credits_charged,
-                updated_at=now,
-            )
+        _rows_finish([contact for contact, _ in mine], now=now)
         attempts: dict[Any, list[ProviderAttempt]] = {
             contact.pk: [
                 ProviderAttempt(
@@ -195,6 +192,64 @@ def _contacts_finish(
         for bulk_id, finished_contacts in per_bulk.items():
             bulk_count_finished_many(bulk_id=bulk_id, contacts=finished_contacts)
     return {str(contact.pk) for contact, _ in mine}
+
+
+def _rows_finish(contacts: list[Contact], *, now: datetime) -> None:
+    """Store the finished contacts' results: on PostgreSQL one UPDATE from arrays (unnest),
+    a constant statement whatever the batch's size (``bulk_update`` would build a CASE per
+    column per row); elsewhere (embedded SQLite) one UPDATE per row."""
+    if connection.vendor != "postgresql":
+        for contact in contacts:
+            Contact.objects.filter(pk=contact.pk).update(
+                status=Contact.FINISHED,
+                finished_at=now,
+                lease_expires_at=None,
+                result_status=contact.result_status,
+                result=contact.result,
+                credits_charged=contact.credits_charged,
+                updated_at=now,
+            )
+        return
+    columns = [
+        [c.pk for c in contacts],
+        [c.result_status for c in contacts],
+        [json.dumps(c.result) for c in contacts],
+        [c.credits_charged for c in contacts],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_rows_finish_sql(), [Contact.FINISHED, now, now, *columns])
+
+
+@cache
+def _rows_finish_sql() -> str:
+    meta = Contact._meta
+    table = connection.ops.quote_name(meta.db_table)
+    column = {
+        f: connection.ops.quote_name(meta.get_field(f).column)
+        for f in (
+            "id",
+            "status",
+            "finished_at",
+            "lease_expires_at",
+            "updated_at",
+            "result_status",
+            "result",
+            "credits_charged",
+        )
+    }
+    return f"""
+        UPDATE {table} AS c SET
+            {column["status"]} = %s,
+            {column["finished_at"]} = %s,
+            {column["lease_expires_at"]} = NULL,
+            {column["updated_at"]} = %s,
+            {column["result_status"]} = v.result_status,
+            {column["result"]} = v.result::jsonb,
+            {column["credits_charged"]} = v.credits_charged
+        FROM unnest(%s::uuid[], %s::varchar[], %s::text[], %s::integer[])
+            AS v(id, result_status, result, credits_charged)
+        WHERE c.{column["id"]} = v.id
+    """  # noqa: S608 - the names come from model metadata
 
 
 def finished_events(contacts: Sequence[Contact]) -> list[EventDraft]:

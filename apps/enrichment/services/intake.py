@@ -11,6 +11,7 @@ from apps.accounts.models import Account, ApiKey
 from apps.core.db import insert_one
 from apps.core.errors import InsufficientCredits
 
+from .. import selectors
 from ..models import BulkJob, Contact, List
 from ..validation import CleanBulk, CleanContact
 from .lists import contacts_add_to_list
@@ -132,9 +133,10 @@ def contact_enrich_sync(
     """Store one contact as ``contact_enqueue`` does, then wait up to ``timeout`` seconds for
     an enrichment worker to finish it (the waterfall never runs in the web process).
 
-    Returns the contact and whether it finished in time. When this process already holds
-    ``ENRICH_SYNC_MAX_WAITS`` waiting requests, it does not wait at all: the caller answers
-    as the asynchronous path does, and the contact finishes as usual.
+    Returns the contact (when it finished in time, as read then, with its attempts) and
+    whether it finished in time. When this process already holds ``ENRICH_SYNC_MAX_WAITS``
+    waiting requests, it does not wait at all: the caller answers as the asynchronous path
+    does, and the contact finishes as usual.
     """
     with wait_slots.slot() as free:
         # Published at once: the ``ENRICHMENT_PUBLISH_LINGER_MS`` batching saves web CPU
@@ -145,12 +147,19 @@ def contact_enrich_sync(
         if not free:
             return contact, False
         pk = contact.pk
-        finished = contact_wait(
-            pk,
-            timeout=timeout,
-            finished=lambda: Contact.objects.filter(pk=pk, status=Contact.FINISHED).exists(),
-        )
-        return contact, finished
+        seen: list[Contact] = []
+
+        def finished() -> bool:
+            # Read with its attempts as the answer shows it: the read that sees it finished
+            # is the answer's, not one more.
+            found = selectors.contact_if_finished(pk)
+            if found is not None:
+                seen.append(found)
+            return found is not None
+
+        if contact_wait(pk, timeout=timeout, finished=finished):
+            return seen[-1], True
+        return contact, False
 
 
 def bulk_enrich_sync(
