@@ -206,3 +206,58 @@ def test_a_claim_retried_after_a_lost_reply_gets_its_own_rows_back(db):
     again, reclaimed = services.contacts_claim(contact_ids=[str(contact.pk)], token=token)
     assert (again, reclaimed) == (token, claimed)
     assert services.contacts_claim(contact_ids=[str(contact.pk)])[1] == []  # another's: no
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_loads_what_it_claimed_in_one_statement_skipping_rows_others_hold():
+    import threading
+
+    from django.db import connection, connections, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.enrichment.services.running import contacts_claim_rows
+
+    first = ContactFactory()
+    account = first.account
+    account.provider_order = {"email": ["pdl", "hunter"]}
+    account.save()
+    leased, locked, finished, second = (ContactFactory(account=account) for _ in range(4))
+    Contact.objects.filter(pk=leased.pk).update(
+        lease_expires_at=timezone.now() + timedelta(minutes=1), lease_owner=uuid.uuid4()
+    )
+    Contact.objects.filter(pk=finished.pk).update(status=Contact.FINISHED)
+    holding, done = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        try:
+            with transaction.atomic():
+                list(Contact.objects.select_for_update().filter(pk=locked.pk))
+                holding.set()
+                done.wait(30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=hold_lock)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        ids = [str(c.pk) for c in (second, leased, locked, finished, first)]
+        with CaptureQueriesContext(connection) as queries:
+            token, rows = contacts_claim_rows(contact_ids=ids)
+    finally:
+        done.set()
+        thread.join(30)
+    assert len(queries) == 1
+    # Only the free pending rows, in their order, leased to this claim, counted as a run.
+    assert [c.pk for c in rows] == [first.pk, second.pk]
+    assert all(c.lease_owner == token and c.run_count == 1 for c in rows)
+    assert rows[0].account.provider_order == {"email": ["pdl", "hunter"]}
+    assert rows[0].first_name == Contact.objects.get(pk=first.pk).first_name
+    assert set(Contact.objects.filter(lease_owner=token).values_list("pk", flat=True)) == {
+        first.pk,
+        second.pk,
+    }
+    # A retry with the same token (its COMMIT reply lost) gets its rows back, and the row
+    # that was locked, free now.
+    again, rows_again = contacts_claim_rows(contact_ids=ids, token=token)
+    assert again == token and [c.pk for c in rows_again] == [first.pk, locked.pk, second.pk]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import os
 import queue
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.accounts.models import Account
 from apps.core.outages import db_retry
 from apps.providers import registry
 
@@ -55,8 +58,32 @@ def contacts_claim(
     so a killed worker's contacts are free again within one lease period. Given a ``token``,
     rows it already holds count as free: a retry after a lost COMMIT reply gets them back.
     """
+    token, contacts = contacts_claim_rows(contact_ids=contact_ids, token=token)
+    return token, [str(c.pk) for c in contacts]
+
+
+def contacts_claim_rows(
+    *, contact_ids: list[str], token: uuid.UUID | None = None
+) -> tuple[uuid.UUID, list[Contact]]:
+    """``contacts_claim``, returning the claimed contacts themselves, in their order
+    (created, then position), each with its account's ``provider_order`` (the rest of the
+    account is loaded only if asked for). On PostgreSQL one statement claims and loads
+    (``UPDATE … RETURNING`` over the rows ``FOR UPDATE SKIP LOCKED`` picked); elsewhere the
+    claim's two statements, then a load."""
     token = token or contact_leases.new_token()
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        rows = list(
+            Contact.objects.raw(
+                _claim_sql(), [contact_ids, now, token, contact_leases.expiry(), token]
+            )
+        )
+        for contact in rows:
+            contact.account = Account.from_db(
+                connection.alias, ["id", "provider_order"], [contact.account_id, _json(contact)]
+            )
+        rows.sort(key=lambda c: (c.created_at, c.position, c.pk))
+        return token, rows
     with transaction.atomic():
         free = (
             Contact.objects.select_for_update(skip_locked=True)
@@ -74,7 +101,48 @@ def contacts_claim(
                 lease_owner=token,
                 run_count=F("run_count") + 1,
             )
-    return token, claimed
+    contacts = list(
+        Contact.objects.select_related("account")
+        .filter(pk__in=claimed)
+        .order_by("created_at", "position", "pk")
+    )
+    return token, contacts
+
+
+def _json(contact: Contact) -> Any:
+    # The account's provider_order as RETURNING gave it: jsonb comes as text through
+    # Django's psycopg loaders (a model field would decode it; this column is not one).
+    value = contact.account_provider_order  # type: ignore[attr-defined]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@cache
+def _claim_sql() -> str:
+    quote = connection.ops.quote_name
+    meta = Contact._meta
+    table, accounts = quote(meta.db_table), quote(Account._meta.db_table)
+
+    def col(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    returned = ", ".join(f"c.{quote(f.column)}" for f in meta.concrete_fields)
+    return f"""
+        WITH free AS (
+            SELECT {col("id")} AS id FROM {table}
+            WHERE {col("id")} = ANY(%s::uuid[]) AND {col("status")} = '{Contact.PENDING}'
+                AND ({col("lease_expires_at")} IS NULL OR {col("lease_expires_at")} < %s
+                    OR {col("lease_owner")} = %s)
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE {table} AS c SET
+            {col("lease_expires_at")} = %s,
+            {col("lease_owner")} = %s,
+            {col("run_count")} = c.{col("run_count")} + 1
+        FROM free, {accounts} AS a
+        WHERE c.{col("id")} = free.id AND a.{quote(Account._meta.pk.column)} = c.{col("account")}
+        RETURNING {returned}, a.{quote(Account._meta.get_field("provider_order").column)}
+            AS account_provider_order
+    """  # noqa: S608 - the names come from model metadata
 
 
 def contacts_run(*, contact_ids: list[str]) -> int:
@@ -132,24 +200,25 @@ def contacts_start(*, contact_ids: list[str], attended: bool = False) -> _Claim 
         return None
     since = time.monotonic()
     token = contact_leases.new_token()  # one for every try: a retry finds its own claim
-    token, claimed = db_retry(
-        lambda: contacts_claim(contact_ids=contact_ids, token=token), what="claim contacts"
+    token, contacts = db_retry(
+        lambda: contacts_claim_rows(contact_ids=contact_ids, token=token), what="claim contacts"
     )
-    if not claimed:
+    if not contacts:
         return None
+    claimed = [str(c.pk) for c in contacts]
     contact_leases.hold(token, claimed, since=since)
     claim = _Claim(token=token, size=len(claimed), remaining=len(claimed))
     if attended:
         claim.inbox = queue.SimpleQueue()
     if not threaded:
         try:
-            claim.finished = _run_inline(claim, claimed)
+            claim.finished = _run_inline(claim, contacts)
         finally:
             contact_leases.release(token)
             claim.done.set()
         return claim
     try:
-        runner.start(claim, claimed)
+        runner.start(claim, contacts)
     except BaseException:
         contact_leases.release(token)  # the leases lapse; the reaper runs them again
         raise
@@ -190,14 +259,11 @@ class _Claim:
             raise LeaseLost()
 
 
-def _load(claimed: list[str]) -> tuple[list[Contact], registry.Lineup, dict]:
-    def load() -> tuple[list[Contact], registry.Lineup, dict]:
-        contacts = list(
-            Contact.objects.select_related("account")
-            .filter(pk__in=claimed)
-            .order_by("created_at", "position", "pk")
-        )
-        return contacts, registry.Lineup.load(), _reusable_results(contacts)
+def _load(contacts: list[Contact]) -> tuple[registry.Lineup, dict]:
+    """What the claimed contacts' waterfalls read: the provider line-up, reusable results."""
+
+    def load() -> tuple[registry.Lineup, dict]:
+        return registry.Lineup.load(), _reusable_results(contacts)
 
     return db_retry(load, what="load contacts")
 
@@ -217,10 +283,10 @@ def _waterfall_of(
     return waterfall
 
 
-def _run_inline(claim: _Claim, claimed: list[str]) -> int:
+def _run_inline(claim: _Claim, contacts: list[Contact]) -> int:
     """No threads (``ENRICHMENT_CONCURRENCY`` ≤ 1): each waterfall and its finish run here,
     one contact at a time; a short budget asks the ledger here too."""
-    contacts, lineup, reusable = _load(claimed)
+    lineup, reusable = _load(contacts)
     token = claim.token
     held = db_retry(lambda: contacts_hold(token, contacts), what="hold credits")
 
@@ -311,18 +377,15 @@ class Runner:
             self._cond.wait_for(lambda: self.stopping or self._in_flight < self.room())
             return not self.stopping
 
-    def start(self, claim: _Claim, claimed: list[str]) -> None:
-        """Load, hold credits for and submit a fresh claim's contacts."""
+    def start(self, claim: _Claim, contacts: list[Contact]) -> None:
+        """Load for, hold credits for and submit a fresh claim's contacts."""
         with self._cond:
-            self._in_flight += len(claimed)
+            self._in_flight += len(contacts)
             if claim.inbox is None:
                 self._start_finisher()
-        unsent = len(claimed)  # not handed to the pool or the finisher yet
+        unsent = len(contacts)  # not handed to the pool or the finisher yet
         try:
-            contacts, lineup, reusable = _load(claimed)
-            # Deleted since the claim: nothing to run.
-            self._landed(claim, len(claimed) - len(contacts))
-            unsent = len(contacts)
+            lineup, reusable = _load(contacts)
             claim.waterfall = _waterfall_of(claim, lineup, reusable)
             if any(not c.sandbox for c in contacts):
                 # Before any paid call, what each live contact may spend is held
