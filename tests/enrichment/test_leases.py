@@ -243,7 +243,7 @@ def test_a_claim_loads_what_it_claimed_in_one_statement_skipping_rows_others_hol
         assert holding.wait(30)
         ids = [str(c.pk) for c in (second, leased, locked, finished, first)]
         with CaptureQueriesContext(connection) as queries:
-            token, rows = contacts_claim_rows(contact_ids=ids)
+            token, rows, _ = contacts_claim_rows(contact_ids=ids)
     finally:
         done.set()
         thread.join(30)
@@ -259,5 +259,39 @@ def test_a_claim_loads_what_it_claimed_in_one_statement_skipping_rows_others_hol
     }
     # A retry with the same token (its COMMIT reply lost) gets its rows back, and the row
     # that was locked, free now.
-    again, rows_again = contacts_claim_rows(contact_ids=ids, token=token)
+    again, rows_again, _ = contacts_claim_rows(contact_ids=ids, token=token)
     assert again == token and [c.pk for c in rows_again] == [first.pk, locked.pk, second.pk]
+
+
+@pytest.mark.django_db
+def test_a_claim_brings_each_persons_newest_reusable_result_within_the_ttl(settings):
+    from apps.enrichment.services.running import contacts_claim_rows
+
+    settings.PROVIDER_RESULT_REUSE_TTL_SECONDS = 3600
+    key = "linkedin.com/in/ada"
+    pending = ContactFactory(sandbox=False, person_key=key)
+    account = pending.account
+    now = timezone.now()
+
+    def done(result: dict, *, ago: int, **fields) -> None:
+        ContactFactory(
+            account=account,
+            person_key=key,
+            status=Contact.FINISHED,
+            result_status=Contact.VERIFIED,
+            result=result,
+            finished_at=now - timedelta(seconds=ago),
+            **{"sandbox": False, **fields},
+        )
+
+    done({"email": "old@x.co"}, ago=600)
+    done({"email": "new@x.co"}, ago=60)
+    done({"email": "sandbox@x.co"}, ago=1, sandbox=True)  # never a live contact's
+    done({"email": "expired@x.co"}, ago=7200)
+    ContactFactory(sandbox=False, person_key="someone else")
+    _, rows, reusable = contacts_claim_rows(contact_ids=[str(pending.pk)])
+    assert [c.pk for c in rows] == [pending.pk]
+    assert reusable == {(account.pk, key): {"email": "new@x.co"}}
+    Contact.objects.filter(pk=pending.pk).update(lease_expires_at=None)
+    settings.PROVIDER_RESULT_REUSE_TTL_SECONDS = 0
+    assert contacts_claim_rows(contact_ids=[str(pending.pk)])[2] == {}

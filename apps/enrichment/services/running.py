@@ -58,32 +58,39 @@ def contacts_claim(
     so a killed worker's contacts are free again within one lease period. Given a ``token``,
     rows it already holds count as free: a retry after a lost COMMIT reply gets them back.
     """
-    token, contacts = contacts_claim_rows(contact_ids=contact_ids, token=token)
+    token, contacts, _ = contacts_claim_rows(contact_ids=contact_ids, token=token)
     return token, [str(c.pk) for c in contacts]
 
 
 def contacts_claim_rows(
     *, contact_ids: list[str], token: uuid.UUID | None = None
-) -> tuple[uuid.UUID, list[Contact]]:
+) -> tuple[uuid.UUID, list[Contact], Reusable]:
     """``contacts_claim``, returning the claimed contacts themselves, in their order
     (created, then position), each with its account's ``provider_order`` (the rest of the
-    account is loaded only if asked for). On PostgreSQL one statement claims and loads
-    (``UPDATE … RETURNING`` over the rows ``FOR UPDATE SKIP LOCKED`` picked); elsewhere the
-    claim's two statements, then a load."""
+    account is loaded only if asked for), and the results their waterfalls may reuse
+    (``_reusable_results``). On PostgreSQL one statement claims and loads (``UPDATE …
+    RETURNING`` over the rows ``FOR UPDATE SKIP LOCKED`` picked, each with its account's
+    order and its person's newest reusable result); elsewhere the claim's two statements,
+    then a load and the reuse query."""
     token = token or contact_leases.new_token()
     now = timezone.now()
     if connection.vendor == "postgresql":
-        rows = list(
-            Contact.objects.raw(
-                _claim_sql(), [contact_ids, now, token, contact_leases.expiry(), token]
-            )
-        )
+        ttl = settings.PROVIDER_RESULT_REUSE_TTL_SECONDS
+        since = now - timedelta(seconds=ttl) if ttl > 0 else None
+        # In the statement's order: the CTE's, the SET's, then RETURNING's reuse subquery.
+        params = [contact_ids, now, token, contact_leases.expiry(), token, since, since]
+        rows = list(Contact.objects.raw(_claim_sql(), params))
+        reusable: Reusable = {}
         for contact in rows:
+            order = _jsonb(contact.account_provider_order)  # type: ignore[attr-defined]
             contact.account = Account.from_db(
-                connection.alias, ["id", "provider_order"], [contact.account_id, _json(contact)]
+                connection.alias, ["id", "provider_order"], [contact.account_id, order]
             )
+            result = _jsonb(contact.reusable_result)  # type: ignore[attr-defined]
+            if isinstance(result, dict):
+                reusable[(contact.account_id, contact.person_key)] = result
         rows.sort(key=lambda c: (c.created_at, c.position, c.pk))
-        return token, rows
+        return token, rows, reusable
     with transaction.atomic():
         free = (
             Contact.objects.select_for_update(skip_locked=True)
@@ -106,13 +113,16 @@ def contacts_claim_rows(
         .filter(pk__in=claimed)
         .order_by("created_at", "position", "pk")
     )
-    return token, contacts
+    return token, contacts, _reusable_results(contacts)
 
 
-def _json(contact: Contact) -> Any:
-    # The account's provider_order as RETURNING gave it: jsonb comes as text through
-    # Django's psycopg loaders (a model field would decode it; this column is not one).
-    value = contact.account_provider_order  # type: ignore[attr-defined]
+# Per (account, person key): the newest VERIFIED live result a waterfall may reuse.
+Reusable = dict[tuple[Any, str], dict[str, Any]]
+
+
+def _jsonb(value: Any) -> Any:
+    # A jsonb column RETURNING gave that is no model field: Django's psycopg loaders leave
+    # jsonb as text (a model field would decode it).
     return json.loads(value) if isinstance(value, str) else value
 
 
@@ -126,6 +136,17 @@ def _claim_sql() -> str:
         return quote(meta.get_field(name).column)
 
     returned = ", ".join(f"c.{quote(f.column)}" for f in meta.concrete_fields)
+    # As ``_reusable_results``: the person's newest VERIFIED live result within the TTL (the
+    # last two parameters: its start, NULL when reuse is off), by contact_reuse_idx.
+    reuse = f"""(
+        SELECT r.{col("result")} FROM {table} AS r
+        WHERE %s::timestamptz IS NOT NULL AND NOT c.{col("sandbox")}
+            AND c.{col("person_key")} <> '' AND r.{col("account")} = c.{col("account")}
+            AND r.{col("person_key")} = c.{col("person_key")}
+            AND r.{col("result_status")} = '{Contact.VERIFIED}' AND NOT r.{col("sandbox")}
+            AND r.{col("finished_at")} >= %s
+        ORDER BY r.{col("finished_at")} DESC LIMIT 1
+    )"""  # noqa: S608 - the names come from model metadata
     return f"""
         WITH free AS (
             SELECT {col("id")} AS id FROM {table}
@@ -141,7 +162,7 @@ def _claim_sql() -> str:
         FROM free, {accounts} AS a
         WHERE c.{col("id")} = free.id AND a.{quote(Account._meta.pk.column)} = c.{col("account")}
         RETURNING {returned}, a.{quote(Account._meta.get_field("provider_order").column)}
-            AS account_provider_order
+            AS account_provider_order, {reuse} AS reusable_result
     """  # noqa: S608 - the names come from model metadata
 
 
@@ -200,7 +221,7 @@ def contacts_start(*, contact_ids: list[str], attended: bool = False) -> _Claim 
         return None
     since = time.monotonic()
     token = contact_leases.new_token()  # one for every try: a retry finds its own claim
-    token, contacts = db_retry(
+    token, contacts, reusable = db_retry(
         lambda: contacts_claim_rows(contact_ids=contact_ids, token=token), what="claim contacts"
     )
     if not contacts:
@@ -212,13 +233,13 @@ def contacts_start(*, contact_ids: list[str], attended: bool = False) -> _Claim 
         claim.inbox = queue.SimpleQueue()
     if not threaded:
         try:
-            claim.finished = _run_inline(claim, contacts)
+            claim.finished = _run_inline(claim, contacts, reusable)
         finally:
             contact_leases.release(token)
             claim.done.set()
         return claim
     try:
-        runner.start(claim, contacts)
+        runner.start(claim, contacts, reusable)
     except BaseException:
         contact_leases.release(token)  # the leases lapse; the reaper runs them again
         raise
@@ -259,13 +280,9 @@ class _Claim:
             raise LeaseLost()
 
 
-def _load(contacts: list[Contact]) -> tuple[registry.Lineup, dict]:
-    """What the claimed contacts' waterfalls read: the provider line-up, reusable results."""
-
-    def load() -> tuple[registry.Lineup, dict]:
-        return registry.Lineup.load(), _reusable_results(contacts)
-
-    return db_retry(load, what="load contacts")
+def _lineup() -> registry.Lineup:
+    """The provider line-up the claim's waterfalls follow (``ProviderConfig``)."""
+    return db_retry(registry.Lineup.load, what="load the provider line-up")
 
 
 def _waterfall_of(
@@ -283,10 +300,10 @@ def _waterfall_of(
     return waterfall
 
 
-def _run_inline(claim: _Claim, contacts: list[Contact]) -> int:
+def _run_inline(claim: _Claim, contacts: list[Contact], reusable: Reusable) -> int:
     """No threads (``ENRICHMENT_CONCURRENCY`` ≤ 1): each waterfall and its finish run here,
     one contact at a time; a short budget asks the ledger here too."""
-    lineup, reusable = _load(contacts)
+    lineup = _lineup()
     token = claim.token
     held = db_retry(lambda: contacts_hold(token, contacts), what="hold credits")
 
@@ -377,7 +394,7 @@ class Runner:
             self._cond.wait_for(lambda: self.stopping or self._in_flight < self.room())
             return not self.stopping
 
-    def start(self, claim: _Claim, contacts: list[Contact]) -> None:
+    def start(self, claim: _Claim, contacts: list[Contact], reusable: Reusable) -> None:
         """Load for, hold credits for and submit a fresh claim's contacts."""
         with self._cond:
             self._in_flight += len(contacts)
@@ -385,7 +402,7 @@ class Runner:
                 self._start_finisher()
         unsent = len(contacts)  # not handed to the pool or the finisher yet
         try:
-            lineup, reusable = _load(contacts)
+            lineup = _lineup()
             claim.waterfall = _waterfall_of(claim, lineup, reusable)
             if any(not c.sandbox for c in contacts):
                 # Before any paid call, what each live contact may spend is held
@@ -653,7 +670,7 @@ class Runner:
         return still
 
 
-def _reusable_results(contacts: list[Contact]) -> dict[tuple[Any, str], dict[str, Any]]:
+def _reusable_results(contacts: list[Contact]) -> Reusable:
     """Newest VERIFIED live result per (account, person) within the reuse TTL, one query."""
     wanted = {(c.account_id, c.person_key) for c in contacts if not c.sandbox and c.person_key}
     ttl = settings.PROVIDER_RESULT_REUSE_TTL_SECONDS
