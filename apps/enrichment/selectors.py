@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from apps.accounts.models import Account
@@ -40,12 +42,46 @@ def contact_get(*, account: Account, sandbox: bool, enrichment_id: str) -> Conta
     return contact
 
 
-def contact_if_finished(pk: Any) -> Contact | None:
-    """The contact with its attempts if it has finished, else None: what a sync wait reads
-    (its own contact, by id) before waiting and on each wake-up; two queries once finished,
-    one before."""
+def contact_has_finished(pk: Any) -> bool:
+    """Whether the contact has finished: a sync wait's look before it waits (one statement,
+    built once; its own contact, by id)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_finished_sql()[0], [_contact_pk(pk)])
+        return cursor.fetchone() is not None
+
+
+def contact_if_finished(pk: Any) -> tuple[Contact, list[ProviderAttempt]] | None:
+    """The contact and its attempts if it has finished, else None: the answer of a sync
+    wait that was woken (its own contact, by id). Two statements built once: what the ORM's
+    ``contact_get`` reads, for half its CPU, which a sync answer spends on every request."""
+    sql, attempts_sql = _finished_sql()[1:]
+    rows = list(Contact.objects.raw(sql, [_contact_pk(pk)]))
+    if not rows:
+        return None
+    return rows[0], list(ProviderAttempt.objects.raw(attempts_sql, [_contact_pk(pk)]))
+
+
+def _contact_pk(pk: Any) -> Any:
+    return Contact._meta.pk.get_db_prep_value(pk, connection)
+
+
+@cache
+def _finished_sql() -> tuple[str, str, str]:
+    quote = connection.ops.quote_name
+    meta, attempts = Contact._meta, ProviderAttempt._meta
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    status = quote(meta.get_field("status").column)
+    where = f"WHERE {pk} = %s AND {status} = '{Contact.FINISHED}'"
+    columns = ", ".join(quote(f.column) for f in meta.concrete_fields)
+    wanted = ("id", "contact", "provider", "kind", "outcome", "duration_ms", "error", "position")
+    attempt_columns = ", ".join(quote(attempts.get_field(name).column) for name in wanted)
+    contact_column = quote(attempts.get_field("contact").column)
+    position = quote(attempts.get_field("position").column)
     return (
-        Contact.objects.filter(pk=pk, status=Contact.FINISHED).prefetch_related(_ATTEMPTS).first()
+        f"SELECT 1 FROM {table} {where}",  # noqa: S608 - names from model metadata
+        f"SELECT {columns} FROM {table} {where}",  # noqa: S608
+        f"SELECT {attempt_columns} FROM {quote(attempts.db_table)}"  # noqa: S608
+        f" WHERE {contact_column} = %s ORDER BY {position}",
     )
 
 
@@ -135,8 +171,11 @@ def entry_data(entry: ListEntry) -> dict[str, Any]:
     }
 
 
-def contact_data(contact: Contact) -> dict[str, Any]:
-    """The GET /contacts/{id} object; also the ``data`` of contact events."""
+def contact_data(
+    contact: Contact, *, attempts: Sequence[ProviderAttempt] | None = None
+) -> dict[str, Any]:
+    """The GET /contacts/{id} object; also the ``data`` of contact events. ``attempts``: the
+    contact's, in order, when read already (else ``contact.attempts``)."""
     return {
         "enrichment_id": str(contact.pk),
         "status": contact.status,
@@ -159,7 +198,7 @@ def contact_data(contact: Contact) -> dict[str, Any]:
                 "duration_ms": a.duration_ms,
                 "error": a.error,
             }
-            for a in contact.attempts.all()
+            for a in (contact.attempts.all() if attempts is None else attempts)
         ],
         "created_at": iso(contact.created_at),
         "finished_at": iso(contact.finished_at),

@@ -92,16 +92,16 @@ class EnrichSyncView(CachedKeyView, APIView):
         clean, timeout = sync_validated(
             json_object(request), consent=account.personal_email_consent
         )
-        contact, finished = services.contact_enrich_sync(
+        contact, attempts = services.contact_enrich_sync(
             account=account,
             api_key=api_key,
             clean=clean,
             timeout=timeout,
             list_obj=_list_named(request, clean.list_id),
         )
-        if not finished:
+        if attempts is None:
             return _accepted(request, contact)
-        return Response(selectors.contact_data(contact))
+        return Response(selectors.contact_data(contact, attempts=attempts))
 
 
 class BulkEnrichView(APIView):

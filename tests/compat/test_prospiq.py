@@ -410,8 +410,8 @@ def test_a_single_enrichment_that_ends_no_credits_is_a_402(db, monkeypatch):
             result_status=Contact.NO_CREDITS,
             result={"status": "NO_CREDITS", "phones": []},
         )
-        # As the service answers: the contact as read once finished.
-        return Contact.objects.get(pk=contact.pk), True
+        # As the service answers: the contact as read once finished, and its attempts.
+        return Contact.objects.get(pk=contact.pk), []
 
     monkeypatch.setattr(enrichment_services, "contact_enrich_sync", finished_without_credits)
     response = post(live, "/enrich", SEED_ENRICH)

@@ -120,3 +120,37 @@ def test_a_notification_wakes_the_waiter_without_reading_in_a_loop(db, monkeypat
 
     assert waiting.contact_wait(contact_id, timeout=10, finished=finished) is True
     assert len(reads) == 2
+
+
+def test_the_answers_read_is_what_get_contacts_reads(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.enrichment import selectors
+    from apps.enrichment.models import ProviderAttempt
+    from tests.factories import ContactFactory
+
+    contact = ContactFactory(
+        status=Contact.FINISHED,
+        result={"status": "VERIFIED", "email": "zoë@x.co"},
+        custom={"crm": [1, "ü"]},
+    )
+    for position, provider in ((1, "apollo"), (0, "hunter")):
+        ProviderAttempt.objects.create(
+            contact=contact, provider=provider, kind="email", outcome="miss", position=position
+        )
+    pending = ContactFactory(account=contact.account)
+    assert selectors.contact_has_finished(contact.pk)
+    assert not selectors.contact_has_finished(pending.pk)
+    assert selectors.contact_if_finished(pending.pk) is None
+    with CaptureQueriesContext(connection) as queries:
+        read, attempts = selectors.contact_if_finished(str(contact.pk))
+    assert len(queries) == 2
+    assert [a.provider for a in attempts] == ["hunter", "apollo"]
+    expected = selectors.contact_data(
+        selectors.contact_get(
+            account=contact.account, sandbox=contact.sandbox, enrichment_id=str(contact.pk)
+        )
+    )
+    assert selectors.contact_data(read, attempts=attempts) == expected
+    assert expected["custom"] == {"crm": [1, "ü"]} and expected["result"]["email"] == "zoë@x.co"

@@ -82,17 +82,17 @@ class EnrichView(CachedKeyView, ProspiqView):
     def post(self, request: Request) -> Response:
         account, api_key = request.user, request.auth
         enrich = validation.enrich_validated(json_object(request), account=account)
-        contact, finished = enrichment_services.contact_enrich_sync(
+        contact, attempts = enrichment_services.contact_enrich_sync(
             account=account,
             api_key=api_key,
             clean=enrich.contact,
             timeout=settings.ENRICH_SYNC_TIMEOUT_SECONDS,
         )
         location = {"Location": f"/api/v1/contacts/{contact.pk}"}
-        if not finished:
+        if attempts is None:
             body = {"status": shapes.PENDING, "search_id": str(contact.pk), **_sandbox(request)}
             return Response(body, status=202, headers=location)
-        data = enrichment_selectors.contact_data(contact)
+        data = enrichment_selectors.contact_data(contact, attempts=attempts)
         result = shapes.contact_result(data)
         if result["status"] == "NO_CREDITS":
             # The seed: NO_CREDITS only inside a bulk; a single enrichment is a 402.

@@ -12,7 +12,7 @@ from apps.core.db import insert_one
 from apps.core.errors import InsufficientCredits
 
 from .. import selectors
-from ..models import BulkJob, Contact, List
+from ..models import BulkJob, Contact, List, ProviderAttempt
 from ..validation import CleanBulk, CleanContact
 from .lists import contacts_add_to_list
 from .publishing import coalescer, contacts_publish
@@ -129,14 +129,15 @@ def contact_enrich_sync(
     clean: CleanContact,
     timeout: float,
     list_obj: List | None = None,
-) -> tuple[Contact, bool]:
+) -> tuple[Contact, list[ProviderAttempt] | None]:
     """Store one contact as ``contact_enqueue`` does, then wait up to ``timeout`` seconds for
     an enrichment worker to finish it (the waterfall never runs in the web process).
 
-    Returns the contact (when it finished in time, as read then, with its attempts) and
-    whether it finished in time. When this process already holds ``ENRICH_SYNC_MAX_WAITS``
-    waiting requests, it does not wait at all: the caller answers as the asynchronous path
-    does, and the contact finishes as usual.
+    Returns the contact and, when it finished in time, its attempts (the contact then as
+    read finished: the answer is ``selectors.contact_data(contact, attempts=…)``); None when
+    it did not. When this process already holds ``ENRICH_SYNC_MAX_WAITS`` waiting requests,
+    it does not wait at all: the caller answers as the asynchronous path does, and the
+    contact finishes as usual.
     """
     with wait_slots.slot() as free:
         # Published at once: the ``ENRICHMENT_PUBLISH_LINGER_MS`` batching saves web CPU
@@ -145,21 +146,26 @@ def contact_enrich_sync(
             account=account, api_key=api_key, clean=clean, list_obj=list_obj, linger=False
         )
         if not free:
-            return contact, False
+            return contact, None
         pk = contact.pk
-        seen: list[Contact] = []
+        looked: list[bool] = []
+        answer: list[tuple[Contact, list[ProviderAttempt]]] = []
 
         def finished() -> bool:
-            # Read with its attempts as the answer shows it: the read that sees it finished
-            # is the answer's, not one more.
+            # Before waiting it has hardly ever finished: a cheap look. Once woken, the read
+            # that sees it finished is the answer's.
+            if not looked:
+                looked.append(True)
+                if not selectors.contact_has_finished(pk):
+                    return False
             found = selectors.contact_if_finished(pk)
             if found is not None:
-                seen.append(found)
+                answer.append(found)
             return found is not None
 
         if contact_wait(pk, timeout=timeout, finished=finished):
-            return seen[-1], True
-        return contact, False
+            return answer[-1]
+        return contact, None
 
 
 def bulk_enrich_sync(
