@@ -9,18 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap >&2
-if [ -z "${BENCH_PYSPY:-}" ]; then
-  tools="${BENCH_TOOLS:-/tmp/sluice-bench-tools}"
-  if command -v py-spy >/dev/null 2>&1; then
-    BENCH_PYSPY=$(command -v py-spy)
-  elif [ -x "$tools/bin/py-spy" ] \
-    || .venv/bin/python -m pip install --quiet --target "$tools" py-spy >&2; then
-    BENCH_PYSPY="$tools/bin/py-spy"
-  else
-    echo "error: py-spy unavailable" >&2
-    exit 2
-  fi
-fi
+# shellcheck source=bench/pyspy.sh
+. bench/pyspy.sh
+bench_pyspy_find
+[ -n "$BENCH_PYSPY" ] || { echo "error: py-spy unavailable" >&2; exit 2; }
 out="${BENCH_OUT:-$(mktemp -d /tmp/sluice-sync-profile.XXXXXX)}"
 mkdir -p "$out"
 BENCH_CLIENTS="${1:-8}" bench/sync.sh 40 1 >"$out/bench.json" 2>"$out/bench.err" &

@@ -24,16 +24,8 @@ export SLUICE_ENV=production SECRET_KEY=bench-only ALLOWED_HOSTS=127.0.0.1 REQUI
 export WEBHOOK_ALLOW_PRIVATE_TARGETS=true WEBHOOK_ALLOW_HTTP=true LOG_LEVEL=WARNING
 SLUICE_VAR_DIR="$(mktemp -d /tmp/sluice-bench.XXXXXX)"
 export SLUICE_VAR_DIR
-if [ -z "${BENCH_PYSPY:-}" ]; then
-  tools="${BENCH_TOOLS:-/tmp/sluice-bench-tools}"
-  if command -v py-spy >/dev/null 2>&1; then
-    BENCH_PYSPY=$(command -v py-spy)
-  elif [ -x "$tools/bin/py-spy" ] \
-    || .venv/bin/python -m pip install --quiet --target "$tools" py-spy >&2; then
-    BENCH_PYSPY="$tools/bin/py-spy"
-  else
-    echo "note: py-spy unavailable: no thread names, no GIL profile" >&2
-  fi
-  export BENCH_PYSPY="${BENCH_PYSPY:-}"
-fi
+# shellcheck source=bench/pyspy.sh
+. bench/pyspy.sh
+bench_pyspy_find
+[ -n "$BENCH_PYSPY" ] || echo "note: py-spy unavailable: no thread names, no GIL profile" >&2
 .venv/bin/python bench/webhooks.py "${1:-2000}" "${2:-20}" "${3:-3}"
