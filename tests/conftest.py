@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 import redis
@@ -12,6 +13,13 @@ from tests.support.api import KeyedClient, make_client
 from tests.support.worker import WorkerProcess
 
 QUEUES = ("enrichment", "webhooks", "maintenance")
+
+# A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits
+# SIGINT ignored, and so would every process it starts: the tests that Ctrl-C a `sluice`
+# command (tests/client/test_cli.py) would wait for an exit that never comes. A handler is
+# not inherited across exec, an ignored signal is: the children get the default back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
