@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from apps.core.db import pk_param, sql_column, sql_table
 from apps.core.errors import Conflict, InvalidRequest
 
 from .models import Account, ApiKey, LedgerEntry, Plan
@@ -144,7 +145,7 @@ def credits_add(
 ) -> LedgerEntry:
     """Top-up, refund or adjustment. A negative adjustment may not take the balance below 0."""
     if entry_type == LedgerEntry.CHARGE:
-        raise ValueError("charges go through credits_charge")
+        raise ValueError("charges go through credits_charge or credits_settle")
     if entry_type in (LedgerEntry.HOLD, LedgerEntry.RELEASE):
         raise ValueError("holds go through credits_hold and credits_release")
     if amount == 0:
@@ -257,7 +258,7 @@ def _locked_balance(account_id: Any) -> int:
     once: these few statements run in every hold and finish, where compiling them through
     the ORM cost more than their round trips."""
     with connection.cursor() as cursor:
-        cursor.execute(_balance_sql()[0], [_account_pk(account_id)])
+        cursor.execute(_balance_sql()[0], [pk_param(Account, account_id)])
         row = cursor.fetchone()
     if row is None:
         raise Account.DoesNotExist(f"account {account_id}")
@@ -268,20 +269,14 @@ def _balance_move(account_id: Any, *, credits: int, held: int) -> bool:
     """Add ``credits`` to the available balance and ``held`` to what is held, unless the
     balance would go below zero (conditional even under the row lock); whether it did."""
     with connection.cursor() as cursor:
-        cursor.execute(_balance_sql()[1], [credits, held, _account_pk(account_id), credits])
+        cursor.execute(_balance_sql()[1], [credits, held, pk_param(Account, account_id), credits])
         return cursor.rowcount == 1
-
-
-def _account_pk(account_id: Any) -> Any:
-    return Account._meta.pk.get_db_prep_value(account_id, connection)
 
 
 @cache
 def _balance_sql() -> tuple[str, str]:
-    quote = connection.ops.quote_name
-    meta = Account._meta
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    credits, held = quote(meta.get_field("credits").column), quote(meta.get_field("held").column)
+    table, pk = sql_table(Account), sql_column(Account, "pk")
+    credits, held = sql_column(Account, "credits"), sql_column(Account, "held")
     lock = f"UPDATE {table} SET {held} = {held} WHERE {pk} = %s RETURNING {credits}"  # noqa: S608
     move = (
         f"UPDATE {table} SET {credits} = {credits} + %s, {held} = {held} + %s"  # noqa: S608

@@ -231,3 +231,30 @@ def insert_one(obj: Model, *, where: str | None = None, params: Sequence[Any] = 
         obj._state.adding = False
         obj._state.db = db.alias
     return written
+
+
+# --- Names and parameters for statements built once (raw SQL on the hot paths) ----------------
+
+
+def sql_table(model: type[Model]) -> str:
+    """The model's table, quoted for the default database."""
+    return connections[DEFAULT_DB_ALIAS].ops.quote_name(model._meta.db_table)
+
+
+def sql_column(model: type[Model], name: str) -> str:
+    """A field's column (``"pk"`` for the primary key's), quoted for the default database."""
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    return connections[DEFAULT_DB_ALIAS].ops.quote_name(field.column)
+
+
+def sql_columns(model: type[Model], *, prefix: str = "") -> str:
+    """Every concrete column of the model, quoted, each after ``prefix`` (a table alias and
+    its dot): what a raw statement selects or returns for ``Model.objects.raw``."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    return ", ".join(f"{prefix}{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+def pk_param(model: type[Model], value: Any) -> Any:
+    """A primary key value as the default database takes it as a parameter (SQLite keeps
+    UUIDs as hex text, PostgreSQL as uuid), as the ORM would send it."""
+    return model._meta.pk.get_db_prep_value(value, connections[DEFAULT_DB_ALIAS])

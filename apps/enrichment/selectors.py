@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from apps.accounts.models import Account
+from apps.core.db import pk_param, sql_column, sql_columns, sql_table
 from apps.core.errors import InvalidRequest, NotFound
 from apps.core.timefmt import iso, parse_timestamp
 
@@ -46,7 +47,7 @@ def contact_has_finished(pk: Any) -> bool:
     """Whether the contact has finished: a sync wait's look before it waits (one statement,
     built once; its own contact, by id)."""
     with connection.cursor() as cursor:
-        cursor.execute(_finished_sql()[0], [_contact_pk(pk)])
+        cursor.execute(_finished_sql()[0], [pk_param(Contact, pk)])
         return cursor.fetchone() is not None
 
 
@@ -55,33 +56,25 @@ def contact_if_finished(pk: Any) -> tuple[Contact, list[ProviderAttempt]] | None
     wait that was woken (its own contact, by id). Two statements built once: what the ORM's
     ``contact_get`` reads, for half its CPU, which a sync answer spends on every request."""
     sql, attempts_sql = _finished_sql()[1:]
-    rows = list(Contact.objects.raw(sql, [_contact_pk(pk)]))
+    rows = list(Contact.objects.raw(sql, [pk_param(Contact, pk)]))
     if not rows:
         return None
-    return rows[0], list(ProviderAttempt.objects.raw(attempts_sql, [_contact_pk(pk)]))
-
-
-def _contact_pk(pk: Any) -> Any:
-    return Contact._meta.pk.get_db_prep_value(pk, connection)
+    return rows[0], list(ProviderAttempt.objects.raw(attempts_sql, [pk_param(Contact, pk)]))
 
 
 @cache
 def _finished_sql() -> tuple[str, str, str]:
-    quote = connection.ops.quote_name
-    meta, attempts = Contact._meta, ProviderAttempt._meta
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    status = quote(meta.get_field("status").column)
-    where = f"WHERE {pk} = %s AND {status} = '{Contact.FINISHED}'"
-    columns = ", ".join(quote(f.column) for f in meta.concrete_fields)
+    table = sql_table(Contact)
+    where = f"WHERE {sql_column(Contact, 'pk')} = %s"
+    where += f" AND {sql_column(Contact, 'status')} = '{Contact.FINISHED}'"
     wanted = ("id", "contact", "provider", "kind", "outcome", "duration_ms", "error", "position")
-    attempt_columns = ", ".join(quote(attempts.get_field(name).column) for name in wanted)
-    contact_column = quote(attempts.get_field("contact").column)
-    position = quote(attempts.get_field("position").column)
+    attempt_columns = ", ".join(sql_column(ProviderAttempt, name) for name in wanted)
     return (
         f"SELECT 1 FROM {table} {where}",  # noqa: S608 - names from model metadata
-        f"SELECT {columns} FROM {table} {where}",  # noqa: S608
-        f"SELECT {attempt_columns} FROM {quote(attempts.db_table)}"  # noqa: S608
-        f" WHERE {contact_column} = %s ORDER BY {position}",
+        f"SELECT {sql_columns(Contact)} FROM {table} {where}",  # noqa: S608
+        f"SELECT {attempt_columns} FROM {sql_table(ProviderAttempt)}"  # noqa: S608
+        f" WHERE {sql_column(ProviderAttempt, 'contact')} = %s"
+        f" ORDER BY {sql_column(ProviderAttempt, 'position')}",
     )
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.notices import charges_crossed
 from apps.accounts.services import credits_settle
+from apps.core.db import sql_column, sql_table
 from apps.core.outages import db_retry
 from apps.webhooks.models import Event
 from apps.webhooks.services import EventDraft, events_emit
@@ -222,21 +223,9 @@ def _rows_finish(contacts: list[Contact], *, now: datetime) -> None:
 
 @cache
 def _rows_finish_sql() -> str:
-    meta = Contact._meta
-    table = connection.ops.quote_name(meta.db_table)
-    column = {
-        f: connection.ops.quote_name(meta.get_field(f).column)
-        for f in (
-            "id",
-            "status",
-            "finished_at",
-            "lease_expires_at",
-            "updated_at",
-            "result_status",
-            "result",
-            "credits_charged",
-        )
-    }
+    table = sql_table(Contact)
+    names = ("id", "status", "finished_at", "lease_expires_at", "updated_at", "result_status")
+    column = {name: sql_column(Contact, name) for name in (*names, "result", "credits_charged")}
     return f"""
         UPDATE {table} AS c SET
             {column["status"]} = %s,

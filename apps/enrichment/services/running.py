@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.accounts.models import Account
+from apps.core.db import sql_column, sql_columns, sql_table
 from apps.core.outages import db_retry
 from apps.providers import registry
 
@@ -128,14 +129,11 @@ def _jsonb(value: Any) -> Any:
 
 @cache
 def _claim_sql() -> str:
-    quote = connection.ops.quote_name
-    meta = Contact._meta
-    table, accounts = quote(meta.db_table), quote(Account._meta.db_table)
+    table, accounts = sql_table(Contact), sql_table(Account)
 
     def col(name: str) -> str:
-        return quote(meta.get_field(name).column)
+        return sql_column(Contact, name)
 
-    returned = ", ".join(f"c.{quote(f.column)}" for f in meta.concrete_fields)
     # As ``_reusable_results``: the person's newest VERIFIED live result within the TTL (the
     # last two parameters: its start, NULL when reuse is off), by contact_reuse_idx.
     reuse = f"""(
@@ -160,9 +158,10 @@ def _claim_sql() -> str:
             {col("lease_owner")} = %s,
             {col("run_count")} = c.{col("run_count")} + 1
         FROM free, {accounts} AS a
-        WHERE c.{col("id")} = free.id AND a.{quote(Account._meta.pk.column)} = c.{col("account")}
-        RETURNING {returned}, a.{quote(Account._meta.get_field("provider_order").column)}
-            AS account_provider_order, {reuse} AS reusable_result
+        WHERE c.{col("id")} = free.id AND a.{sql_column(Account, "pk")} = c.{col("account")}
+        RETURNING {sql_columns(Contact, prefix="c.")},
+            a.{sql_column(Account, "provider_order")} AS account_provider_order,
+            {reuse} AS reusable_result
     """  # noqa: S608 - the names come from model metadata
 
 
